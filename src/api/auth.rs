@@ -1,0 +1,40 @@
+//! Bearer-token middleware for the `/users` routes: the token must verify against the token
+//! keys of the current snapshot.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::token::TokenError;
+
+/// Refuses requests without a valid `Authorization: Bearer` token (401 + `WWW-Authenticate`).
+pub async fn require_token(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::unauthorized(TokenError::Missing))?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized(TokenError::Malformed))?;
+    let token = match text.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => return Err(ApiError::unauthorized(TokenError::Missing)),
+    };
+    let claims = state
+        .snapshot
+        .load()
+        .token_keys
+        .verify(token, crate::tls::material::now_unix())
+        .map_err(ApiError::unauthorized)?;
+    req.extensions_mut().insert(claims);
+    Ok(next.run(req).await)
+}

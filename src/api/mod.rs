@@ -1,0 +1,144 @@
+//! The HTTPS router: `/users` (bearer token required), `/` (a static, DB-free answer), JSON
+//! errors for unknown routes, request metrics, body limit and security headers on every
+//! response.
+
+pub mod auth;
+pub mod error;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::metrics::{HttpLabels, RouteLabel};
+use crate::state::AppState;
+use error::ApiError;
+
+/// Headers set on every response of the TLS listener.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("cache-control", "no-store"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
+async fn root() -> Response {
+    axum::Json(serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")}))
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.metrics;
+    m.http_requests
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabel { route })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// The router of the TLS listener.
+pub fn router(state: Arc<AppState>) -> Router {
+    let users = Router::new()
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route(
+            "/users/{id}",
+            get(users::get_user).delete(users::delete_user),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let mut app = Router::new()
+        .route("/", get(root))
+        .merge(users)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state);
+    for (name, value) in SECURITY_HEADERS {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    app
+}
+
+/// The router of the optional plain-HTTP listener: everything is a 308 to https.
+pub fn redirect_router(https_port: u16) -> Router {
+    Router::new().fallback(move |req: Request| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| strip_port(h).to_string())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = if https_port == 443 {
+            String::new()
+        } else {
+            format!(":{https_port}")
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("https://{host}{port}{path}");
+        (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response()
+    })
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.split(':').next().unwrap_or(host)
+}

@@ -1,0 +1,292 @@
+//! The `/users` handlers. Input is checked here, before any SQL: ids are positive 64-bit
+//! integers, usernames 1–64 of `[a-z0-9_.-]`, e-mail addresses of a conservative form.
+//! Extractor failures are turned into [`ApiError`]s so every answer is JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::db::pool::DbPool;
+use crate::db::users::{self, Created};
+use crate::state::AppState;
+
+/// Default and largest page size of `GET /users`.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: i64 = 1000;
+
+fn pool(state: &AppState) -> Result<Arc<DbPool>, ApiError> {
+    state.db.load_full().ok_or_else(ApiError::db_unavailable)
+}
+
+/// Parses a path id.
+pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        _ => Err(ApiError::bad_request(
+            "bad_id",
+            "id must be a positive 64-bit integer",
+        )),
+    }
+}
+
+/// Whether a username is 1–64 of `[a-z0-9_.-]`.
+pub fn valid_username(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+}
+
+/// Whether an e-mail address has a conservative, deliverable-looking form:
+/// `local@domain`, local 1–64 printable ASCII without spaces, quotes or brackets, a domain of
+/// two or more LDH labels, 254 characters at most.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = (1..=64).contains(&local.len())
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    s.len() <= 254 && local_ok && domain_ok
+}
+
+/// `GET /users/{id}`.
+pub async fn get_user(
+    State(state): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&raw)?;
+    let db = pool(&state)?;
+    match users::get(&db, &state.metrics, id).await? {
+        Some(u) => Ok(Json(u).into_response()),
+        None => Err(ApiError::not_found(format!("no user with id {id}"))),
+    }
+}
+
+/// `GET /users?limit=&after=`: keyset pagination by id.
+pub async fn list_users(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let (mut limit, mut after) = (DEFAULT_LIMIT, 0i64);
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "bad_query",
+                            format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "after" => {
+                after = v
+                    .parse()
+                    .ok()
+                    .filter(|a| *a >= 0)
+                    .ok_or_else(|| ApiError::bad_request("bad_query", "after must be a non-negative 64-bit integer (the last id of the previous page)"))?;
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    format!("unknown query parameter {other:?}; use limit and after"),
+                ));
+            }
+        }
+    }
+    let db = pool(&state)?;
+    let page = users::list(&db, &state.metrics, limit, after).await?;
+    let next_after = if page.len() as i64 == limit {
+        page.last().map(|u| u.id)
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        users: page,
+        next_after,
+    })
+    .into_response())
+}
+
+/// A page of `GET /users`; `next_after` is the `after` of the next page (null on the last).
+#[derive(Debug, Serialize)]
+pub struct Page {
+    /// Users by ascending id.
+    pub users: Vec<users::User>,
+    /// The id to pass as `after` for the next page.
+    pub next_after: Option<i64>,
+}
+
+/// The body of `POST /users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 1–64 of `[a-z0-9_.-]`.
+    pub username: String,
+    /// An e-mail address.
+    pub email: String,
+}
+
+/// `POST /users`: 201 with `Location`, 409 when the username is taken.
+pub async fn create_user(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is larger than the limit of {} bytes",
+                    state.config.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request("bad_body", "the request body could not be read")
+        }
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+    })?;
+    let new: NewUser = serde_json::from_str(text).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not a valid user object: {e}"),
+        )
+    })?;
+    let mut problems = Vec::new();
+    if !valid_username(&new.username) {
+        problems.push("username must be 1-64 characters of a-z, 0-9, _ . -");
+    }
+    if !valid_email(&new.email) {
+        problems.push("email must be a valid address such as name@example.com");
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(
+            "validation_failed",
+            problems.join("; "),
+        ));
+    }
+    let db = pool(&state)?;
+    match users::create(&db, &state.metrics, &new.username, &new.email).await? {
+        Created::Ok(u) => {
+            let location = format!("/users/{}", u.id);
+            Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(u)).into_response())
+        }
+        Created::DuplicateUsername => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("username {:?} is taken", new.username),
+        )),
+    }
+}
+
+/// `DELETE /users/{id}`: 204, or 404.
+pub async fn delete_user(
+    State(state): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&raw)?;
+    let db = pool(&state)?;
+    if users::delete(&db, &state.metrics, id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!("no user with id {id}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("42").unwrap(), 42);
+        for bad in [
+            "0",
+            "-1",
+            "+1",
+            "1e3",
+            "abc",
+            "9223372036854775808",
+            "",
+            "1 OR 1=1",
+        ] {
+            assert_eq!(parse_id(bad).unwrap_err().code, "bad_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(valid_username("alice.b-c_9"));
+        assert!(valid_username(&"a".repeat(64)));
+        for bad in ["", "Alice", "a b", "a;drop", &"a".repeat(65), "é"] {
+            assert!(!valid_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for good in [
+            "a@example.com",
+            "first.last+tag@sub.example.org",
+            "o'brien@example.ie",
+        ] {
+            assert!(valid_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@example.com",
+            "a@.com",
+            "a b@example.com",
+            "a@exa_mple.com",
+            "a..b@example.com",
+            "a@-x.com",
+            "\"a\"@example.com",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The command line (clap derive). Every flag of `serve` and `check-config` can also be set
+//! through its `TLSWARD_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::pki::KeyType;
+
+/// tlsward: a hardened HTTPS users API on rustls with a verify-full CockroachDB pool.
+#[derive(Debug, Parser)]
+#[command(name = "tlsward", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,tlsward=debug`).
+    #[arg(long, global = true, env = "TLSWARD_LOG", default_value = "info")]
+    pub log: String,
+    /// Log format.
+    #[arg(long, global = true, env = "TLSWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS API, the admin listener and the DB pool.
+    Serve(ServeArgs),
+    /// Load config, policy and certificates as `serve` does, print the effective config, exit 0
+    /// (or 64 listing every problem).
+    CheckConfig(ServeArgs),
+    /// Certificates.
+    Certs {
+        /// Which certificate command.
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Bearer tokens.
+    Token {
+        /// Which token command.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `certs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Make a dev PKI (CA, HTTPS server, DB server, DB client, token key) in cert-manager layout.
+    Dev(CertsDevArgs),
+}
+
+/// Arguments of `certs dev`.
+#[derive(Debug, Args)]
+pub struct CertsDevArgs {
+    /// Output directory (created; existing files are replaced).
+    #[arg(long, env = "TLSWARD_CERTS_OUT")]
+    pub out: PathBuf,
+    /// Extra subjectAltName for the HTTPS server certificate (repeatable).
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+    /// SQL user: the DB client certificate's CN.
+    #[arg(long, default_value = "app")]
+    pub db_user: String,
+    /// Key algorithm.
+    #[arg(long, value_enum, default_value = "ecdsa")]
+    pub key_type: KeyType,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a bearer token with the current signing key.
+    Issue(TokenIssueArgs),
+    /// Write a new random signing key into the key directory.
+    NewKey(TokenNewKeyArgs),
+}
+
+/// Arguments of `token issue`.
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Subject of the token.
+    #[arg(long)]
+    pub sub: String,
+    /// Lifetime (e.g. 15m, 1h; at most 24h).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// Directory of token keys (the mounted Secret).
+    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
+    pub token_key_dir: PathBuf,
+}
+
+/// Arguments of `token new-key`.
+#[derive(Debug, Args)]
+pub struct TokenNewKeyArgs {
+    /// Directory of token keys.
+    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
+    pub token_key_dir: PathBuf,
+    /// Key id (file name); it must sort after the current ones to become the signing key.
+    #[arg(long)]
+    pub kid: String,
+}
+
+/// Arguments of `serve` and `check-config`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// HTTPS listen address.
+    #[arg(long, env = "TLSWARD_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Admin listener (plain HTTP: /livez, /readyz, /metrics).
+    #[arg(long, env = "TLSWARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Optional plain-HTTP listener that only redirects (308) to https.
+    #[arg(long, env = "TLSWARD_HTTP_REDIRECT_LISTEN")]
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// Server certificate directory: tls.crt (leaf first, then intermediates) and tls.key.
+    #[arg(long, env = "TLSWARD_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Cipher policy YAML (default: Mozilla intermediate, X25519MLKEM768 preferred).
+    #[arg(long, env = "TLSWARD_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+    /// Directory with ca.crt of the CAs that issue client certificates (for client_auth).
+    #[arg(long, env = "TLSWARD_CLIENT_CA_DIR")]
+    pub client_ca_dir: Option<PathBuf>,
+    /// Directory of token signing keys (file name = key id).
+    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
+    pub token_key_dir: Option<PathBuf>,
+    /// Database URL, CockroachDB form:
+    /// postgresql://app@host:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…
+    #[arg(long, env = "TLSWARD_DB_URL", hide_env_values = true)]
+    pub db_url: Option<String>,
+    /// Allow sslmode weaker than verify-full (logs a warning at every start).
+    #[arg(long, env = "TLSWARD_DB_ALLOW_INSECURE")]
+    pub db_allow_insecure: bool,
+    /// Largest number of DB connections.
+    #[arg(long, env = "TLSWARD_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+    /// Time limit to open a DB connection (TCP + TLS + login).
+    #[arg(long, env = "TLSWARD_DB_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub db_connect_timeout: std::time::Duration,
+    /// Server-side statement timeout (0s = none).
+    #[arg(long, env = "TLSWARD_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: std::time::Duration,
+    /// How long a request waits for a free DB connection before answering 503.
+    #[arg(long, env = "TLSWARD_DB_CHECKOUT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub db_checkout_timeout: std::time::Duration,
+    /// Run the schema migration at start-up.
+    #[arg(long, env = "TLSWARD_DB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub db_migrate: bool,
+    /// Lifetime of tokens minted by `token issue` (default for the API's clients).
+    #[arg(long, env = "TLSWARD_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub token_ttl: std::time::Duration,
+    /// Time limit of a TLS handshake.
+    #[arg(long, env = "TLSWARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: std::time::Duration,
+    /// Time limit to receive request headers (HTTP/1.1).
+    #[arg(long, env = "TLSWARD_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "TLSWARD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long SIGTERM/SIGINT waits for open connections to finish.
+    #[arg(long, env = "TLSWARD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+}

@@ -1,0 +1,260 @@
+//! `ServeArgs` → a checked [`Config`] plus the first [`Snapshot`]. Every problem is collected
+//! and reported at once, each naming the flag, its environment variable or the file, and the
+//! fix. `check-config` runs exactly this and prints [`Config::describe`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::ServeArgs;
+use crate::db::dsn::{DbTarget, SslMode};
+use crate::db::pool::PoolSettings;
+use crate::snapshot::{Snapshot, Sources};
+
+/// Exit code for configuration errors (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Every configuration problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The checked configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTPS listener.
+    pub listen: SocketAddr,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// Optional redirect listener.
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// Reloadable inputs.
+    pub sources: Sources,
+    /// Database target.
+    pub db: DbTarget,
+    /// Pool settings.
+    pub pool: PoolSettings,
+    /// Run migrations at start-up.
+    pub db_migrate: bool,
+    /// Default token lifetime.
+    pub token_ttl: Duration,
+    /// TLS handshake time limit.
+    pub handshake_timeout: Duration,
+    /// Request-header time limit.
+    pub header_timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Drain time on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+fn need<T: Clone>(
+    v: &Option<T>,
+    flag: &str,
+    env: &str,
+    fix: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    if v.is_none() {
+        problems.push(format!("--{flag} ({env}) is not set; {fix}"));
+    }
+    v.clone()
+}
+
+impl Config {
+    /// Checks the arguments and loads the first snapshot.
+    pub fn load(args: &ServeArgs) -> Result<(Self, Snapshot), ConfigErrors> {
+        let ServeArgs {
+            listen,
+            admin_listen,
+            http_redirect_listen,
+            tls_dir,
+            policy_file,
+            client_ca_dir,
+            token_key_dir,
+            db_url,
+            db_allow_insecure,
+            db_pool_size,
+            db_connect_timeout,
+            db_statement_timeout,
+            db_checkout_timeout,
+            db_migrate,
+            token_ttl,
+            handshake_timeout,
+            header_timeout,
+            max_body_bytes,
+            shutdown_grace,
+        } = args.clone();
+        let mut p = Vec::new();
+        let tls_dir = need(
+            &tls_dir,
+            "tls-dir",
+            "TLSWARD_TLS_DIR",
+            "point it at the directory with tls.crt and tls.key",
+            &mut p,
+        );
+        let token_key_dir = need(
+            &token_key_dir,
+            "token-key-dir",
+            "TLSWARD_TOKEN_KEY_DIR",
+            "point it at the directory of token signing keys",
+            &mut p,
+        );
+        let db_url = need(
+            &db_url,
+            "db-url",
+            "TLSWARD_DB_URL",
+            "e.g. postgresql://app@localhost:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…",
+            &mut p,
+        );
+        let db = db_url.and_then(|u| match DbTarget::parse(&u) {
+            Ok(t) => Some(t),
+            Err(list) => {
+                p.extend(
+                    list.into_iter()
+                        .map(|e| format!("--db-url (TLSWARD_DB_URL): {e}")),
+                );
+                None
+            }
+        });
+        if let Some(t) = &db
+            && t.sslmode < SslMode::VerifyFull
+            && !db_allow_insecure
+        {
+            p.push(format!(
+                "--db-url (TLSWARD_DB_URL): sslmode={} does not authenticate the database; use sslmode=verify-full, or pass --db-allow-insecure (TLSWARD_DB_ALLOW_INSECURE=true) to accept the risk",
+                t.sslmode.as_str()
+            ));
+        }
+        if db_pool_size == 0 || db_pool_size > 1024 {
+            p.push(format!(
+                "--db-pool-size (TLSWARD_DB_POOL_SIZE) is {db_pool_size}; use 1 to 1024"
+            ));
+        }
+        for (d, flag, env) in [
+            (
+                db_connect_timeout,
+                "db-connect-timeout",
+                "TLSWARD_DB_CONNECT_TIMEOUT",
+            ),
+            (
+                db_checkout_timeout,
+                "db-checkout-timeout",
+                "TLSWARD_DB_CHECKOUT_TIMEOUT",
+            ),
+            (
+                handshake_timeout,
+                "handshake-timeout",
+                "TLSWARD_HANDSHAKE_TIMEOUT",
+            ),
+            (header_timeout, "header-timeout", "TLSWARD_HEADER_TIMEOUT"),
+        ] {
+            if d.is_zero() {
+                p.push(format!(
+                    "--{flag} ({env}) is 0; give a positive duration such as 3s"
+                ));
+            }
+        }
+        if token_ttl.is_zero() || token_ttl > crate::token::MAX_TTL {
+            p.push(
+                "--token-ttl (TLSWARD_TOKEN_TTL): tokens must be short-lived; use 1s to 24h"
+                    .to_string(),
+            );
+        }
+        if max_body_bytes < 256 {
+            p.push(format!(
+                "--max-body-bytes (TLSWARD_MAX_BODY_BYTES) is {max_body_bytes}; use at least 256"
+            ));
+        }
+        let ports = [Some(listen), Some(admin_listen), http_redirect_listen];
+        for (i, a) in ports.iter().enumerate() {
+            for b in ports.iter().skip(i + 1) {
+                if let (Some(a), Some(b)) = (a, b)
+                    && a == b
+                    && a.port() != 0
+                {
+                    p.push(format!("listeners clash: {a} is used twice; give --listen, --admin-listen and --http-redirect-listen different addresses"));
+                }
+            }
+        }
+        let sources = match (tls_dir, token_key_dir) {
+            (Some(tls_dir), Some(token_key_dir)) => Some(Sources {
+                tls_dir,
+                policy_file,
+                client_ca_dir,
+                token_key_dir,
+            }),
+            _ => None,
+        };
+        let snapshot = sources
+            .as_ref()
+            .and_then(|s| Snapshot::load(s, 1).map_err(|e| p.extend(e)).ok());
+        if !p.is_empty() {
+            return Err(ConfigErrors(p));
+        }
+        let (Some(sources), Some(db), Some(snapshot)) = (sources, db, snapshot) else {
+            unreachable!("every missing part pushed a problem");
+        };
+        let config = Self {
+            listen,
+            admin_listen,
+            http_redirect_listen,
+            sources,
+            db,
+            pool: PoolSettings {
+                max_size: db_pool_size,
+                connect_timeout: db_connect_timeout,
+                statement_timeout: db_statement_timeout,
+                checkout_timeout: db_checkout_timeout,
+            },
+            db_migrate,
+            token_ttl,
+            handshake_timeout,
+            header_timeout,
+            max_body_bytes,
+            shutdown_grace,
+        };
+        Ok((config, snapshot))
+    }
+
+    /// The normalized effective configuration, as YAML.
+    pub fn describe(&self, snapshot: &Snapshot) -> String {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        let mut out = format!(
+            "listen: https://{}\nadmin_listen: http://{}\nhttp_redirect_listen: {}\n",
+            self.listen,
+            self.admin_listen,
+            self.http_redirect_listen
+                .map_or("off".to_string(), |a| format!("http://{a}"))
+        );
+        out.push_str(&snapshot.describe(&self.sources));
+        out.push_str(&format!(
+            "database:\n  target: \"{}\"\n  sslmode: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
+            self.db.redacted(),
+            self.db.sslmode.as_str(),
+            self.pool.max_size,
+            h(self.pool.connect_timeout),
+            h(self.pool.statement_timeout),
+            h(self.pool.checkout_timeout),
+            self.db_migrate
+        ));
+        out.push_str(&format!(
+            "http:\n  token_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
+            h(self.token_ttl),
+            h(self.handshake_timeout),
+            h(self.header_timeout),
+            self.max_body_bytes,
+            h(self.shutdown_grace)
+        ));
+        out
+    }
+}

@@ -1,0 +1,6 @@
+//! The database side: DSN parsing, the verified TLS pool, retries, and the users queries.
+
+pub mod dsn;
+pub mod pool;
+pub mod retry;
+pub mod users;

@@ -1,0 +1,279 @@
+//! Builds, verifies and runs queries on a deadpool pool whose connections use TLS
+//! (`sslmode` from the DSN, `verify-full` unless the operator opted out) and client
+//! certificates. A pool is published only after one connection has run `SELECT 1`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::{IsolationLevel, Transaction};
+
+use super::dsn::{DbTarget, SslMode};
+use super::retry::{RetryPolicy, is_connection_broken, is_retryable};
+use crate::metrics::Metrics;
+use crate::tls::client::{self, Verify};
+use crate::tls::material::{self, MaterialError};
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Largest number of connections.
+    pub max_size: usize,
+    /// TCP + TLS + startup time limit of a new connection.
+    pub connect_timeout: Duration,
+    /// Server-side statement timeout (0 = none).
+    pub statement_timeout: Duration,
+    /// How long a request waits for a free connection.
+    pub checkout_timeout: Duration,
+}
+
+/// Database errors, with what the operator needs to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A CA, certificate or key file is unusable.
+    #[error(transparent)]
+    Material(#[from] MaterialError),
+    /// The TLS client config could not be built.
+    #[error("{0}")]
+    Tls(#[from] client::ClientConfigError),
+    /// No connection could be made or verified.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// host:port as user.
+        target: String,
+        /// The full cause chain.
+        reason: String,
+    },
+    /// No connection could be had in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+impl DbError {
+    /// Whether this error means the database cannot be reached right now (answer 503).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Connect { .. } => true,
+            Self::Query(e) => is_connection_broken(e),
+            _ => false,
+        }
+    }
+}
+
+/// The full `source()` chain of an error, joined with ": ".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut src = err.source();
+    while let Some(e) = src {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        src = e.source();
+    }
+    parts.join(": ")
+}
+
+fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
+    let where_ = format!("{}:{} as {}", target.host, target.port, target.user);
+    match e {
+        PoolError::Backend(pg) => {
+            let mut reason = error_chain(&pg);
+            if let Some(db) = pg.as_db_error() {
+                reason = format!(
+                    "the server refused: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                );
+                if db.message().contains("certificate") {
+                    reason.push_str("; check sslcert/sslkey: the client certificate must be issued by the cluster's CA and its CN must equal the user");
+                }
+            } else if reason.contains("NotValidForName") || reason.contains("not valid for name") {
+                reason.push_str(&format!(
+                    "; the database's certificate does not name {}",
+                    target.host
+                ));
+            } else if reason.contains("UnknownIssuer") {
+                reason
+                    .push_str("; the database's certificate is not issued by a CA in sslrootcert");
+            }
+            DbError::Connect {
+                target: where_,
+                reason,
+            }
+        }
+        PoolError::Timeout(kind) => DbError::Connect {
+            target: where_,
+            reason: format!("timed out ({kind:?})"),
+        },
+        other => DbError::Connect {
+            target: where_,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A verified pool and the target it connects to.
+#[derive(Clone)]
+pub struct DbPool {
+    /// The deadpool pool.
+    pub pool: Pool,
+    /// The target (for messages).
+    pub target: DbTarget,
+    /// Increments with every rebuilt pool.
+    pub generation: u64,
+    /// Retry bounds of transactions.
+    pub retry: RetryPolicy,
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Builds a pool for `target` (without connecting).
+pub fn build(
+    target: &DbTarget,
+    settings: &PoolSettings,
+    generation: u64,
+) -> Result<DbPool, DbError> {
+    let cfg = target.pg_config(
+        settings.connect_timeout,
+        settings.statement_timeout,
+        generation,
+    );
+    let mgr_cfg = ManagerConfig {
+        recycling_method: RecyclingMethod::Verified,
+    };
+    let mgr = if target.sslmode == SslMode::Disable {
+        Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg)
+    } else {
+        let roots = match &target.sslrootcert {
+            Some(p) => material::load_roots(p)?.0,
+            None => rustls::RootCertStore::empty(),
+        };
+        let client_cert = match (&target.sslcert, &target.sslkey) {
+            (Some(c), Some(k)) => {
+                let m = material::load_pair(c, k, material::now_unix())?;
+                Some((
+                    m.certified.cert.clone(),
+                    material::parse_key(k, &material::read_file(k)?)?,
+                ))
+            }
+            _ => None,
+        };
+        let verify = match target.sslmode {
+            SslMode::VerifyFull => Verify::Full,
+            SslMode::VerifyCa => Verify::CaOnly,
+            _ => Verify::Nothing,
+        };
+        let tls = client::build(verify, roots, client_cert)?;
+        Manager::from_config(
+            cfg,
+            tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            mgr_cfg,
+        )
+    };
+    let pool = Pool::builder(mgr)
+        .max_size(settings.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.checkout_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        .build()
+        .map_err(|e| DbError::Connect {
+            target: target.redacted(),
+            reason: e.to_string(),
+        })?;
+    Ok(DbPool {
+        pool,
+        target: target.clone(),
+        generation,
+        retry: RetryPolicy::default(),
+    })
+}
+
+/// Builds a pool and verifies it: one connection under the configured `sslmode`, `SELECT 1`.
+pub async fn build_and_verify(
+    target: &DbTarget,
+    settings: &PoolSettings,
+    generation: u64,
+) -> Result<DbPool, DbError> {
+    let db = build(target, settings, generation)?;
+    let client = db.pool.get().await.map_err(|e| pool_error(target, e))?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| DbError::Connect {
+            target: format!("{}:{}", target.host, target.port),
+            reason: error_chain(&e),
+        })?;
+    drop(client);
+    Ok(db)
+}
+
+impl DbPool {
+    /// Checks out a connection (with the pre-ping of `RecyclingMethod::Verified`).
+    pub async fn get(&self) -> Result<deadpool_postgres::Object, DbError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(kind) => DbError::Unavailable(format!(
+                "no connection within the checkout timeout ({kind:?})"
+            )),
+            other => pool_error(&self.target, other),
+        })
+    }
+
+    /// Runs a read; if it fails because the connection broke, runs it once more on a fresh one.
+    pub async fn read<T, F>(&self, metrics: &Metrics, f: F) -> Result<T, DbError>
+    where
+        F: for<'c> Fn(&'c deadpool_postgres::Client) -> BoxFut<'c, T>,
+    {
+        let client = self.get().await?;
+        match f(&client).await {
+            Err(e) if is_connection_broken(&e) => {
+                drop(deadpool_postgres::Object::take(client));
+                metrics.db_retry("connection_broken");
+                let fresh = self.get().await?;
+                Ok(f(&fresh).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Runs `f` in a SERIALIZABLE transaction, retrying SQLSTATE 40001 with back-off.
+    pub async fn transaction<T, F>(&self, metrics: &Metrics, mut f: F) -> Result<T, DbError>
+    where
+        F: for<'t> FnMut(&'t Transaction<'_>) -> BoxFut<'t, T>,
+    {
+        let mut client = self.get().await?;
+        if client.is_closed() {
+            // Nothing was sent yet: a connection that died idle is replaced once.
+            metrics.db_retry("connection_broken");
+            drop(deadpool_postgres::Object::take(client));
+            client = self.get().await?;
+        }
+        let mut attempt = 1;
+        loop {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()
+                .await?;
+            let result = async {
+                let value = f(&tx).await?;
+                tx.commit().await?;
+                Ok::<T, tokio_postgres::Error>(value)
+            }
+            .await;
+            match result {
+                Err(e) if is_retryable(&e) && attempt < self.retry.max_attempts => {
+                    metrics.db_retry("serialization_failure");
+                    tokio::time::sleep(self.retry.backoff(attempt, rand::random::<f64>())).await;
+                    attempt += 1;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+}

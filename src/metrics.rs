@@ -1,0 +1,195 @@
+//! Prometheus metrics (prometheus-client), rendered by the admin listener's `/metrics`.
+//!
+//! Label values are bounded: versions, suite names, fixed reasons, route templates (never raw
+//! paths) and status codes.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `{material}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MaterialLabel {
+    /// `server`, `client_ca`, `db_client`, `db_ca`.
+    pub material: String,
+}
+
+/// `{version,suite}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// `TLSv1_3` or `TLSv1_2`.
+    pub version: String,
+    /// IANA suite name.
+    pub suite: String,
+}
+
+/// `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// A fixed reason word.
+    pub reason: String,
+}
+
+/// `{route,method,status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The matched route template.
+    pub route: String,
+    /// Method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// `{route}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The matched route template.
+    pub route: String,
+}
+
+/// All metrics of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// `tlsward_cert_not_after_seconds{material}`.
+    pub cert_not_after: Family<MaterialLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// `tlsward_tls_handshakes_total{version,suite}`.
+    pub handshakes: Family<HandshakeLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_tls_handshake_failures_total{reason}`.
+    pub handshake_failures: Family<ReasonLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_http_requests_total{route,method,status}`.
+    pub http_requests: Family<HttpLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_http_request_duration_seconds{route}`.
+    pub http_duration: Family<RouteLabel, Histogram>,
+    /// `tlsward_db_pool_connections` (size), `_available`, `_waiting`.
+    pub db_pool_size: Gauge,
+    /// Idle connections ready for checkout.
+    pub db_pool_available: Gauge,
+    /// Requests waiting for a connection.
+    pub db_pool_waiting: Gauge,
+    /// `tlsward_db_retries_total{reason}`.
+    pub db_retries: Family<ReasonLabel, Counter<u64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let cert_not_after = Family::default();
+        registry.register(
+            "tlsward_cert_not_after_seconds",
+            "Expiry of the loaded certificate, Unix seconds",
+            cert_not_after.clone(),
+        );
+        let handshakes = Family::default();
+        registry.register(
+            "tlsward_tls_handshakes",
+            "Completed TLS handshakes",
+            handshakes.clone(),
+        );
+        let handshake_failures = Family::default();
+        registry.register(
+            "tlsward_tls_handshake_failures",
+            "Failed TLS handshakes by reason (protocol_version = a client offered only TLS < 1.2)",
+            handshake_failures.clone(),
+        );
+        let http_requests = Family::default();
+        registry.register(
+            "tlsward_http_requests",
+            "HTTP requests on the TLS listener",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+        });
+        registry.register(
+            "tlsward_http_request_duration_seconds",
+            "HTTP request latency on the TLS listener",
+            http_duration.clone(),
+        );
+        let db_pool_size = Gauge::default();
+        registry.register(
+            "tlsward_db_pool_connections",
+            "Open connections of the current DB pool",
+            db_pool_size.clone(),
+        );
+        let db_pool_available = Gauge::default();
+        registry.register(
+            "tlsward_db_pool_available",
+            "Idle connections of the current DB pool",
+            db_pool_available.clone(),
+        );
+        let db_pool_waiting = Gauge::default();
+        registry.register(
+            "tlsward_db_pool_waiting",
+            "Requests waiting for a DB connection",
+            db_pool_waiting.clone(),
+        );
+        let db_retries = Family::default();
+        registry.register(
+            "tlsward_db_retries",
+            "Database retries by reason",
+            db_retries.clone(),
+        );
+        Self {
+            registry,
+            cert_not_after,
+            handshakes,
+            handshake_failures,
+            http_requests,
+            http_duration,
+            db_pool_size,
+            db_pool_available,
+            db_pool_waiting,
+            db_retries,
+        }
+    }
+
+    /// Counts one retry.
+    pub fn db_retry(&self, reason: &str) {
+        self.db_retries
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one failed handshake.
+    pub fn handshake_failed(&self, reason: &str) {
+        self.handshake_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Records a certificate's expiry.
+    pub fn set_not_after(&self, material: &str, not_after: i64) {
+        self.cert_not_after
+            .get_or_create(&MaterialLabel {
+                material: material.into(),
+            })
+            .set(not_after);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

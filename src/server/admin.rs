@@ -1,0 +1,57 @@
+//! The admin listener (plain HTTP, loopback by default): `/livez`, `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::state::AppState;
+
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.not_ready_reason() {
+        None => (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "reason": why})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    if let Some(db) = state.db.load_full() {
+        let s = db.pool.status();
+        m.db_pool_size
+            .set(i64::try_from(s.size).unwrap_or(i64::MAX));
+        m.db_pool_available
+            .set(i64::try_from(s.available).unwrap_or(i64::MAX));
+        m.db_pool_waiting
+            .set(i64::try_from(s.waiting).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.render(),
+    )
+        .into_response()
+}
+
+/// The admin router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}

@@ -1,0 +1,249 @@
+//! TLS material from a mounted Secret directory: PEM → validated certificates and keys.
+//!
+//! Invariant: a [`ServerMaterial`] always holds a certificate chain in issuer order whose leaf
+//! is currently valid and matches its private key. Every error names the file and the reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// A problem with one file of TLS material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct MaterialError {
+    /// The file at fault.
+    pub path: PathBuf,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl MaterialError {
+    fn new(path: &Path, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What an operator wants to see of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS names and IP addresses from subjectAltName.
+    pub sans: Vec<String>,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+}
+
+impl CertInfo {
+    /// Parses the fields of one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+        let mut sans = Vec::new();
+        if let Ok(Some(ext)) = cert.subject_alternative_name() {
+            for name in &ext.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => sans.push(d.to_string()),
+                    GeneralName::IPAddress(ip) => sans.push(ip_to_string(ip)),
+                    GeneralName::URI(u) => sans.push(u.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Self {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            sans,
+            serial: cert.raw_serial_as_string().replace(':', ""),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+
+    /// The subject's common name, if any.
+    pub fn common_name(&self) -> Option<&str> {
+        self.subject
+            .split(", ")
+            .find_map(|part| part.strip_prefix("CN="))
+    }
+
+    /// `not_after` as RFC 3339.
+    pub fn not_after_rfc3339(&self) -> String {
+        rfc3339(self.not_after)
+    }
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn ip_to_string(raw: &[u8]) -> String {
+    match raw.len() {
+        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(raw).unwrap_or_default()).to_string(),
+        16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(raw).unwrap_or_default()).to_string(),
+        _ => format!("{raw:02x?}"),
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Reads a file, naming it in the error.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, MaterialError> {
+    std::fs::read(path).map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
+}
+
+/// Parses every CERTIFICATE block of a PEM file.
+pub fn parse_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, MaterialError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+    let certs = certs.map_err(|e| MaterialError::new(path, format!("bad PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(MaterialError::new(
+            path,
+            "no CERTIFICATE block found (empty, truncated or not PEM)",
+        ));
+    }
+    for (i, c) in certs.iter().enumerate() {
+        CertInfo::from_der(c)
+            .map_err(|e| MaterialError::new(path, format!("certificate #{}: {e}", i + 1)))?;
+    }
+    Ok(certs)
+}
+
+/// Parses the private key of a PEM file (PKCS#8, SEC1 or PKCS#1).
+pub fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, MaterialError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        MaterialError::new(
+            path,
+            format!("no usable PRIVATE KEY block (empty, truncated or not PEM): {e}"),
+        )
+    })
+}
+
+/// Checks that the leaf is valid now and that each certificate is issued by the next one.
+pub fn check_chain(
+    path: &Path,
+    certs: &[CertificateDer<'_>],
+    now: i64,
+) -> Result<Vec<CertInfo>, MaterialError> {
+    let infos: Vec<CertInfo> = certs
+        .iter()
+        .map(|c| CertInfo::from_der(c).map_err(|e| MaterialError::new(path, e)))
+        .collect::<Result<_, _>>()?;
+    let leaf = &infos[0];
+    if now < leaf.not_before {
+        return Err(MaterialError::new(
+            path,
+            format!(
+                "certificate is not valid yet (not_before {})",
+                rfc3339(leaf.not_before)
+            ),
+        ));
+    }
+    if now > leaf.not_after {
+        return Err(MaterialError::new(
+            path,
+            format!("certificate expired at {}", rfc3339(leaf.not_after)),
+        ));
+    }
+    for pair in infos.windows(2) {
+        if pair[0].issuer != pair[1].subject {
+            return Err(MaterialError::new(
+                path,
+                format!(
+                    "chain out of order: \"{}\" is issued by \"{}\", but the next certificate is \"{}\"; put the leaf first, then each issuer",
+                    pair[0].subject, pair[0].issuer, pair[1].subject
+                ),
+            ));
+        }
+    }
+    Ok(infos)
+}
+
+/// A validated server certificate chain and key.
+#[derive(Debug, Clone)]
+pub struct ServerMaterial {
+    /// Chain + signing key, ready for rustls.
+    pub certified: Arc<CertifiedKey>,
+    /// The leaf and any intermediates, in order.
+    pub chain: Vec<CertInfo>,
+}
+
+/// The file names of a cert-manager TLS Secret.
+pub const TLS_CRT: &str = "tls.crt";
+/// Private key file of a cert-manager TLS Secret.
+pub const TLS_KEY: &str = "tls.key";
+/// CA file of a cert-manager TLS Secret.
+pub const CA_CRT: &str = "ca.crt";
+
+/// Loads and validates a certificate + key pair.
+pub fn load_pair(
+    cert_path: &Path,
+    key_path: &Path,
+    now: i64,
+) -> Result<ServerMaterial, MaterialError> {
+    let certs = parse_certs(cert_path, &read_file(cert_path)?)?;
+    let key = parse_key(key_path, &read_file(key_path)?)?;
+    let chain = check_chain(cert_path, &certs, now)?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let certified = CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
+        let reason = match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "the key does not match the certificate in {}; they must be written as a pair",
+                cert_path.display()
+            ),
+            other => format!("unusable private key: {other}"),
+        };
+        MaterialError::new(key_path, reason)
+    })?;
+    Ok(ServerMaterial {
+        certified: Arc::new(certified),
+        chain,
+    })
+}
+
+/// Loads a CA bundle (one or more certificates) into a root store.
+pub fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertInfo>), MaterialError> {
+    let certs = parse_certs(path, &read_file(path)?)?;
+    let mut store = RootCertStore::empty();
+    let mut infos = Vec::new();
+    for (i, c) in certs.into_iter().enumerate() {
+        infos.push(CertInfo::from_der(&c).map_err(|e| MaterialError::new(path, e))?);
+        store.add(c).map_err(|e| {
+            MaterialError::new(
+                path,
+                format!("certificate #{} is not a usable CA: {e}", i + 1),
+            )
+        })?;
+    }
+    Ok((store, infos))
+}
+
+/// SHA-256 of some bytes, lowercase hex (for digests of material).
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}

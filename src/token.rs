@@ -1,0 +1,295 @@
+//! Short-lived signed bearer tokens: compact JWS (JWT) with HMAC-SHA256 and a `kid` header.
+//!
+//! Keys are the files of one directory (a mounted Secret): the file name is the key id, the
+//! trimmed contents (at least 32 bytes) the secret. Several keys verify at once so keys can
+//! rotate; the key whose id sorts last signs, so name keys by date (`k20261129`). Hidden
+//! entries (kubelet's `..data`, `..2026_…`) are skipped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+
+/// The `iss` claim of every token.
+pub const ISSUER: &str = "tlsward";
+/// The longest lifetime a token may be issued with.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Clock skew tolerated on `exp` and `iat`.
+const LEEWAY_SECS: i64 = 30;
+const MIN_KEY_BYTES: usize = 32;
+
+/// Why a token directory cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct KeyError {
+    /// The directory or file at fault.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Why a token is refused; the `Display` text is safe to send to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// Not a well-formed token.
+    #[error("malformed token")]
+    Malformed,
+    /// Signed with a key id that is not (or no longer) accepted.
+    #[error("token signed with an unknown key id")]
+    UnknownKid,
+    /// The signature does not verify.
+    #[error("bad token signature")]
+    BadSignature,
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+}
+
+/// The claims of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer, always [`ISSUER`].
+    pub iss: String,
+    /// Subject: who the token was issued to.
+    pub sub: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+}
+
+/// The accepted keys, sorted by id; the last one signs.
+#[derive(Clone)]
+pub struct TokenKeys {
+    keys: Vec<(String, hmac::Key)>,
+    /// SHA-256 over ids and secrets, to detect changes.
+    pub digest: String,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("kids", &self.kids())
+            .finish()
+    }
+}
+
+/// A new random key, as the text of a key file.
+pub fn generate_key_text() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{}\n", B64.encode(bytes))
+}
+
+fn valid_kid(kid: &str) -> bool {
+    !kid.is_empty()
+        && kid.len() <= 64
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl TokenKeys {
+    /// Reads every key of a directory.
+    pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
+        let err = |path: &Path, reason: String| KeyError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| err(dir, format!("cannot list: {e}")))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if name.starts_with('.') || path.is_dir() {
+                continue;
+            }
+            if !valid_kid(&name) {
+                return Err(err(
+                    &path,
+                    "key file names are key ids: 1-64 of [A-Za-z0-9_.-]".into(),
+                ));
+            }
+            let bytes =
+                std::fs::read(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
+            let secret = bytes.trim_ascii();
+            if secret.len() < MIN_KEY_BYTES {
+                return Err(err(
+                    &path,
+                    format!(
+                        "key is {} bytes; at least {MIN_KEY_BYTES} are needed (make one with `tlsward token new-key`)",
+                        secret.len()
+                    ),
+                ));
+            }
+            found.push((name, secret.to_vec()));
+        }
+        if found.is_empty() {
+            return Err(err(
+                dir,
+                "no key files; add one (e.g. `tlsward certs dev` writes tokens/k<date>)".into(),
+            ));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut digest_input = Vec::new();
+        for (kid, secret) in &found {
+            digest_input.extend_from_slice(kid.as_bytes());
+            digest_input.push(0);
+            digest_input.extend_from_slice(secret);
+            digest_input.push(0);
+        }
+        Ok(Self {
+            digest: crate::tls::material::sha256_hex(&digest_input),
+            keys: found
+                .into_iter()
+                .map(|(kid, s)| (kid, hmac::Key::new(hmac::HMAC_SHA256, &s)))
+                .collect(),
+        })
+    }
+
+    /// The accepted key ids, sorted; the last one signs.
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    /// Issues a token for `sub` valid for `ttl` from `now` (Unix seconds).
+    pub fn issue(&self, sub: &str, ttl: Duration, now: i64) -> String {
+        let (kid, key) = self
+            .keys
+            .last()
+            .expect("load_dir never returns an empty set");
+        let header = Header {
+            alg: "HS256".into(),
+            typ: Some("JWT".into()),
+            kid: Some(kid.clone()),
+        };
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: sub.into(),
+            iat: now,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+        };
+        let signing_input = format!(
+            "{}.{}",
+            B64.encode(serde_json::to_vec(&header).expect("header serializes")),
+            B64.encode(serde_json::to_vec(&claims).expect("claims serialize"))
+        );
+        let sig = hmac::sign(key, signing_input.as_bytes());
+        format!("{signing_input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    /// Verifies a token at `now` (Unix seconds) and returns its claims.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: Header = decode_json(h)?;
+        if header.alg != "HS256" {
+            return Err(TokenError::Malformed);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .ok_or(TokenError::UnknownKid)?;
+        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
+        let signing_input = &token[..h.len() + 1 + c.len()];
+        hmac::verify(key, signing_input.as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
+        let claims: Claims = decode_json(c)?;
+        if claims.iss != ISSUER || claims.iat > now + LEEWAY_SECS {
+            return Err(TokenError::Malformed);
+        }
+        if claims.exp + LEEWAY_SECS <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
+    let bytes = B64.decode(part).map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &[&str]) -> (tempfile::TempDir, TokenKeys) {
+        let dir = tempfile::tempdir().unwrap();
+        for n in names {
+            std::fs::write(dir.path().join(n), generate_key_text()).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("..2026_11_29")).unwrap();
+        let k = TokenKeys::load_dir(dir.path()).unwrap();
+        (dir, k)
+    }
+
+    #[test]
+    fn newest_kid_signs_and_older_still_verify() {
+        let (dir, both) = keys(&["k1", "k2"]);
+        let t = both.issue("alice", Duration::from_secs(60), 1000);
+        assert!(t.starts_with(&B64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#)));
+        assert_eq!(both.verify(&t, 1010).unwrap().sub, "alice");
+        std::fs::remove_file(dir.path().join("k2")).unwrap();
+        let only_k1 = TokenKeys::load_dir(dir.path()).unwrap();
+        assert_eq!(only_k1.verify(&t, 1010), Err(TokenError::UnknownKid));
+        let old = only_k1.issue("bob", Duration::from_secs(60), 1000);
+        std::fs::write(dir.path().join("k2"), generate_key_text()).unwrap();
+        let again = TokenKeys::load_dir(dir.path()).unwrap();
+        assert_eq!(again.verify(&old, 1010).unwrap().sub, "bob");
+    }
+
+    #[test]
+    fn refuses_expired_tampered_and_malformed() {
+        let (_d, k) = keys(&["k1"]);
+        let t = k.issue("alice", Duration::from_secs(60), 1000);
+        assert_eq!(
+            k.verify(&t, 1000 + 60 + LEEWAY_SECS),
+            Err(TokenError::Expired)
+        );
+        let mut forged = t.clone();
+        forged.pop();
+        forged.push(if t.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(k.verify(&forged, 1001), Err(TokenError::BadSignature));
+        assert_eq!(k.verify("a.b", 1001), Err(TokenError::Malformed));
+        let none_alg = format!(
+            "{}.{}.",
+            B64.encode(br#"{"alg":"none","kid":"k1"}"#),
+            t.split('.').nth(1).unwrap()
+        );
+        assert_eq!(k.verify(&none_alg, 1001), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn key_directory_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = TokenKeys::load_dir(dir.path()).unwrap_err();
+        assert!(e.reason.contains("no key files"), "{e}");
+        std::fs::write(dir.path().join("short"), "abc").unwrap();
+        let e = TokenKeys::load_dir(dir.path()).unwrap_err();
+        assert!(
+            e.path.ends_with("short") && e.reason.contains("at least 32"),
+            "{e}"
+        );
+        assert!(TokenKeys::load_dir(&dir.path().join("nope")).is_err());
+    }
+}
