@@ -1,0 +1,322 @@
+//! Test harness: a throwaway PostgreSQL set up like a secure CockroachDB (TLS only, client
+//! certificates, its own PKI made with rcgen), an in-process tlsward on ephemeral ports, a
+//! TLS HTTP client that trusts the test CA, and `assert_eventually!`.
+//!
+//! One cluster per test binary, started on first use by `scripts/pg.sh` with `--watch-pid`:
+//! when the test process exits, the cluster is stopped and its directory (PKI included) is
+//! removed, so nothing is left behind even if a test panics. Each test uses its own database.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use tlsward::cli::{Cli, Command as Sub, ServeArgs};
+use tlsward::pki::{Ca, Issued, KeyType, LeafSpec, write_file, write_secret_dir};
+use tlsward::server::Running;
+
+/// Waits until an expression is true, polling, or panics after the deadline.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $timeout:expr, $($msg:tt)+) => {{
+        let deadline = std::time::Instant::now() + $timeout;
+        loop {
+            if $cond { break; }
+            if std::time::Instant::now() > deadline { panic!($($msg)+); }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }};
+}
+
+/// Path of the repo's scripts.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
+/// The tlsward binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tlsward")
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The test PKI and the cluster that trusts it.
+pub struct Postgres {
+    /// Cluster directory (data, socket, pki/).
+    pub dir: PathBuf,
+    /// TCP port.
+    pub port: u16,
+    /// The CA of everything.
+    pub ca: Ca,
+    /// `pki/ca.crt`.
+    pub ca_file: PathBuf,
+    /// `pki/server/`: the HTTPS server Secret.
+    pub server_dir: PathBuf,
+    /// `pki/db-client/`: client cert for `app`.
+    pub client_dir: PathBuf,
+    /// `pki/tokens/`.
+    pub token_dir: PathBuf,
+}
+
+static PG: OnceLock<Postgres> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Makes a unique name for this process.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Writes an issued pair into a Secret-style directory.
+pub fn write_pair(dir: &Path, issued: &Issued, ca_pem: &str) {
+    write_secret_dir(dir, issued, ca_pem).unwrap();
+}
+
+/// The shared cluster of this test binary, started on first use.
+pub fn postgres() -> &'static Postgres {
+    PG.get_or_init(|| {
+        tlsward::install_crypto_provider();
+        let dir = std::env::temp_dir().join(unique("tlsward-test-"));
+        let pki = dir.join("pki");
+        let ca = Ca::new("tlsward test CA", KeyType::Ecdsa).unwrap();
+        let ca_file = pki.join("ca.crt");
+        write_file(&ca_file, &ca.cert_pem, false).unwrap();
+        let db_server = pki.join("db-server");
+        write_pair(
+            &db_server,
+            &ca.issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
+                .unwrap(),
+            &ca.cert_pem,
+        );
+        let server_dir = pki.join("server");
+        write_pair(
+            &server_dir,
+            &ca.issue(&LeafSpec::server(
+                "localhost",
+                &["localhost", "127.0.0.1", "::1"],
+            ))
+            .unwrap(),
+            &ca.cert_pem,
+        );
+        let client_dir = pki.join("db-client");
+        write_pair(
+            &client_dir,
+            &ca.issue(&LeafSpec::client("app")).unwrap(),
+            &ca.cert_pem,
+        );
+        let token_dir = pki.join("tokens");
+        write_file(
+            &token_dir.join("k1"),
+            &tlsward::token::generate_key_text(),
+            true,
+        )
+        .unwrap();
+        let port = free_port();
+        let status = Command::new("bash")
+            .arg(script("pg.sh"))
+            .args([
+                "start",
+                dir.to_str().unwrap(),
+                &port.to_string(),
+                db_server.to_str().unwrap(),
+            ])
+            .args(["--watch-pid", &std::process::id().to_string()])
+            .status()
+            .expect("run scripts/pg.sh");
+        assert!(status.success(), "scripts/pg.sh start failed");
+        Postgres {
+            dir,
+            port,
+            ca,
+            ca_file,
+            server_dir,
+            client_dir,
+            token_dir,
+        }
+    })
+}
+
+impl Postgres {
+    /// Runs SQL as the superuser in database `db`; returns psql's unaligned output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("bash")
+            .arg(script("pg.sh"))
+            .args([
+                "psql",
+                self.dir.to_str().unwrap(),
+                "-d",
+                db,
+                "-tA",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A new empty database owned by `app`.
+    pub fn create_db(&self) -> String {
+        let name = unique("t");
+        self.psql("postgres", &format!("CREATE DATABASE {name} OWNER app"));
+        name
+    }
+
+    /// The DSN of database `db` as user `app`, with the client cert in `client_dir`.
+    pub fn dsn(&self, db: &str, client_dir: &Path) -> String {
+        self.dsn_at(db, client_dir, self.port)
+    }
+
+    /// The DSN with another port (e.g. a proxy in front of the cluster).
+    pub fn dsn_at(&self, db: &str, client_dir: &Path, port: u16) -> String {
+        format!(
+            "postgresql://app@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            self.ca_file.display(),
+            client_dir.join("tls.crt").display(),
+            client_dir.join("tls.key").display()
+        )
+    }
+
+    /// A fresh directory under the cluster's directory (removed with it).
+    pub fn scratch(&self) -> PathBuf {
+        let d = self.dir.join("pki").join(unique("s"));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+/// `ServeArgs` as the command line would make them, on ephemeral loopback ports.
+pub fn serve_args(extra: &[&str]) -> ServeArgs {
+    let pg = postgres();
+    let db = pg.create_db();
+    let dsn = pg.dsn(&db, &pg.client_dir);
+    let mut argv: Vec<String> = vec!["tlsward".into(), "serve".into()];
+    for (k, v) in [
+        ("--listen", "127.0.0.1:0".to_string()),
+        ("--admin-listen", "127.0.0.1:0".to_string()),
+        ("--tls-dir", pg.server_dir.display().to_string()),
+        ("--token-key-dir", pg.token_dir.display().to_string()),
+        ("--db-url", dsn),
+    ] {
+        argv.push(k.into());
+        argv.push(v);
+    }
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    match Cli::parse_from(argv).command {
+        Sub::Serve(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+/// A running in-process server and a client for it.
+pub struct TestServer {
+    /// The server.
+    pub running: Running,
+    /// `https://localhost:PORT`.
+    pub base: String,
+    /// `http://127.0.0.1:ADMIN`.
+    pub admin: String,
+    /// Client trusting the test CA, resolving localhost to the server.
+    pub client: reqwest::Client,
+}
+
+/// Starts a server with these args and waits until it is ready (DB verified).
+pub async fn start(args: ServeArgs) -> TestServer {
+    let s = start_unready(args).await;
+    let admin = s.admin.clone();
+    assert_eventually!(
+        reqwest::get(format!("{admin}/readyz"))
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false),
+        Duration::from_secs(20),
+        "server never became ready"
+    );
+    s
+}
+
+/// Starts a server without waiting for readiness.
+pub async fn start_unready(args: ServeArgs) -> TestServer {
+    let (config, snapshot) = tlsward::config::Config::load(&args).expect("test config loads");
+    let running = tlsward::server::start(config, snapshot)
+        .await
+        .expect("server starts");
+    let client = client_for(running.tls_addr);
+    TestServer {
+        base: format!("https://localhost:{}", running.tls_addr.port()),
+        admin: format!("http://{}", running.admin_addr),
+        client,
+        running,
+    }
+}
+
+/// A reqwest client that trusts the test CA and sends `localhost` to `addr`.
+pub fn client_for(addr: SocketAddr) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(postgres().ca.cert_pem.as_bytes()).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(ca)
+        .resolve("localhost", addr)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+impl TestServer {
+    /// A valid token from the test keys.
+    pub fn token(&self) -> String {
+        let keys = tlsward::token::TokenKeys::load_dir(&postgres().token_dir).unwrap();
+        keys.issue(
+            "tester",
+            Duration::from_secs(300),
+            tlsward::tls::material::now_unix(),
+        )
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The TLS port.
+    pub fn port(&self) -> u16 {
+        self.running.tls_addr.port()
+    }
+}
+
+/// The value of one metric sample line (`name{labels}`), or 0 when absent.
+pub fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
