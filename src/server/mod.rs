@@ -3,6 +3,7 @@
 //! and the task that verifies the DB pool before the server turns ready.
 
 pub mod admin;
+pub mod hello;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -231,11 +232,14 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(state.snapshot.load().server_config.clone());
     let m = &state.metrics;
-    let tls = match tokio::time::timeout(state.config.handshake_timeout, acceptor.accept(tcp)).await
-    {
+    let accept = acceptor.accept(hello::FirstBytes::new(tcp)).into_fallible();
+    let tls = match tokio::time::timeout(state.config.handshake_timeout, accept).await {
         Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            let reason = handshake_failure_reason(&e);
+        Ok(Err((e, io))) => {
+            let reason = match io.client_version() {
+                Some(v) if v < 0x0303 => "protocol_version",
+                _ => handshake_failure_reason(&e),
+            };
             tracing::debug!(error = %e, reason, "TLS handshake failed");
             m.handshake_failed(reason);
             return;
