@@ -97,6 +97,16 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
                     "; the database's certificate does not name {}",
                     target.host
                 ));
+            } else if [
+                "UnknownCA",
+                "BadCertificate",
+                "CertificateUnknown",
+                "CertificateRequired",
+            ]
+            .iter()
+            .any(|a| reason.contains(a))
+            {
+                reason.push_str("; the database does not trust the client certificate in sslcert (issued by another CA?)");
             } else if reason.contains("UnknownIssuer") {
                 reason
                     .push_str("; the database's certificate is not issued by a CA in sslrootcert");

@@ -320,3 +320,80 @@ pub fn metric(text: &str, sample: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Another cluster of the same CA with its own server certificate (for name-mismatch tests).
+pub fn extra_cluster(server_sans: &[&str]) -> (PathBuf, u16) {
+    let pg = postgres();
+    let dir = std::env::temp_dir().join(unique("tlsward-test-extra-"));
+    let certs = pg.scratch();
+    write_pair(
+        &certs,
+        &pg.ca.issue(&LeafSpec::server("node", server_sans)).unwrap(),
+        &pg.ca.cert_pem,
+    );
+    let port = free_port();
+    let status = Command::new("bash")
+        .arg(script("pg.sh"))
+        .args([
+            "start",
+            dir.to_str().unwrap(),
+            &port.to_string(),
+            certs.to_str().unwrap(),
+        ])
+        .args(["--watch-pid", &std::process::id().to_string()])
+        .status()
+        .expect("run scripts/pg.sh");
+    assert!(status.success(), "scripts/pg.sh start failed");
+    (dir, port)
+}
+
+/// A TCP proxy on loopback that can be switched off (closing every connection) and on again:
+/// a database outage or restart, seen from tlsward.
+pub struct Proxy {
+    /// Port the proxy listens on.
+    pub port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// A proxy to `127.0.0.1:target`, not yet listening.
+    pub fn new(target: u16) -> Self {
+        Self {
+            port: free_port(),
+            target,
+            task: None,
+        }
+    }
+
+    /// Starts listening and forwarding.
+    pub async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let target = self.target;
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and drops every forwarded connection.
+    pub async fn down(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
