@@ -186,6 +186,15 @@ impl Config {
                 }
             }
         }
+        let snapshot = Snapshot::load_parts(
+            tls_dir.as_deref(),
+            policy_file.as_deref(),
+            client_ca_dir.as_deref(),
+            token_key_dir.as_deref(),
+            1,
+        )
+        .map_err(|e| p.extend(e))
+        .ok();
         let sources = match (tls_dir, token_key_dir) {
             (Some(tls_dir), Some(token_key_dir)) => Some(Sources {
                 tls_dir,
@@ -195,9 +204,6 @@ impl Config {
             }),
             _ => None,
         };
-        let snapshot = sources
-            .as_ref()
-            .and_then(|s| Snapshot::load(s, 1).map_err(|e| p.extend(e)).ok());
         if !p.is_empty() {
             return Err(ConfigErrors(p));
         }

@@ -3,7 +3,7 @@
 //! The running server publishes it through one pointer; established connections keep the
 //! `ServerConfig` they handshook with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -46,34 +46,57 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads and validates every source; all problems are returned, each naming its file.
     pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<String>> {
+        Self::load_parts(
+            Some(&src.tls_dir),
+            src.policy_file.as_deref(),
+            src.client_ca_dir.as_deref(),
+            Some(&src.token_key_dir),
+            generation,
+        )
+    }
+
+    /// Like [`Snapshot::load`], but checks whatever parts are given, so a configuration that
+    /// misses one directory still has every other problem reported. A missing required part
+    /// (already reported by the caller) makes the result an error.
+    pub fn load_parts(
+        tls_dir: Option<&Path>,
+        policy_file: Option<&Path>,
+        client_ca_dir: Option<&Path>,
+        token_key_dir: Option<&Path>,
+        generation: u64,
+    ) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
-        let policy = match &src.policy_file {
+        let policy = match policy_file {
             Some(p) => Policy::from_file(p)
                 .map_err(|e| problems.extend(e.0.iter().map(|p| format!("policy {p}"))))
                 .ok(),
             None => Some(Policy::default()),
         };
         let now = material::now_unix();
-        let server = material::load_pair(
-            &src.tls_dir.join(material::TLS_CRT),
-            &src.tls_dir.join(material::TLS_KEY),
-            now,
-        )
-        .map_err(|e| problems.push(format!("server certificate {e}")))
-        .ok();
-        let client_roots = match &src.client_ca_dir {
+        let server = tls_dir.and_then(|dir| {
+            material::load_pair(
+                &dir.join(material::TLS_CRT),
+                &dir.join(material::TLS_KEY),
+                now,
+            )
+            .map_err(|e| problems.push(format!("server certificate {e}")))
+            .ok()
+        });
+        let client_roots = match client_ca_dir {
             Some(dir) => material::load_roots(&dir.join(material::CA_CRT))
                 .map_err(|e| problems.push(format!("client CA {e}")))
                 .ok(),
             None => None,
         };
-        let token_keys = TokenKeys::load_dir(&src.token_key_dir)
-            .map_err(|e| problems.push(format!("token keys {e}")))
-            .ok();
+        let token_keys = token_key_dir.and_then(|dir| {
+            TokenKeys::load_dir(dir)
+                .map_err(|e| problems.push(format!("token keys {e}")))
+                .ok()
+        });
         let (Some(policy), Some(server), Some(token_keys)) = (policy, server, token_keys) else {
             return Err(problems);
         };
-        if policy.client_auth != ClientAuth::None && src.client_ca_dir.is_none() {
+        if policy.client_auth != ClientAuth::None && client_ca_dir.is_none() {
             problems.push(format!(
                 "policy client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
                 policy.client_auth.as_str()
