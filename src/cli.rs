@@ -13,7 +13,12 @@ use crate::pki::KeyType;
 #[command(name = "tlsward", version, about, propagate_version = true)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info,tlsward=debug`).
-    #[arg(long, global = true, env = "TLSWARD_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "TLSWARD_LOG",
+        default_value = "info,rustls=error"
+    )]
     pub log: String,
     /// Log format.
     #[arg(long, global = true, env = "TLSWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -149,9 +154,9 @@ pub struct ServeArgs {
     /// Run the schema migration at start-up.
     #[arg(long, env = "TLSWARD_DB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub db_migrate: bool,
-    /// Lifetime of tokens minted by `token issue` (default for the API's clients).
-    #[arg(long, env = "TLSWARD_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub token_ttl: std::time::Duration,
+    /// Longest token lifetime (exp - iat) the API accepts; longer-lived tokens get 401.
+    #[arg(long, env = "TLSWARD_TOKEN_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_max_ttl: std::time::Duration,
     /// Time limit of a TLS handshake.
     #[arg(long, env = "TLSWARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: std::time::Duration,

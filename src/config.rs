@@ -45,8 +45,8 @@ pub struct Config {
     pub pool: PoolSettings,
     /// Run migrations at start-up.
     pub db_migrate: bool,
-    /// Default token lifetime.
-    pub token_ttl: Duration,
+    /// Longest accepted token lifetime.
+    pub token_max_ttl: Duration,
     /// TLS handshake time limit.
     pub handshake_timeout: Duration,
     /// Request-header time limit.
@@ -88,7 +88,7 @@ impl Config {
             db_statement_timeout,
             db_checkout_timeout,
             db_migrate,
-            token_ttl,
+            token_max_ttl,
             handshake_timeout,
             header_timeout,
             max_body_bytes,
@@ -164,9 +164,9 @@ impl Config {
                 ));
             }
         }
-        if token_ttl.is_zero() || token_ttl > crate::token::MAX_TTL {
+        if token_max_ttl.is_zero() || token_max_ttl > crate::token::MAX_TTL {
             p.push(
-                "--token-ttl (TLSWARD_TOKEN_TTL): tokens must be short-lived; use 1s to 24h"
+                "--token-max-ttl (TLSWARD_TOKEN_MAX_TTL): tokens must be short-lived; use 1s to 24h"
                     .to_string(),
             );
         }
@@ -223,7 +223,7 @@ impl Config {
                 checkout_timeout: db_checkout_timeout,
             },
             db_migrate,
-            token_ttl,
+            token_max_ttl,
             handshake_timeout,
             header_timeout,
             max_body_bytes,
@@ -254,8 +254,8 @@ impl Config {
             self.db_migrate
         ));
         out.push_str(&format!(
-            "http:\n  token_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
-            h(self.token_ttl),
+            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
+            h(self.token_max_ttl),
             h(self.handshake_timeout),
             h(self.header_timeout),
             self.max_body_bytes,

@@ -187,10 +187,12 @@ impl Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&spec.common_name);
         params.subject_alt_names = spec.sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if spec.key_type == KeyType::Rsa2048 {
+            // Clients expect keyEncipherment on RSA server certificates; EC and Ed25519 keys
+            // cannot encrypt, so they do not get it.
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
         params.extended_key_usages = vec![match spec.usage {
             Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
             Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,

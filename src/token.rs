@@ -49,6 +49,9 @@ pub enum TokenError {
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
+    /// Issued for longer than the server accepts.
+    #[error("token lifetime exceeds the server's limit")]
+    TooLong,
 }
 
 /// The claims of a token.
@@ -192,8 +195,9 @@ impl TokenKeys {
         format!("{signing_input}.{}", B64.encode(sig.as_ref()))
     }
 
-    /// Verifies a token at `now` (Unix seconds) and returns its claims.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    /// Verifies a token at `now` (Unix seconds) and returns its claims. Tokens issued for
+    /// longer than `max_ttl` are refused, so a leaked long-lived token is worthless.
+    pub fn verify(&self, token: &str, now: i64, max_ttl: Duration) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -220,6 +224,9 @@ impl TokenKeys {
         if claims.exp + LEEWAY_SECS <= now {
             return Err(TokenError::Expired);
         }
+        if claims.exp - claims.iat > i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX) {
+            return Err(TokenError::TooLong);
+        }
         Ok(claims)
     }
 }
@@ -232,6 +239,16 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn refuses_tokens_issued_for_longer_than_allowed() {
+        let (_d, k) = keys(&["k1"]);
+        let t = k.issue("alice", Duration::from_secs(7200), 1000);
+        assert_eq!(k.verify(&t, 1001, HOUR), Err(TokenError::TooLong));
+        assert!(k.verify(&t, 1001, 2 * HOUR).is_ok());
+    }
 
     fn keys(names: &[&str]) -> (tempfile::TempDir, TokenKeys) {
         let dir = tempfile::tempdir().unwrap();
@@ -248,14 +265,14 @@ mod tests {
         let (dir, both) = keys(&["k1", "k2"]);
         let t = both.issue("alice", Duration::from_secs(60), 1000);
         assert!(t.starts_with(&B64.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#)));
-        assert_eq!(both.verify(&t, 1010).unwrap().sub, "alice");
+        assert_eq!(both.verify(&t, 1010, HOUR).unwrap().sub, "alice");
         std::fs::remove_file(dir.path().join("k2")).unwrap();
         let only_k1 = TokenKeys::load_dir(dir.path()).unwrap();
-        assert_eq!(only_k1.verify(&t, 1010), Err(TokenError::UnknownKid));
+        assert_eq!(only_k1.verify(&t, 1010, HOUR), Err(TokenError::UnknownKid));
         let old = only_k1.issue("bob", Duration::from_secs(60), 1000);
         std::fs::write(dir.path().join("k2"), generate_key_text()).unwrap();
         let again = TokenKeys::load_dir(dir.path()).unwrap();
-        assert_eq!(again.verify(&old, 1010).unwrap().sub, "bob");
+        assert_eq!(again.verify(&old, 1010, HOUR).unwrap().sub, "bob");
     }
 
     #[test]
@@ -263,20 +280,20 @@ mod tests {
         let (_d, k) = keys(&["k1"]);
         let t = k.issue("alice", Duration::from_secs(60), 1000);
         assert_eq!(
-            k.verify(&t, 1000 + 60 + LEEWAY_SECS),
+            k.verify(&t, 1000 + 60 + LEEWAY_SECS, HOUR),
             Err(TokenError::Expired)
         );
         let mut forged = t.clone();
         forged.pop();
         forged.push(if t.ends_with('A') { 'B' } else { 'A' });
-        assert_eq!(k.verify(&forged, 1001), Err(TokenError::BadSignature));
-        assert_eq!(k.verify("a.b", 1001), Err(TokenError::Malformed));
+        assert_eq!(k.verify(&forged, 1001, HOUR), Err(TokenError::BadSignature));
+        assert_eq!(k.verify("a.b", 1001, HOUR), Err(TokenError::Malformed));
         let none_alg = format!(
             "{}.{}.",
             B64.encode(br#"{"alg":"none","kid":"k1"}"#),
             t.split('.').nth(1).unwrap()
         );
-        assert_eq!(k.verify(&none_alg, 1001), Err(TokenError::Malformed));
+        assert_eq!(k.verify(&none_alg, 1001, HOUR), Err(TokenError::Malformed));
     }
 
     #[test]

@@ -168,7 +168,11 @@ fn token_issue_mints_a_verifiable_short_lived_token() {
     let token = String::from_utf8(o.stdout).unwrap();
     let keys = tlsward::token::TokenKeys::load_dir(&dir).unwrap();
     let claims = keys
-        .verify(token.trim(), tlsward::tls::material::now_unix())
+        .verify(
+            token.trim(),
+            tlsward::tls::material::now_unix(),
+            std::time::Duration::from_secs(600),
+        )
         .unwrap();
     assert_eq!(claims.sub, "alice");
     assert_eq!(claims.exp - claims.iat, 300);

@@ -1,0 +1,37 @@
+# The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
+CARGO ?= cargo
+
+.PHONY: run test lint build release deps testssl clean-dev
+
+## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
+run: deps build
+	scripts/run-dev.sh
+
+## make test: every test (installs PostgreSQL, openssl and curl when missing)
+test: deps
+	$(CARGO) test --locked --all-targets
+
+## make lint: formatting, clippy, and one crypto provider (no ring)
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \
+		echo "ring is in the dependency tree: keep aws-lc-rs as the only crypto provider" >&2; exit 1; fi
+
+build:
+	$(CARGO) build --locked
+
+release:
+	$(CARGO) build --locked --release
+
+deps:
+	scripts/deps.sh
+
+## make testssl: testssl.sh (Debian) against a running `make run`
+testssl:
+	command -v testssl >/dev/null || (apt-get update -qq && apt-get install -y -qq testssl.sh >/dev/null)
+	testssl --quiet --color 0 --protocols --vulnerable --std localhost:8443
+
+clean-dev:
+	-scripts/pg.sh stop .dev/pg
+	rm -rf .dev
