@@ -132,6 +132,21 @@ pub struct ServeArgs {
     /// Directory of token signing keys (file name = key id).
     #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
     pub token_key_dir: Option<PathBuf>,
+    /// A SAN the server certificate must carry; a reload without it is rejected (repeatable,
+    /// or comma-separated in the environment).
+    #[arg(long = "expect-san", env = "TLSWARD_EXPECT_SAN", value_delimiter = ',')]
+    pub expect_sans: Vec<String>,
+    /// Also re-read every source at this interval (for filesystems without inotify); off by
+    /// default: file events and SIGHUP trigger reloads.
+    #[arg(long, env = "TLSWARD_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
+    pub reload_interval: Option<std::time::Duration>,
+    /// Watch the source directories for changes (inotify); `false` for filesystems where
+    /// events do not arrive (then use SIGHUP or --reload-interval).
+    #[arg(long, env = "TLSWARD_FILE_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub file_watch: bool,
+    /// Warn (log + `tlsward_cert_expiring_soon`) when a certificate expires within this time.
+    #[arg(long, env = "TLSWARD_EXPIRY_WARNING", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub expiry_warning: std::time::Duration,
     /// Database URL, CockroachDB form:
     /// postgresql://app@host:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…
     #[arg(long, env = "TLSWARD_DB_URL", hide_env_values = true)]

@@ -55,6 +55,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
+    /// Periodic re-read, if on.
+    pub reload_interval: Option<Duration>,
+    /// Whether the directories are watched for file events.
+    pub file_watch: bool,
+    /// Expiry warning threshold.
+    pub expiry_warning: Duration,
 }
 
 fn need<T: Clone>(
@@ -81,6 +87,10 @@ impl Config {
             policy_file,
             client_ca_dir,
             token_key_dir,
+            expect_sans,
+            reload_interval,
+            file_watch,
+            expiry_warning,
             db_url,
             db_allow_insecure,
             db_pool_size,
@@ -191,16 +201,23 @@ impl Config {
             policy_file.as_deref(),
             client_ca_dir.as_deref(),
             token_key_dir.as_deref(),
+            &expect_sans,
             1,
         )
-        .map_err(|e| p.extend(e))
+        .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
         .ok();
+        if reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
+            p.push(
+                "--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms; use e.g. 30s".into(),
+            );
+        }
         let sources = match (tls_dir, token_key_dir) {
             (Some(tls_dir), Some(token_key_dir)) => Some(Sources {
                 tls_dir,
                 policy_file,
                 client_ca_dir,
                 token_key_dir,
+                expect_sans,
             }),
             _ => None,
         };
@@ -228,6 +245,9 @@ impl Config {
             header_timeout,
             max_body_bytes,
             shutdown_grace,
+            reload_interval,
+            file_watch,
+            expiry_warning,
         };
         Ok((config, snapshot))
     }
@@ -252,6 +272,14 @@ impl Config {
             h(self.pool.statement_timeout),
             h(self.pool.checkout_timeout),
             self.db_migrate
+        ));
+        out.push_str(&format!(
+            "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
+            self.file_watch,
+            self.sources.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            self.reload_interval.map_or("off".to_string(), h),
+            h(self.expiry_warning),
+            self.sources.expect_sans.join(", ")
         ));
         out.push_str(&format!(
             "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",

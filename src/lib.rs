@@ -23,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod metrics;
 pub mod pki;
+pub mod reload;
 pub mod server;
 pub mod snapshot;
 pub mod state;

@@ -46,6 +46,24 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// `{material,outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// Which material.
+    pub material: String,
+    /// `applied`, `rejected` or `unchanged`.
+    pub outcome: String,
+}
+
+/// `{material,serial}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SerialLabels {
+    /// Which material.
+    pub material: String,
+    /// Serial of the served certificate.
+    pub serial: String,
+}
+
 /// `{route}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
@@ -74,6 +92,17 @@ pub struct Metrics {
     pub db_pool_waiting: Gauge,
     /// `tlsward_db_retries_total{reason}`.
     pub db_retries: Family<ReasonLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_reload_total{material,outcome}`.
+    pub reloads: Family<ReloadLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_reload_last_success_timestamp_seconds`.
+    pub reload_last_success: Gauge,
+    /// `tlsward_snapshot_generation`.
+    pub generation: Gauge,
+    /// `tlsward_cert_info{material,serial}` = 1 for the served serial.
+    pub cert_info: Family<SerialLabels, Gauge>,
+    /// `tlsward_cert_expiring_soon{material}`: 1 within `--expiry-warning` of expiry.
+    pub expiring_soon: Family<MaterialLabel, Gauge>,
+    served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Default for Metrics {
@@ -144,7 +173,43 @@ impl Metrics {
             "Database retries by reason",
             db_retries.clone(),
         );
+        let reloads = Family::default();
+        registry.register(
+            "tlsward_reload",
+            "Reloads by material and outcome",
+            reloads.clone(),
+        );
+        let reload_last_success = Gauge::default();
+        registry.register(
+            "tlsward_reload_last_success_timestamp_seconds",
+            "When a reload last succeeded (applied or unchanged)",
+            reload_last_success.clone(),
+        );
+        let generation = Gauge::default();
+        registry.register(
+            "tlsward_snapshot_generation",
+            "Generation of the served snapshot",
+            generation.clone(),
+        );
+        let cert_info = Family::default();
+        registry.register(
+            "tlsward_cert_info",
+            "The served certificate's serial (value 1)",
+            cert_info.clone(),
+        );
+        let expiring_soon = Family::default();
+        registry.register(
+            "tlsward_cert_expiring_soon",
+            "1 when the served certificate expires within --expiry-warning",
+            expiring_soon.clone(),
+        );
         Self {
+            reloads,
+            reload_last_success,
+            generation,
+            cert_info,
+            expiring_soon,
+            served_serials: Default::default(),
             registry,
             cert_not_after,
             handshakes,
@@ -183,6 +248,54 @@ impl Metrics {
                 material: material.into(),
             })
             .set(not_after);
+    }
+
+    /// Counts one reload outcome.
+    pub fn reload_outcome(&self, material: &str, outcome: &str) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                material: material.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Sets `tlsward_cert_expiring_soon{material}`.
+    pub fn set_expiring_soon(&self, material: &str, soon: bool) {
+        self.expiring_soon
+            .get_or_create(&MaterialLabel {
+                material: material.into(),
+            })
+            .set(i64::from(soon));
+    }
+
+    /// Publishes expiry, serial and generation of a served snapshot.
+    pub fn describe_snapshot(&self, snapshot: &crate::snapshot::Snapshot) {
+        self.generation
+            .set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
+        let leaf = snapshot.leaf();
+        self.set_not_after("server", leaf.not_after);
+        self.set_serial("server", &leaf.serial);
+        if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
+            self.set_not_after("client_ca", ca.not_after);
+            self.set_serial("client_ca", &ca.serial);
+        }
+    }
+
+    fn set_serial(&self, material: &str, serial: &str) {
+        let mut served = self.served_serials.lock().expect("serials lock");
+        if let Some(old) = served.insert(material.to_string(), serial.to_string()) {
+            self.cert_info.remove(&SerialLabels {
+                material: material.into(),
+                serial: old,
+            });
+        }
+        self.cert_info
+            .get_or_create(&SerialLabels {
+                material: material.into(),
+                serial: serial.into(),
+            })
+            .set(1);
     }
 
     /// The OpenMetrics text of every metric.

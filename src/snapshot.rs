@@ -2,7 +2,13 @@
 //! cipher policy, the client CAs and the token keys, read in one pass and validated together.
 //! The running server publishes it through one pointer; established connections keep the
 //! `ServerConfig` they handshook with.
+//!
+//! Each material carries a digest of its parsed content (DER of certificates and keys, the
+//! normalized policy, the token keys), so a reload can tell applied from unchanged, and a
+//! rewrite that changes only comments or PEM line breaks is not a rotation.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +30,78 @@ pub struct Sources {
     pub client_ca_dir: Option<PathBuf>,
     /// Token keys.
     pub token_key_dir: PathBuf,
+    /// SANs the server certificate must carry (empty: no check).
+    pub expect_sans: Vec<String>,
+}
+
+impl Sources {
+    /// The directories to watch: the Secret / ConfigMap mounts.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.tls_dir.clone(), self.token_key_dir.clone()];
+        if let Some(p) = self.policy_file.as_ref().and_then(|p| p.parent()) {
+            dirs.push(if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            });
+        }
+        dirs.extend(self.client_ca_dir.iter().cloned());
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+}
+
+/// A reloadable material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Material {
+    /// The server certificate chain and key.
+    Server,
+    /// The cipher policy.
+    Policy,
+    /// The client CA bundle.
+    ClientCa,
+    /// The token keys.
+    TokenKeys,
+}
+
+impl Material {
+    /// Every material, in report order.
+    pub const ALL: [Material; 4] = [Self::Server, Self::Policy, Self::ClientCa, Self::TokenKeys];
+
+    /// The label used in metrics, logs and `/reload-status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Policy => "policy",
+            Self::ClientCa => "client_ca",
+            Self::TokenKeys => "token_keys",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Server => "server certificate",
+            Self::Policy => "policy",
+            Self::ClientCa => "client CA",
+            Self::TokenKeys => "token keys",
+        }
+    }
+}
+
+/// One problem with one material; `Display` names the file and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The material at fault.
+    pub material: Material,
+    /// What is wrong (starts with the file name where there is one).
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.material.describe(), self.message)
+    }
 }
 
 /// A validated, ready-to-serve set of TLS and token material.
@@ -41,16 +119,19 @@ pub struct Snapshot {
     pub client_cas: Option<Vec<CertInfo>>,
     /// Bearer-token keys.
     pub token_keys: TokenKeys,
+    /// Content digest per material.
+    pub digests: BTreeMap<Material, String>,
 }
 
 impl Snapshot {
     /// Reads and validates every source; all problems are returned, each naming its file.
-    pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<String>> {
+    pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<Problem>> {
         Self::load_parts(
             Some(&src.tls_dir),
             src.policy_file.as_deref(),
             src.client_ca_dir.as_deref(),
             Some(&src.token_key_dir),
+            &src.expect_sans,
             generation,
         )
     }
@@ -63,55 +144,78 @@ impl Snapshot {
         policy_file: Option<&Path>,
         client_ca_dir: Option<&Path>,
         token_key_dir: Option<&Path>,
+        expect_sans: &[String],
         generation: u64,
-    ) -> Result<Self, Vec<String>> {
+    ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
+        let mut fail =
+            |material: Material, message: String| problems.push(Problem { material, message });
         let policy = match policy_file {
             Some(p) => Policy::from_file(p)
-                .map_err(|e| problems.extend(e.0.iter().map(|p| format!("policy {p}"))))
+                .map_err(|e| {
+                    for p in e.0 {
+                        fail(Material::Policy, p.to_string());
+                    }
+                })
                 .ok(),
             None => Some(Policy::default()),
         };
         let now = material::now_unix();
         let server = tls_dir.and_then(|dir| {
-            material::load_pair(
-                &dir.join(material::TLS_CRT),
-                &dir.join(material::TLS_KEY),
-                now,
-            )
-            .map_err(|e| problems.push(format!("server certificate {e}")))
-            .ok()
-        });
-        let client_roots = match client_ca_dir {
-            Some(dir) => material::load_roots(&dir.join(material::CA_CRT))
-                .map_err(|e| problems.push(format!("client CA {e}")))
-                .ok(),
-            None => None,
-        };
-        let token_keys = token_key_dir.and_then(|dir| {
-            TokenKeys::load_dir(dir)
-                .map_err(|e| problems.push(format!("token keys {e}")))
+            let crt = dir.join(material::TLS_CRT);
+            material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
+                .and_then(|m| material::check_sans(&crt, &m.chain[0], expect_sans).map(|()| m))
+                .map_err(|e| fail(Material::Server, e.to_string()))
                 .ok()
         });
-        let (Some(policy), Some(server), Some(token_keys)) = (policy, server, token_keys) else {
+        let client_roots = client_ca_dir.and_then(|dir| {
+            material::load_roots(&dir.join(material::CA_CRT))
+                .map_err(|e| fail(Material::ClientCa, e.to_string()))
+                .ok()
+        });
+        let token_keys = token_key_dir.and_then(|dir| {
+            TokenKeys::load_dir(dir)
+                .map_err(|e| fail(Material::TokenKeys, e.to_string()))
+                .ok()
+        });
+        if let Some(p) = &policy
+            && p.client_auth != ClientAuth::None
+            && client_ca_dir.is_none()
+        {
+            fail(
+                Material::Policy,
+                format!(
+                    "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
+                    p.client_auth.as_str()
+                ),
+            );
+        }
+        let (Some(policy), Some(server), Some(token_keys), true) =
+            (policy, server, token_keys, problems.is_empty())
+        else {
             return Err(problems);
         };
-        if policy.client_auth != ClientAuth::None && client_ca_dir.is_none() {
-            problems.push(format!(
-                "policy client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
-                policy.client_auth.as_str()
-            ));
-            return Err(problems);
+        let mut digests = BTreeMap::new();
+        digests.insert(Material::Server, server.digest.clone());
+        digests.insert(
+            Material::Policy,
+            material::sha256_hex(policy.describe().as_bytes()),
+        );
+        digests.insert(Material::TokenKeys, token_keys.digest.clone());
+        if let Some(r) = &client_roots {
+            digests.insert(Material::ClientCa, r.digest.clone());
         }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let (roots, client_cas) = match client_roots {
-            Some((r, i)) => (Some(r), Some(i)),
+        let (store, client_cas) = match client_roots {
+            Some(r) => (Some(r.store), Some(r.infos)),
             None => (None, None),
         };
-        let server_config = tls_server::build(&policy, server.certified.clone(), roots)
-            .map_err(|e| vec![e.to_string()])?;
+        let server_config =
+            tls_server::build(&policy, server.certified.clone(), store).map_err(|e| {
+                vec![Problem {
+                    material: Material::Policy,
+                    message: e.to_string(),
+                }]
+            })?;
         Ok(Self {
             generation,
             server_config,
@@ -119,7 +223,13 @@ impl Snapshot {
             server_chain: server.chain,
             client_cas,
             token_keys,
+            digests,
         })
+    }
+
+    /// The served leaf certificate.
+    pub fn leaf(&self) -> &CertInfo {
+        &self.server_chain[0]
     }
 
     /// The normalized TLS part of `check-config`.

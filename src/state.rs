@@ -8,6 +8,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::config::Config;
 use crate::db::pool::DbPool;
 use crate::metrics::Metrics;
+use crate::reload::ReloadStatus;
 use crate::snapshot::Snapshot;
 
 /// What handlers and the accept loop share.
@@ -20,6 +21,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The configuration the server was started with.
     pub config: Config,
+    /// What the reloads did, for `/reload-status`.
+    pub reload_status: std::sync::Mutex<ReloadStatus>,
     draining: AtomicBool,
 }
 
@@ -27,10 +30,11 @@ impl AppState {
     /// State with a first snapshot and no DB pool yet.
     pub fn new(config: Config, snapshot: Snapshot) -> Self {
         let metrics = Metrics::new();
-        if let Some(leaf) = snapshot.server_chain.first() {
-            metrics.set_not_after("server", leaf.not_after);
-        }
+        metrics.describe_snapshot(&snapshot);
+        let now = crate::tls::material::now_unix();
+        metrics.reload_last_success.set(now);
         Self {
+            reload_status: std::sync::Mutex::new(ReloadStatus::initial(&snapshot, now)),
             snapshot: ArcSwap::from_pointee(snapshot),
             db: ArcSwapOption::empty(),
             metrics,

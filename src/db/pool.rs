@@ -160,7 +160,7 @@ pub fn build(
         Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg)
     } else {
         let roots = match &target.sslrootcert {
-            Some(p) => material::load_roots(p)?.0,
+            Some(p) => material::load_roots(p)?.store,
             None => rustls::RootCertStore::empty(),
         };
         let client_cert = match (&target.sslcert, &target.sslkey) {

@@ -1,4 +1,5 @@
-//! The admin listener (plain HTTP, loopback by default): `/livez`, `/readyz`, `/metrics`.
+//! The admin listener (plain HTTP, loopback by default): `/livez`, `/readyz`, `/metrics`,
+//! `/reload-status`.
 
 use std::sync::Arc;
 
@@ -47,11 +48,21 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+async fn reload_status(State(state): State<Arc<AppState>>) -> Response {
+    let status = state
+        .reload_status
+        .lock()
+        .expect("reload status lock")
+        .clone();
+    axum::Json(status).into_response()
+}
+
 /// The admin router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/reload-status", get(reload_status))
         .with_state(state)
 }

@@ -36,9 +36,15 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    reload: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 impl Running {
+    /// Asks for a reload, as SIGHUP does.
+    pub fn reload(&self) {
+        let _ = self.reload.send(());
+    }
+
     /// Starts draining and waits (up to the grace period) for open connections to finish.
     pub async fn shutdown(self) {
         self.state.start_draining();
@@ -84,6 +90,7 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
             rx.clone(),
         )));
     }
+    let reload = crate::reload::task::spawn(state.clone(), rx.clone());
     tokio::spawn(connect_db(state.clone(), rx));
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
@@ -93,6 +100,7 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
         state,
         shutdown: tx,
         tasks,
+        reload,
     })
 }
 

@@ -190,6 +190,8 @@ pub struct ServerMaterial {
     pub certified: Arc<CertifiedKey>,
     /// The leaf and any intermediates, in order.
     pub chain: Vec<CertInfo>,
+    /// SHA-256 over the DER of the chain and the key: equal digests, equal material.
+    pub digest: String,
 }
 
 /// The file names of a cert-manager TLS Secret.
@@ -208,6 +210,12 @@ pub fn load_pair(
     let certs = parse_certs(cert_path, &read_file(cert_path)?)?;
     let key = parse_key(key_path, &read_file(key_path)?)?;
     let chain = check_chain(cert_path, &certs, now)?;
+    let mut der = Vec::new();
+    for c in &certs {
+        der.extend_from_slice(c);
+    }
+    der.extend_from_slice(key.secret_der());
+    let digest = sha256_hex(&der);
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let certified = CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
         let reason = match e {
@@ -222,12 +230,49 @@ pub fn load_pair(
     Ok(ServerMaterial {
         certified: Arc::new(certified),
         chain,
+        digest,
     })
 }
 
+/// A CA bundle: the root store, what each CA is, and a digest of the DER.
+pub struct Roots {
+    /// For verifiers.
+    pub store: RootCertStore,
+    /// One entry per CA, in file order.
+    pub infos: Vec<CertInfo>,
+    /// SHA-256 over the DER of every CA.
+    pub digest: String,
+}
+
+/// Checks that the leaf names every expected SAN (DNS name or IP address).
+pub fn check_sans(path: &Path, leaf: &CertInfo, expected: &[String]) -> Result<(), MaterialError> {
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|want| !leaf.sans.iter().any(|have| have.eq_ignore_ascii_case(want)))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(MaterialError::new(
+        path,
+        format!(
+            "certificate does not name {} (it names {}); issue it with these SANs or change --expect-san",
+            missing.join(", "),
+            leaf.sans.join(", ")
+        ),
+    ))
+}
+
 /// Loads a CA bundle (one or more certificates) into a root store.
-pub fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertInfo>), MaterialError> {
+pub fn load_roots(path: &Path) -> Result<Roots, MaterialError> {
     let certs = parse_certs(path, &read_file(path)?)?;
+    let digest = sha256_hex(
+        &certs
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .collect::<Vec<u8>>(),
+    );
     let mut store = RootCertStore::empty();
     let mut infos = Vec::new();
     for (i, c) in certs.into_iter().enumerate() {
@@ -239,7 +284,11 @@ pub fn load_roots(path: &Path) -> Result<(RootCertStore, Vec<CertInfo>), Materia
             )
         })?;
     }
-    Ok((store, infos))
+    Ok(Roots {
+        store,
+        infos,
+        digest,
+    })
 }
 
 /// SHA-256 of some bytes, lowercase hex (for digests of material).

@@ -207,7 +207,8 @@ impl Postgres {
     }
 }
 
-/// `ServeArgs` as the command line would make them, on ephemeral loopback ports.
+/// `ServeArgs` as the command line would make them, on ephemeral loopback ports; a flag in
+/// `extra` replaces the default of the same name.
 pub fn serve_args(extra: &[&str]) -> ServeArgs {
     let pg = postgres();
     let db = pg.create_db();
@@ -220,8 +221,10 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
         ("--token-key-dir", pg.token_dir.display().to_string()),
         ("--db-url", dsn),
     ] {
-        argv.push(k.into());
-        argv.push(v);
+        if !extra.contains(&k) {
+            argv.push(k.into());
+            argv.push(v);
+        }
     }
     argv.extend(extra.iter().map(|s| s.to_string()));
     match Cli::parse_from(argv).command {
@@ -396,4 +399,63 @@ impl Proxy {
             let _ = t.await;
         }
     }
+}
+
+pub mod kubelet;
+
+/// The serial of the certificate a new TLS connection to `127.0.0.1:port` is served
+/// (SNI `localhost`, verified against the test CA).
+pub async fn served_serial(port: u16) -> Result<String, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca =
+        tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes())
+            .unwrap();
+    roots.add(ca[0].clone()).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no certificate")?;
+    Ok(tlsward::tls::material::CertInfo::from_der(&certs[0])?.serial)
+}
+
+/// The serial of a PEM certificate.
+pub fn serial_of(cert_pem: &str) -> String {
+    let der = tlsward::tls::material::parse_certs(Path::new("cert"), cert_pem.as_bytes()).unwrap();
+    tlsward::tls::material::CertInfo::from_der(&der[0])
+        .unwrap()
+        .serial
+}
+
+/// A new server certificate for localhost from the test CA.
+pub fn new_server_cert() -> Issued {
+    postgres()
+        .ca
+        .issue(&LeafSpec::server(
+            "localhost",
+            &["localhost", "127.0.0.1", "::1"],
+        ))
+        .unwrap()
+}
+
+/// The JSON of `/reload-status`.
+pub async fn reload_status(admin: &str) -> serde_json::Value {
+    reqwest::get(format!("{admin}/reload-status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -1,0 +1,10 @@
+//! Hot reload of everything in the snapshot: a watcher on the mounted directories (and their
+//! parents), SIGHUP and an optional interval trigger one reload task, which re-reads every
+//! source in one pass, validates, and publishes a new snapshot through the one pointer, or
+//! keeps the last good one and says which file was wrong and why.
+
+pub mod status;
+pub mod task;
+pub mod watcher;
+
+pub use status::{Outcome, ReloadStatus};

@@ -1,0 +1,100 @@
+//! What `/reload-status` shows: the current generation and, per material, what is served and
+//! what the last reload did with it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::snapshot::{Material, Snapshot};
+
+/// What a reload did with one material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A changed, valid material is now served.
+    Applied,
+    /// The material was invalid; the last good one is still served.
+    Rejected,
+    /// Re-read, valid, and the same as what is served.
+    Unchanged,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The state of one material.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MaterialStatus {
+    /// Serial of the served certificate (leaf, or first CA), if a certificate.
+    pub serial: Option<String>,
+    /// Expiry of the served certificate, Unix seconds.
+    pub not_after: Option<i64>,
+    /// Content digest of what is served.
+    pub digest: Option<String>,
+    /// What the last reload did.
+    pub last_outcome: Option<Outcome>,
+    /// Why the last reload rejected it (file and reason), cleared when a reload succeeds.
+    pub last_error: Option<String>,
+    /// When the served material last changed, Unix seconds.
+    pub last_applied: Option<i64>,
+}
+
+/// The reload state of the whole process.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReloadStatus {
+    /// The served snapshot's generation.
+    pub generation: u64,
+    /// When a reload last succeeded (applied or unchanged), Unix seconds.
+    pub last_success: Option<i64>,
+    /// Per material.
+    pub materials: BTreeMap<&'static str, MaterialStatus>,
+}
+
+impl ReloadStatus {
+    /// The status right after start-up.
+    pub fn initial(snapshot: &Snapshot, now: i64) -> Self {
+        let mut s = Self {
+            generation: snapshot.generation,
+            last_success: Some(now),
+            materials: BTreeMap::new(),
+        };
+        s.describe_served(snapshot, now, &Material::ALL);
+        s
+    }
+
+    /// Records what `snapshot` serves for `changed` materials.
+    pub fn describe_served(&mut self, snapshot: &Snapshot, now: i64, changed: &[Material]) {
+        self.generation = snapshot.generation;
+        for m in changed {
+            let Some(digest) = snapshot.digests.get(m) else {
+                self.materials.remove(m.as_str());
+                continue;
+            };
+            let e = self.materials.entry(m.as_str()).or_default();
+            e.digest = Some(digest.clone());
+            e.last_applied = Some(now);
+            let cert = match m {
+                Material::Server => Some(snapshot.leaf()),
+                Material::ClientCa => snapshot.client_cas.as_ref().and_then(|c| c.first()),
+                _ => None,
+            };
+            e.serial = cert.map(|c| c.serial.clone());
+            e.not_after = cert.map(|c| c.not_after);
+        }
+    }
+
+    /// Records an outcome for one material.
+    pub fn record(&mut self, m: Material, outcome: Outcome, error: Option<String>) {
+        let e = self.materials.entry(m.as_str()).or_default();
+        e.last_outcome = Some(outcome);
+        e.last_error = error;
+    }
+}

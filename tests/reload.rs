@@ -1,0 +1,660 @@
+//! Hot reload with real filesystem events and real TLS clients: kubelet's `..data` swap and
+//! the other ways files get replaced are served within moments, bad material never replaces
+//! the last good one, and nothing is dropped under load.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{
+    TestServer, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args,
+    served_serial, start_unready,
+};
+use tlsward::pki::{Issued, LeafSpec};
+
+const SOON: Duration = Duration::from_secs(10);
+
+/// A server whose TLS directory is `dir`, first written with `first`.
+async fn server_on(dir: &Path, extra: &[&str]) -> TestServer {
+    let mut args: Vec<String> = vec!["--tls-dir".into(), dir.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_unready(serve_args(&refs)).await
+}
+
+fn pair(issued: &Issued) -> [(&'static str, Vec<u8>); 2] {
+    [
+        ("tls.crt", issued.cert_pem.clone().into_bytes()),
+        ("tls.key", issued.key_pem.clone().into_bytes()),
+    ]
+}
+
+fn kube_write(dir: &Path, files: &[(&str, Vec<u8>)]) {
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (*n, d.as_slice())).collect();
+    kubelet::write(dir, &refs);
+}
+
+async fn wait_serial(s: &TestServer, want: &str) {
+    let port = s.port();
+    assert_eventually!(
+        served_serial(port).await.as_deref() == Ok(want),
+        SOON,
+        "serial {want} was never served"
+    );
+}
+
+async fn material(s: &TestServer, name: &str) -> Value {
+    reload_status(&s.admin).await["materials"][name].clone()
+}
+
+fn volume() -> PathBuf {
+    postgres().scratch().join("vol")
+}
+
+#[tokio::test]
+async fn serves_new_cert_after_atomic_symlink_swap() {
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let s = server_on(&dir, &[]).await;
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&first.cert_pem)
+    );
+    // The second swap is where watchers of the file (not the directory) go deaf: do twenty.
+    for i in 0..20 {
+        let next = new_server_cert();
+        kube_write(&dir, &pair(&next));
+        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+        let st = material(&s, "server").await;
+        assert_eq!(st["serial"], serial_of(&next.cert_pem), "rotation {i}");
+        // A late event of the same swap may re-read it: then it is "unchanged", never rejected.
+        assert_ne!(st["last_outcome"], "rejected", "rotation {i}");
+        assert!(st["last_error"].is_null(), "rotation {i}: {st}");
+    }
+    let status = reload_status(&s.admin).await;
+    assert!(status["generation"].as_u64().unwrap() >= 21, "{status}");
+    let metrics = s.metrics().await;
+    assert!(
+        support::metric(
+            &metrics,
+            r#"tlsward_reload_total{material="server",outcome="applied"}"#
+        ) >= 20.0,
+        "{metrics}"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubelet_script_from_shared_tools_is_followed() {
+    // The reference reproduction of kubelet's AtomicWriter, when this checkout has it beside.
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-tools/kubelet-atomic-write.sh");
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let s = server_on(&dir, &[]).await;
+    for _ in 0..3 {
+        let next = new_server_cert();
+        if script.exists() {
+            let src = postgres().scratch();
+            std::fs::write(src.join("c"), &next.cert_pem).unwrap();
+            std::fs::write(src.join("k"), &next.key_pem).unwrap();
+            let st = std::process::Command::new("bash")
+                .arg(&script)
+                .arg(&dir)
+                .arg(format!("tls.crt={}", src.join("c").display()))
+                .arg(format!("tls.key={}", src.join("k").display()))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        } else {
+            eprintln!(
+                "{} not found: using the test suite's own kubelet writer",
+                script.display()
+            );
+            kube_write(&dir, &pair(&next));
+        }
+        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    }
+    s.running.shutdown().await;
+}
+
+fn plain_write(dir: &Path, issued: &Issued) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("tls.key"), &issued.key_pem).unwrap();
+    std::fs::write(dir.join("tls.crt"), &issued.cert_pem).unwrap();
+}
+
+#[tokio::test]
+async fn serves_new_cert_after_in_place_rewrite() {
+    let dir = volume();
+    plain_write(&dir, &new_server_cert());
+    let s = server_on(&dir, &[]).await;
+    for _ in 0..3 {
+        // Key first, then certificate: in between, the pair does not match and is retried.
+        let next = new_server_cert();
+        plain_write(&dir, &next);
+        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    }
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_new_cert_after_rename_over() {
+    let dir = volume();
+    plain_write(&dir, &new_server_cert());
+    let s = server_on(&dir, &[]).await;
+    let next = new_server_cert();
+    std::fs::write(dir.join(".tls.crt.tmp"), &next.cert_pem).unwrap();
+    std::fs::write(dir.join(".tls.key.tmp"), &next.key_pem).unwrap();
+    std::fs::rename(dir.join(".tls.key.tmp"), dir.join("tls.key")).unwrap();
+    std::fs::rename(dir.join(".tls.crt.tmp"), dir.join("tls.crt")).unwrap();
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_new_cert_after_delete_and_recreate() {
+    let dir = volume();
+    let first = new_server_cert();
+    plain_write(&dir, &first);
+    let s = server_on(&dir, &[]).await;
+    std::fs::remove_file(dir.join("tls.crt")).unwrap();
+    std::fs::remove_file(dir.join("tls.key")).unwrap();
+    let port = s.port();
+    assert_eventually!(
+        material(&s, "server").await["last_outcome"] == "rejected",
+        SOON,
+        "deleting the files is a rejected reload"
+    );
+    assert_eq!(
+        served_serial(port).await.unwrap(),
+        serial_of(&first.cert_pem),
+        "the last good cert is served meanwhile"
+    );
+    let next = new_server_cert();
+    plain_write(&dir, &next);
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn serves_new_cert_when_the_directory_is_recreated() {
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let s = server_on(&dir, &[]).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eventually!(
+        material(&s, "server").await["last_outcome"] == "rejected",
+        SOON,
+        "the vanished directory is noticed"
+    );
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&first.cert_pem)
+    );
+    // The directory appears again, later, with new content: the parent watch sees it and the
+    // directory watch is re-armed, so the next rotation is seen too.
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    let third = new_server_cert();
+    kube_write(&dir, &pair(&third));
+    wait_serial(&s, &serial_of(&third.cert_pem)).await;
+    s.running.shutdown().await;
+}
+
+/// Writes bad server material, checks the old serial stays and the status names the reason,
+/// then writes good material and checks it is applied.
+async fn keeps_last_good(bad: impl FnOnce(&Path), material_name: &str, reason: &str) {
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let s = server_on(&dir, &[]).await;
+    bad(&dir);
+    assert_eventually!(
+        material(&s, material_name).await["last_outcome"] == "rejected",
+        SOON,
+        "the bad {material_name} was not rejected"
+    );
+    let st = material(&s, material_name).await;
+    let err = st["last_error"].as_str().unwrap();
+    assert!(err.contains(reason), "{err}");
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&first.cert_pem),
+        "the last good cert is still served"
+    );
+    let metrics = s.metrics().await;
+    assert!(
+        support::metric(
+            &metrics,
+            &format!("tlsward_reload_total{{material=\"{material_name}\",outcome=\"rejected\"}}")
+        ) >= 1.0,
+        "{metrics}"
+    );
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    assert!(
+        material(&s, "server").await["last_error"].is_null(),
+        "a good reload clears the error"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_truncated_key() {
+    let next = new_server_cert();
+    let half = next.key_pem[..next.key_pem.len() / 2].to_string();
+    keeps_last_good(
+        |d| {
+            kube_write(
+                d,
+                &[
+                    ("tls.crt", next.cert_pem.clone().into_bytes()),
+                    ("tls.key", half.into_bytes()),
+                ],
+            )
+        },
+        "server",
+        "tls.key: no usable PRIVATE KEY block",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_garbage_pem() {
+    let next = new_server_cert();
+    keeps_last_good(|d| kube_write(d, &[("tls.crt", b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n".to_vec()), ("tls.key", next.key_pem.into_bytes())]), "server", "tls.crt: certificate #1: not a valid X.509 certificate").await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_key_of_another_cert() {
+    let (a, b) = (new_server_cert(), new_server_cert());
+    keeps_last_good(
+        |d| {
+            kube_write(
+                d,
+                &[
+                    ("tls.crt", a.cert_pem.into_bytes()),
+                    ("tls.key", b.key_pem.into_bytes()),
+                ],
+            )
+        },
+        "server",
+        "the key does not match the certificate",
+    )
+    .await;
+}
+
+fn cert_with(not_before: time::Duration, not_after: time::Duration) -> Issued {
+    let mut spec = LeafSpec::server("localhost", &["localhost", "127.0.0.1"]);
+    spec.not_before = not_before;
+    spec.not_after = not_after;
+    postgres().ca.issue(&spec).unwrap()
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_expired_cert() {
+    let old = cert_with(time::Duration::days(-30), time::Duration::days(-1));
+    keeps_last_good(
+        |d| kube_write(d, &pair(&old)),
+        "server",
+        "certificate expired at",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_not_yet_valid_cert() {
+    let future = cert_with(time::Duration::days(1), time::Duration::days(30));
+    keeps_last_good(
+        |d| kube_write(d, &pair(&future)),
+        "server",
+        "certificate is not valid yet",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_empty_directory() {
+    keeps_last_good(
+        |d| {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let p = e.path();
+                if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                    std::fs::remove_dir_all(p).unwrap();
+                } else {
+                    std::fs::remove_file(p).unwrap();
+                }
+            }
+        },
+        "server",
+        "tls.crt: cannot read",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_unreadable_file() {
+    // Root reads any file whatever its mode, so "unreadable" is a key that is a directory.
+    keeps_last_good(
+        |d| {
+            let next = new_server_cert();
+            kube_write(d, &[("tls.crt", next.cert_pem.into_bytes())]);
+            std::fs::create_dir(d.join("..data/tls.key")).unwrap();
+            std::os::unix::fs::symlink("..data/tls.key", d.join("tls.key")).unwrap();
+        },
+        "server",
+        "tls.key: cannot read",
+    )
+    .await;
+}
+
+async fn policy_server(first_policy: &str) -> (TestServer, PathBuf, String) {
+    let tls = volume();
+    let first = new_server_cert();
+    kube_write(&tls, &pair(&first));
+    let pol = postgres().scratch().join("policy");
+    kube_write(&pol, &[("policy.yaml", first_policy.as_bytes().to_vec())]);
+    let policy_file = pol.join("policy.yaml").display().to_string();
+    let s = server_on(&tls, &["--policy-file", &policy_file]).await;
+    (s, pol, serial_of(&first.cert_pem))
+}
+
+async fn keeps_last_good_policy(bad: &str, reason: &str) {
+    let (s, pol, serial) = policy_server("profile: intermediate\n").await;
+    kube_write(&pol, &[("policy.yaml", bad.as_bytes().to_vec())]);
+    assert_eventually!(
+        material(&s, "policy").await["last_outcome"] == "rejected",
+        SOON,
+        "bad policy not rejected"
+    );
+    let err = material(&s, "policy").await["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("policy.yaml") && err.contains(reason), "{err}");
+    // Still intermediate: TLS 1.2 still works, same certificate.
+    assert_eq!(served_serial(s.port()).await.unwrap(), serial);
+    let tls12 = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", s.port()),
+            "-tls1_2",
+            "-brief",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        tls12.status.success(),
+        "TLS 1.2 still accepted under the last good policy"
+    );
+    // A good policy is applied: modern refuses TLS 1.2 from now on.
+    kube_write(&pol, &[("policy.yaml", b"profile: modern\n".to_vec())]);
+    assert_eventually!(
+        material(&s, "policy").await["last_outcome"] == "applied",
+        SOON,
+        "good policy not applied"
+    );
+    let tls12 = tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", s.port()),
+            "-tls1_2",
+            "-brief",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !tls12.status.success(),
+        "modern policy refuses TLS 1.2 after the reload"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_policy_with_cbc_suite() {
+    keeps_last_good_policy(
+        "cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: CBC suites are open to BEAST/Lucky13; not allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keeps_last_good_on_policy_yaml_syntax_error() {
+    keeps_last_good_policy("profile: [modern\n", "not valid policy YAML").await;
+}
+
+#[tokio::test]
+async fn rejects_cert_without_expected_san() {
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let s = server_on(&dir, &["--expect-san", "localhost"]).await;
+    let wrong = postgres()
+        .ca
+        .issue(&LeafSpec::server("other", &["other.example"]))
+        .unwrap();
+    kube_write(&dir, &pair(&wrong));
+    assert_eventually!(
+        material(&s, "server").await["last_outcome"] == "rejected",
+        SOON,
+        "not rejected"
+    );
+    let err = material(&s, "server").await["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("certificate does not name localhost"), "{err}");
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&first.cert_pem)
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_keys_rotate_live() {
+    let dir = volume();
+    kube_write(&dir, &pair(&new_server_cert()));
+    let keys = postgres().scratch().join("tokens");
+    let k1 = tlsward::token::generate_key_text();
+    kube_write(&keys, &[("k1", k1.clone().into_bytes())]);
+    let s = server_on(&dir, &["--token-key-dir", keys.to_str().unwrap()]).await;
+    let mint = |dir: &Path| {
+        tlsward::token::TokenKeys::load_dir(dir).unwrap().issue(
+            "t",
+            Duration::from_secs(60),
+            tlsward::tls::material::now_unix(),
+        )
+    };
+    let old = mint(&keys);
+    kube_write(
+        &keys,
+        &[
+            ("k1", k1.into_bytes()),
+            ("k2", tlsward::token::generate_key_text().into_bytes()),
+        ],
+    );
+    assert_eventually!(
+        material(&s, "token_keys").await["last_outcome"] == "applied",
+        SOON,
+        "keys not reloaded"
+    );
+    let new = mint(&keys);
+    let url = format!("{}/users/1", s.base);
+    for t in [&old, &new] {
+        let st = s
+            .client
+            .get(&url)
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_ne!(st, 401, "both the old and the new key verify");
+    }
+    kube_write(&keys, &[("k2", std::fs::read(keys.join("k2")).unwrap())]);
+    let s_ref = &s;
+    assert_eventually!(
+        s_ref
+            .client
+            .get(&url)
+            .bearer_auth(&old)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 401,
+        SOON,
+        "a removed key stops verifying"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn reloads_on_sighup_and_interval_without_file_events() {
+    let dir = volume();
+    kube_write(&dir, &pair(&new_server_cert()));
+    let s = server_on(
+        &dir,
+        &["--file-watch", "false", "--reload-interval", "300ms"],
+    )
+    .await;
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    s.running.shutdown().await;
+
+    let dir = volume();
+    kube_write(&dir, &pair(&new_server_cert()));
+    let s = server_on(&dir, &["--file-watch", "false"]).await;
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&next.cert_pem),
+        "no watcher, no interval: not reloaded yet"
+    );
+    let pid = std::process::id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn warns_when_the_certificate_expires_soon() {
+    let dir = volume();
+    kube_write(
+        &dir,
+        &pair(&cert_with(
+            time::Duration::hours(-1),
+            time::Duration::days(2),
+        )),
+    );
+    let s = server_on(&dir, &["--expiry-warning", "7d"]).await;
+    let admin = s.admin.clone();
+    assert_eventually!(
+        support::metric(
+            &reqwest::get(format!("{admin}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            r#"tlsward_cert_expiring_soon{material="server"}"#
+        ) == 1.0,
+        SOON,
+        "expiring soon not flagged"
+    );
+    kube_write(&dir, &pair(&new_server_cert()));
+    assert_eventually!(
+        support::metric(
+            &reqwest::get(format!("{admin}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            r#"tlsward_cert_expiring_soon{material="server"}"#
+        ) == 0.0,
+        SOON,
+        "a renewed certificate clears the flag"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_rotations_under_load_drop_nothing() {
+    let dir = volume();
+    kube_write(&dir, &pair(&new_server_cert()));
+    let s = Arc::new(server_on(&dir, &[]).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut loaders = Vec::new();
+    for keep_alive in [true, false] {
+        let (s, stop, ok, failed) = (s.clone(), stop.clone(), ok.clone(), failed.clone());
+        loaders.push(tokio::spawn(async move {
+            let keep = support::client_for(s.running.tls_addr);
+            while !stop.load(Ordering::Relaxed) {
+                let client = if keep_alive {
+                    keep.clone()
+                } else {
+                    support::client_for(s.running.tls_addr)
+                };
+                match client.get(format!("{}/", s.base)).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("failed request: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    for i in 0..50 {
+        let next = new_server_cert();
+        let want = serial_of(&next.cert_pem);
+        kube_write(&dir, &pair(&next));
+        wait_serial(&s, &want).await;
+        for _ in 0..3 {
+            assert_eq!(
+                served_serial(s.port()).await.unwrap(),
+                want,
+                "rotation {i}: a new connection got an older certificate"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loaders {
+        l.await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "the load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
+}
