@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release deps testssl clean-dev
+.PHONY: run test lint build release deps testssl clean-dev bench-reload
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -26,6 +26,10 @@ release:
 
 deps:
 	scripts/deps.sh
+
+## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
+bench-reload:
+	$(CARGO) bench --locked --bench reload
 
 ## make testssl: testssl.sh (Debian) against a running `make run`
 testssl:

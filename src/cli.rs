@@ -13,12 +13,7 @@ use crate::pki::KeyType;
 #[command(name = "tlsward", version, about, propagate_version = true)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info,tlsward=debug`).
-    #[arg(
-        long,
-        global = true,
-        env = "TLSWARD_LOG",
-        default_value = "info,rustls=error"
-    )]
+    #[arg(long, global = true, env = "TLSWARD_LOG", default_value = "info,rustls=error")]
     pub log: String,
     /// Log format.
     #[arg(long, global = true, env = "TLSWARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -166,6 +161,9 @@ pub struct ServeArgs {
     /// How long a request waits for a free DB connection before answering 503.
     #[arg(long, env = "TLSWARD_DB_CHECKOUT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub db_checkout_timeout: std::time::Duration,
+    /// Connections older than this are closed instead of reused (old certificates age out).
+    #[arg(long, env = "TLSWARD_DB_CONN_MAX_LIFETIME", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub db_conn_max_lifetime: std::time::Duration,
     /// Run the schema migration at start-up.
     #[arg(long, env = "TLSWARD_DB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub db_migrate: bool,

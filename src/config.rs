@@ -63,13 +63,7 @@ pub struct Config {
     pub expiry_warning: Duration,
 }
 
-fn need<T: Clone>(
-    v: &Option<T>,
-    flag: &str,
-    env: &str,
-    fix: &str,
-    problems: &mut Vec<String>,
-) -> Option<T> {
+fn need<T: Clone>(v: &Option<T>, flag: &str, env: &str, fix: &str, problems: &mut Vec<String>) -> Option<T> {
     if v.is_none() {
         problems.push(format!("--{flag} ({env}) is not set; {fix}"));
     }
@@ -97,6 +91,7 @@ impl Config {
             db_connect_timeout,
             db_statement_timeout,
             db_checkout_timeout,
+            db_conn_max_lifetime,
             db_migrate,
             token_max_ttl,
             handshake_timeout,
@@ -129,10 +124,7 @@ impl Config {
         let db = db_url.and_then(|u| match DbTarget::parse(&u) {
             Ok(t) => Some(t),
             Err(list) => {
-                p.extend(
-                    list.into_iter()
-                        .map(|e| format!("--db-url (TLSWARD_DB_URL): {e}")),
-                );
+                p.extend(list.into_iter().map(|e| format!("--db-url (TLSWARD_DB_URL): {e}")));
                 None
             }
         });
@@ -151,34 +143,21 @@ impl Config {
             ));
         }
         for (d, flag, env) in [
-            (
-                db_connect_timeout,
-                "db-connect-timeout",
-                "TLSWARD_DB_CONNECT_TIMEOUT",
-            ),
+            (db_connect_timeout, "db-connect-timeout", "TLSWARD_DB_CONNECT_TIMEOUT"),
             (
                 db_checkout_timeout,
                 "db-checkout-timeout",
                 "TLSWARD_DB_CHECKOUT_TIMEOUT",
             ),
-            (
-                handshake_timeout,
-                "handshake-timeout",
-                "TLSWARD_HANDSHAKE_TIMEOUT",
-            ),
+            (handshake_timeout, "handshake-timeout", "TLSWARD_HANDSHAKE_TIMEOUT"),
             (header_timeout, "header-timeout", "TLSWARD_HEADER_TIMEOUT"),
         ] {
             if d.is_zero() {
-                p.push(format!(
-                    "--{flag} ({env}) is 0; give a positive duration such as 3s"
-                ));
+                p.push(format!("--{flag} ({env}) is 0; give a positive duration such as 3s"));
             }
         }
         if token_max_ttl.is_zero() || token_max_ttl > crate::token::MAX_TTL {
-            p.push(
-                "--token-max-ttl (TLSWARD_TOKEN_MAX_TTL): tokens must be short-lived; use 1s to 24h"
-                    .to_string(),
-            );
+            p.push("--token-max-ttl (TLSWARD_TOKEN_MAX_TTL): tokens must be short-lived; use 1s to 24h".to_string());
         }
         if max_body_bytes < 256 {
             p.push(format!(
@@ -196,35 +175,27 @@ impl Config {
                 }
             }
         }
-        let snapshot = Snapshot::load_parts(
-            tls_dir.as_deref(),
-            policy_file.as_deref(),
-            client_ca_dir.as_deref(),
-            token_key_dir.as_deref(),
-            &expect_sans,
-            1,
-        )
-        .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
-        .ok();
         if reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
-            p.push(
-                "--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms; use e.g. 30s".into(),
-            );
+            p.push("--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms; use e.g. 30s".into());
         }
-        let sources = match (tls_dir, token_key_dir) {
-            (Some(tls_dir), Some(token_key_dir)) => Some(Sources {
-                tls_dir,
-                policy_file,
-                client_ca_dir,
-                token_key_dir,
-                expect_sans,
-            }),
-            _ => None,
+        if db_conn_max_lifetime < Duration::from_secs(1) {
+            p.push("--db-conn-max-lifetime (TLSWARD_DB_CONN_MAX_LIFETIME) is below 1s; use e.g. 30m".into());
+        }
+        let sources = Sources {
+            tls_dir,
+            policy_file,
+            client_ca_dir,
+            token_key_dir,
+            expect_sans,
+            db: db.clone(),
         };
+        let snapshot = Snapshot::load(&sources, 1)
+            .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
+            .ok();
         if !p.is_empty() {
             return Err(ConfigErrors(p));
         }
-        let (Some(sources), Some(db), Some(snapshot)) = (sources, db, snapshot) else {
+        let (Some(db), Some(snapshot)) = (db, snapshot) else {
             unreachable!("every missing part pushed a problem");
         };
         let config = Self {
@@ -238,6 +209,7 @@ impl Config {
                 connect_timeout: db_connect_timeout,
                 statement_timeout: db_statement_timeout,
                 checkout_timeout: db_checkout_timeout,
+                max_lifetime: db_conn_max_lifetime,
             },
             db_migrate,
             token_max_ttl,
@@ -276,7 +248,12 @@ impl Config {
         out.push_str(&format!(
             "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
             self.file_watch,
-            self.sources.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            self.sources
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             self.reload_interval.map_or("off".to_string(), h),
             h(self.expiry_warning),
             self.sources.expect_sans.join(", ")

@@ -9,8 +9,8 @@ use tlsward::cli::{CertsCommand, Cli, Command, TokenCommand};
 use tlsward::config::{Config, EXIT_CONFIG};
 
 fn init_tracing(filter: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -54,9 +54,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG as u8));
                 }
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(config, snapshot))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -94,10 +92,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG as u8));
                 }
             };
-            println!(
-                "{}",
-                keys.issue(&a.sub, a.ttl, tlsward::tls::material::now_unix())
-            );
+            println!("{}", keys.issue(&a.sub, a.ttl, tlsward::tls::material::now_unix()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {

@@ -122,11 +122,7 @@ impl Metrics {
             cert_not_after.clone(),
         );
         let handshakes = Family::default();
-        registry.register(
-            "tlsward_tls_handshakes",
-            "Completed TLS handshakes",
-            handshakes.clone(),
-        );
+        registry.register("tlsward_tls_handshakes", "Completed TLS handshakes", handshakes.clone());
         let handshake_failures = Family::default();
         registry.register(
             "tlsward_tls_handshake_failures",
@@ -168,17 +164,9 @@ impl Metrics {
             db_pool_waiting.clone(),
         );
         let db_retries = Family::default();
-        registry.register(
-            "tlsward_db_retries",
-            "Database retries by reason",
-            db_retries.clone(),
-        );
+        registry.register("tlsward_db_retries", "Database retries by reason", db_retries.clone());
         let reloads = Family::default();
-        registry.register(
-            "tlsward_reload",
-            "Reloads by material and outcome",
-            reloads.clone(),
-        );
+        registry.register("tlsward_reload", "Reloads by material and outcome", reloads.clone());
         let reload_last_success = Gauge::default();
         registry.register(
             "tlsward_reload_last_success_timestamp_seconds",
@@ -226,18 +214,14 @@ impl Metrics {
     /// Counts one retry.
     pub fn db_retry(&self, reason: &str) {
         self.db_retries
-            .get_or_create(&ReasonLabel {
-                reason: reason.into(),
-            })
+            .get_or_create(&ReasonLabel { reason: reason.into() })
             .inc();
     }
 
     /// Counts one failed handshake.
     pub fn handshake_failed(&self, reason: &str) {
         self.handshake_failures
-            .get_or_create(&ReasonLabel {
-                reason: reason.into(),
-            })
+            .get_or_create(&ReasonLabel { reason: reason.into() })
             .inc();
     }
 
@@ -301,8 +285,7 @@ impl Metrics {
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -143,13 +143,10 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     if let Ok(ip) = name.parse::<std::net::IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
-    let ia5 = name
-        .to_string()
-        .try_into()
-        .map_err(|source| PkiError::Generate {
-            what: format!("subjectAltName {name}"),
-            source,
-        })?;
+    let ia5 = name.to_string().try_into().map_err(|source| PkiError::Generate {
+        what: format!("subjectAltName {name}"),
+        source,
+    })?;
     Ok(SanType::DnsName(ia5))
 }
 
@@ -169,12 +166,10 @@ impl Ca {
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         let key = key_type.generate("CA")?;
-        let cert = params
-            .self_signed(&key)
-            .map_err(|source| PkiError::Generate {
-                what: "CA certificate".into(),
-                source,
-            })?;
+        let cert = params.self_signed(&key).map_err(|source| PkiError::Generate {
+            what: "CA certificate".into(),
+            source,
+        })?;
         Ok(Self {
             cert_pem: cert.pem(),
             params,
@@ -204,12 +199,10 @@ impl Ca {
         params.not_after = now + spec.not_after;
         let key = spec.key_type.generate(&spec.common_name)?;
         let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(|source| PkiError::Generate {
-                what: format!("certificate for {}", spec.common_name),
-                source,
-            })?;
+        let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate {
+            what: format!("certificate for {}", spec.common_name),
+            source,
+        })?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -316,10 +309,6 @@ pub fn generate_dev(out: &Path, opts: &DevPkiOptions) -> Result<DevPkiLayout, Pk
 
     let date = OffsetDateTime::now_utc().date();
     let kid = format!("k{}", date.to_string().replace('-', ""));
-    write_file(
-        &layout.tokens.join(kid),
-        &crate::token::generate_key_text(),
-        true,
-    )?;
+    write_file(&layout.tokens.join(kid), &crate::token::generate_key_text(), true)?;
     Ok(layout)
 }

@@ -14,38 +14,56 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
+use crate::db::dsn::DbTarget;
+use crate::db::material::DbTls;
 use crate::tls::material::{self, CertInfo};
 use crate::tls::policy::{ClientAuth, Policy};
 use crate::tls::server as tls_server;
 use crate::token::TokenKeys;
 
-/// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps). The
+/// required ones are `Option`s only so that `check-config` can check what is given when
+/// something is missing; a missing required part makes loading fail.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sources {
-    /// `tls.crt` + `tls.key`.
-    pub tls_dir: PathBuf,
+    /// `tls.crt` + `tls.key` (required).
+    pub tls_dir: Option<PathBuf>,
     /// The policy YAML, if any.
     pub policy_file: Option<PathBuf>,
     /// `ca.crt` of client CAs, if any.
     pub client_ca_dir: Option<PathBuf>,
-    /// Token keys.
-    pub token_key_dir: PathBuf,
+    /// Token keys (required).
+    pub token_key_dir: Option<PathBuf>,
     /// SANs the server certificate must carry (empty: no check).
     pub expect_sans: Vec<String>,
+    /// The database target, whose `sslrootcert`, `sslcert` and `sslkey` are reloaded too.
+    pub db: Option<DbTarget>,
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn show(p: Option<&Path>) -> String {
+    p.map_or("-".into(), |p| p.display().to_string())
 }
 
 impl Sources {
     /// The directories to watch: the Secret / ConfigMap mounts.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = vec![self.tls_dir.clone(), self.token_key_dir.clone()];
-        if let Some(p) = self.policy_file.as_ref().and_then(|p| p.parent()) {
-            dirs.push(if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            });
+        let mut dirs: Vec<PathBuf> = [&self.tls_dir, &self.token_key_dir, &self.client_ca_dir]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        dirs.extend(self.policy_file.as_deref().map(parent_dir));
+        if let Some(db) = &self.db {
+            let files = [&db.sslrootcert, &db.sslcert, &db.sslkey];
+            dirs.extend(files.into_iter().flatten().map(|p| parent_dir(p)));
         }
-        dirs.extend(self.client_ca_dir.iter().cloned());
         dirs.sort();
         dirs.dedup();
         dirs
@@ -63,11 +81,22 @@ pub enum Material {
     ClientCa,
     /// The token keys.
     TokenKeys,
+    /// The database's CA bundle (`sslrootcert`).
+    DbCa,
+    /// The database client certificate and key (`sslcert`, `sslkey`).
+    DbClient,
 }
 
 impl Material {
     /// Every material, in report order.
-    pub const ALL: [Material; 4] = [Self::Server, Self::Policy, Self::ClientCa, Self::TokenKeys];
+    pub const ALL: [Material; 6] = [
+        Self::Server,
+        Self::Policy,
+        Self::ClientCa,
+        Self::TokenKeys,
+        Self::DbCa,
+        Self::DbClient,
+    ];
 
     /// The label used in metrics, logs and `/reload-status`.
     pub fn as_str(self) -> &'static str {
@@ -76,6 +105,8 @@ impl Material {
             Self::Policy => "policy",
             Self::ClientCa => "client_ca",
             Self::TokenKeys => "token_keys",
+            Self::DbCa => "db_ca",
+            Self::DbClient => "db_client",
         }
     }
 
@@ -85,6 +116,8 @@ impl Material {
             Self::Policy => "policy",
             Self::ClientCa => "client CA",
             Self::TokenKeys => "token keys",
+            Self::DbCa => "database CA",
+            Self::DbClient => "database client certificate",
         }
     }
 }
@@ -121,101 +154,61 @@ pub struct Snapshot {
     pub token_keys: TokenKeys,
     /// Content digest per material.
     pub digests: BTreeMap<Material, String>,
+    /// The database connections' TLS material (`None` with `sslmode=disable`).
+    pub db_tls: Option<Arc<DbTls>>,
+}
+
+/// The parts of a snapshot as they are read, before they are combined.
+struct Parts {
+    policy: Option<Policy>,
+    server: Option<material::ServerMaterial>,
+    client_roots: Option<material::Roots>,
+    token_keys: Option<TokenKeys>,
+    db_tls: Option<Option<Arc<DbTls>>>,
 }
 
 impl Snapshot {
-    /// Reads and validates every source; all problems are returned, each naming its file.
+    /// Reads and validates every given source; all problems are returned, each naming its
+    /// file. A missing required part (reported by the caller) makes the result an error.
     pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<Problem>> {
-        Self::load_parts(
-            Some(&src.tls_dir),
-            src.policy_file.as_deref(),
-            src.client_ca_dir.as_deref(),
-            Some(&src.token_key_dir),
-            &src.expect_sans,
-            generation,
-        )
-    }
-
-    /// Like [`Snapshot::load`], but checks whatever parts are given, so a configuration that
-    /// misses one directory still has every other problem reported. A missing required part
-    /// (already reported by the caller) makes the result an error.
-    pub fn load_parts(
-        tls_dir: Option<&Path>,
-        policy_file: Option<&Path>,
-        client_ca_dir: Option<&Path>,
-        token_key_dir: Option<&Path>,
-        expect_sans: &[String],
-        generation: u64,
-    ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let mut fail =
-            |material: Material, message: String| problems.push(Problem { material, message });
-        let policy = match policy_file {
-            Some(p) => Policy::from_file(p)
-                .map_err(|e| {
-                    for p in e.0 {
-                        fail(Material::Policy, p.to_string());
-                    }
-                })
-                .ok(),
-            None => Some(Policy::default()),
-        };
-        let now = material::now_unix();
-        let server = tls_dir.and_then(|dir| {
-            let crt = dir.join(material::TLS_CRT);
-            material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
-                .and_then(|m| material::check_sans(&crt, &m.chain[0], expect_sans).map(|()| m))
-                .map_err(|e| fail(Material::Server, e.to_string()))
-                .ok()
-        });
-        let client_roots = client_ca_dir.and_then(|dir| {
-            material::load_roots(&dir.join(material::CA_CRT))
-                .map_err(|e| fail(Material::ClientCa, e.to_string()))
-                .ok()
-        });
-        let token_keys = token_key_dir.and_then(|dir| {
-            TokenKeys::load_dir(dir)
-                .map_err(|e| fail(Material::TokenKeys, e.to_string()))
-                .ok()
-        });
-        if let Some(p) = &policy
-            && p.client_auth != ClientAuth::None
-            && client_ca_dir.is_none()
-        {
-            fail(
-                Material::Policy,
-                format!(
-                    "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
-                    p.client_auth.as_str()
-                ),
-            );
-        }
-        let (Some(policy), Some(server), Some(token_keys), true) =
-            (policy, server, token_keys, problems.is_empty())
+        let parts = read_parts(src, &mut problems);
+        let Parts {
+            policy: Some(policy),
+            server: Some(server),
+            client_roots,
+            token_keys: Some(token_keys),
+            db_tls: Some(db_tls),
+        } = parts
         else {
             return Err(problems);
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let mut digests = BTreeMap::new();
         digests.insert(Material::Server, server.digest.clone());
-        digests.insert(
-            Material::Policy,
-            material::sha256_hex(policy.describe().as_bytes()),
-        );
+        digests.insert(Material::Policy, material::sha256_hex(policy.describe().as_bytes()));
         digests.insert(Material::TokenKeys, token_keys.digest.clone());
         if let Some(r) = &client_roots {
             digests.insert(Material::ClientCa, r.digest.clone());
+        }
+        if let Some(t) = &db_tls {
+            digests.insert(Material::DbCa, t.ca_digest.clone());
+            if let Some(c) = &t.client {
+                digests.insert(Material::DbClient, c.digest.clone());
+            }
         }
         let (store, client_cas) = match client_roots {
             Some(r) => (Some(r.store), Some(r.infos)),
             None => (None, None),
         };
-        let server_config =
-            tls_server::build(&policy, server.certified.clone(), store).map_err(|e| {
-                vec![Problem {
-                    material: Material::Policy,
-                    message: e.to_string(),
-                }]
-            })?;
+        let server_config = tls_server::build(&policy, server.certified.clone(), store).map_err(|e| {
+            vec![Problem {
+                material: Material::Policy,
+                message: e.to_string(),
+            }]
+        })?;
         Ok(Self {
             generation,
             server_config,
@@ -224,6 +217,7 @@ impl Snapshot {
             client_cas,
             token_keys,
             digests,
+            db_tls,
         })
     }
 
@@ -238,23 +232,14 @@ impl Snapshot {
         for line in self.policy.describe().lines() {
             out.push_str(&format!("  {line}\n"));
         }
-        out.push_str(&format!(
-            "  versions: [{}]\n",
-            self.policy.version_names().join(", ")
-        ));
-        out.push_str(&format!(
-            "server_certificate:  # {}\n",
-            src.tls_dir.display()
-        ));
+        out.push_str(&format!("  versions: [{}]\n", self.policy.version_names().join(", ")));
+        out.push_str(&format!("server_certificate:  # {}\n", show(src.tls_dir.as_deref())));
         for c in &self.server_chain {
             out.push_str(&describe_cert(c));
         }
         match (&self.client_cas, &src.client_ca_dir) {
             (Some(cas), Some(dir)) => {
-                out.push_str(&format!(
-                    "client_cas:  # {}\n",
-                    dir.join(material::CA_CRT).display()
-                ));
+                out.push_str(&format!("client_cas:  # {}\n", dir.join(material::CA_CRT).display()));
                 for c in cas {
                     out.push_str(&describe_cert(c));
                 }
@@ -264,11 +249,88 @@ impl Snapshot {
         let kids = self.token_keys.kids();
         out.push_str(&format!(
             "token_keys:  # {}\n  accepted_kids: [{}]\n  signing_kid: {}\n",
-            src.token_key_dir.display(),
+            show(src.token_key_dir.as_deref()),
             kids.join(", "),
             kids.last().copied().unwrap_or("-")
         ));
+        if let (Some(t), Some(db)) = (&self.db_tls, &src.db) {
+            out.push_str(&format!("database_cas:  # {}\n", show(db.sslrootcert.as_deref())));
+            for c in &t.cas {
+                out.push_str(&describe_cert(c));
+            }
+            if let Some(c) = &t.client {
+                out.push_str(&format!(
+                    "database_client_certificate:  # {}\n",
+                    show(db.sslcert.as_deref())
+                ));
+                out.push_str(&describe_cert(&c.info));
+            }
+        }
         out
+    }
+}
+
+fn read_parts(src: &Sources, problems: &mut Vec<Problem>) -> Parts {
+    let mut fail = |material: Material, message: String| problems.push(Problem { material, message });
+    let policy = match &src.policy_file {
+        Some(p) => Policy::from_file(p)
+            .map_err(|e| {
+                for p in e.0 {
+                    fail(Material::Policy, p.to_string());
+                }
+            })
+            .ok(),
+        None => Some(Policy::default()),
+    };
+    let now = material::now_unix();
+    let server = src.tls_dir.as_deref().and_then(|dir| {
+        let crt = dir.join(material::TLS_CRT);
+        material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
+            .and_then(|m| material::check_sans(&crt, &m.chain[0], &src.expect_sans).map(|()| m))
+            .map_err(|e| fail(Material::Server, e.to_string()))
+            .ok()
+    });
+    let client_roots = src.client_ca_dir.as_deref().and_then(|dir| {
+        material::load_roots(&dir.join(material::CA_CRT))
+            .map_err(|e| fail(Material::ClientCa, e.to_string()))
+            .ok()
+    });
+    let token_keys = src.token_key_dir.as_deref().and_then(|dir| {
+        TokenKeys::load_dir(dir)
+            .map_err(|e| fail(Material::TokenKeys, e.to_string()))
+            .ok()
+    });
+    let db_tls = match &src.db {
+        Some(target) => DbTls::load(target, now)
+            .map_err(|e| {
+                let m = if target.sslrootcert.as_ref() == Some(&e.path) {
+                    Material::DbCa
+                } else {
+                    Material::DbClient
+                };
+                fail(m, e.to_string());
+            })
+            .ok(),
+        None => Some(None),
+    };
+    if let Some(p) = &policy
+        && p.client_auth != ClientAuth::None
+        && src.client_ca_dir.is_none()
+    {
+        fail(
+            Material::Policy,
+            format!(
+                "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
+                p.client_auth.as_str()
+            ),
+        );
+    }
+    Parts {
+        policy,
+        server,
+        client_roots,
+        token_keys,
+        db_tls,
     }
 }
 

@@ -84,9 +84,7 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys")
-            .field("kids", &self.kids())
-            .finish()
+        f.debug_struct("TokenKeys").field("kids", &self.kids()).finish()
     }
 }
 
@@ -97,11 +95,7 @@ pub fn generate_key_text() -> String {
 }
 
 fn valid_kid(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= 64
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !kid.is_empty() && kid.len() <= 64 && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl TokenKeys {
@@ -111,8 +105,8 @@ impl TokenKeys {
             path: path.display().to_string(),
             reason,
         };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
         let mut found = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| err(dir, format!("cannot list: {e}")))?;
@@ -122,13 +116,9 @@ impl TokenKeys {
                 continue;
             }
             if !valid_kid(&name) {
-                return Err(err(
-                    &path,
-                    "key file names are key ids: 1-64 of [A-Za-z0-9_.-]".into(),
-                ));
+                return Err(err(&path, "key file names are key ids: 1-64 of [A-Za-z0-9_.-]".into()));
             }
-            let bytes =
-                std::fs::read(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
+            let bytes = std::fs::read(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
             let secret = bytes.trim_ascii();
             if secret.len() < MIN_KEY_BYTES {
                 return Err(err(
@@ -171,10 +161,7 @@ impl TokenKeys {
 
     /// Issues a token for `sub` valid for `ttl` from `now` (Unix seconds).
     pub fn issue(&self, sub: &str, ttl: Duration, now: i64) -> String {
-        let (kid, key) = self
-            .keys
-            .last()
-            .expect("load_dir never returns an empty set");
+        let (kid, key) = self.keys.last().expect("load_dir never returns an empty set");
         let header = Header {
             alg: "HS256".into(),
             typ: Some("JWT".into()),
@@ -199,9 +186,7 @@ impl TokenKeys {
     /// longer than `max_ttl` are refused, so a leaked long-lived token is worthless.
     pub fn verify(&self, token: &str, now: i64, max_ttl: Duration) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
         let header: Header = decode_json(h)?;
@@ -279,10 +264,7 @@ mod tests {
     fn refuses_expired_tampered_and_malformed() {
         let (_d, k) = keys(&["k1"]);
         let t = k.issue("alice", Duration::from_secs(60), 1000);
-        assert_eq!(
-            k.verify(&t, 1000 + 60 + LEEWAY_SECS, HOUR),
-            Err(TokenError::Expired)
-        );
+        assert_eq!(k.verify(&t, 1000 + 60 + LEEWAY_SECS, HOUR), Err(TokenError::Expired));
         let mut forged = t.clone();
         forged.pop();
         forged.push(if t.ends_with('A') { 'B' } else { 'A' });
@@ -303,10 +285,7 @@ mod tests {
         assert!(e.reason.contains("no key files"), "{e}");
         std::fs::write(dir.path().join("short"), "abc").unwrap();
         let e = TokenKeys::load_dir(dir.path()).unwrap_err();
-        assert!(
-            e.path.ends_with("short") && e.reason.contains("at least 32"),
-            "{e}"
-        );
+        assert!(e.path.ends_with("short") && e.reason.contains("at least 32"), "{e}");
         assert!(TokenKeys::load_dir(&dir.path().join("nope")).is_err());
     }
 }

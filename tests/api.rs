@@ -21,13 +21,7 @@ async fn create(s: &TestServer, username: &str, email: &str) -> reqwest::Respons
 async fn error_code(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
 }
 
 #[tokio::test]
@@ -71,10 +65,7 @@ async fn users_crud_over_tls_with_token() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
     let again = s
         .client
         .delete(format!("{}{location}", s.base))
@@ -135,11 +126,7 @@ async fn lists_users_with_keyset_pagination() {
                 .unwrap(),
         )
         .await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::BAD_REQUEST, "bad_query"),
-            "{bad}"
-        );
+        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_query"), "{bad}");
     }
     s.running.shutdown().await;
 }
@@ -147,10 +134,7 @@ async fn lists_users_with_keyset_pagination() {
 #[tokio::test]
 async fn duplicate_username_is_409() {
     let s = start(serve_args(&[])).await;
-    assert_eq!(
-        create(&s, "bob", "bob@example.com").await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(create(&s, "bob", "bob@example.com").await.status(), StatusCode::CREATED);
     let (status, code) = error_code(create(&s, "bob", "other@example.com").await).await;
     assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "conflict"));
     s.running.shutdown().await;
@@ -162,30 +146,17 @@ async fn refuses_missing_expired_unknown_kid_and_forged_tokens() {
     let url = format!("{}/users/1", s.base);
     let resp = s.client.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        resp.headers()["www-authenticate"],
-        r#"Bearer realm="tlsward""#
-    );
+    assert_eq!(resp.headers()["www-authenticate"], r#"Bearer realm="tlsward""#);
 
     let keys = tlsward::token::TokenKeys::load_dir(&postgres().token_dir).unwrap();
-    let expired = keys.issue(
+    let expired = keys.issue("x", Duration::from_secs(60), tlsward::tls::material::now_unix() - 3600);
+    let other_dir = postgres().scratch();
+    std::fs::write(other_dir.join("zz-unknown"), tlsward::token::generate_key_text()).unwrap();
+    let unknown = tlsward::token::TokenKeys::load_dir(&other_dir).unwrap().issue(
         "x",
         Duration::from_secs(60),
-        tlsward::tls::material::now_unix() - 3600,
+        tlsward::tls::material::now_unix(),
     );
-    let other_dir = postgres().scratch();
-    std::fs::write(
-        other_dir.join("zz-unknown"),
-        tlsward::token::generate_key_text(),
-    )
-    .unwrap();
-    let unknown = tlsward::token::TokenKeys::load_dir(&other_dir)
-        .unwrap()
-        .issue(
-            "x",
-            Duration::from_secs(60),
-            tlsward::tls::material::now_unix(),
-        );
     let mut forged = s.token();
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
@@ -197,10 +168,7 @@ async fn refuses_missing_expired_unknown_kid_and_forged_tokens() {
     ] {
         let resp = s.client.get(&url).bearer_auth(&token).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{why}");
-        let challenge = resp.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
         assert!(
             challenge.contains(r#"error="invalid_token""#) && challenge.contains(why),
             "{challenge}"
@@ -208,13 +176,7 @@ async fn refuses_missing_expired_unknown_kid_and_forged_tokens() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized");
     }
-    let basic = s
-        .client
-        .get(&url)
-        .basic_auth("a", Some("b"))
-        .send()
-        .await
-        .unwrap();
+    let basic = s.client.get(&url).basic_auth("a", Some("b")).send().await.unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     s.running.shutdown().await;
 }
@@ -262,11 +224,7 @@ async fn bad_input_gets_400_and_writes_nothing() {
             "validation_failed",
         ),
         (
-            format!(
-                r#"{{"username":"big","email":"{}@example.com"}}"#,
-                "a".repeat(2000)
-            )
-            .into_bytes(),
+            format!(r#"{{"username":"big","email":"{}@example.com"}}"#, "a".repeat(2000)).into_bytes(),
             "application/json",
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -297,11 +255,7 @@ async fn bad_input_gets_400_and_writes_nothing() {
                 .unwrap(),
         )
         .await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::BAD_REQUEST, "bad_id"),
-            "{bad_id}"
-        );
+        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_id"), "{bad_id}");
     }
     let page: Value = s
         .client
@@ -313,23 +267,9 @@ async fn bad_input_gets_400_and_writes_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        page["users"].as_array().unwrap().len(),
-        0,
-        "nothing was written"
-    );
-    let (status, code) = error_code(
-        s.client
-            .get(format!("{}/nope", s.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    assert_eq!(page["users"].as_array().unwrap().len(), 0, "nothing was written");
+    let (status, code) = error_code(s.client.get(format!("{}/nope", s.base)).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
     let (status, code) = error_code(
         s.client
             .put(format!("{}/users", s.base))
@@ -374,11 +314,7 @@ async fn sql_metacharacters_are_stored_verbatim() {
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        page["users"].as_array().unwrap().len(),
-        1,
-        "the table is intact"
-    );
+    assert_eq!(page["users"].as_array().unwrap().len(), 1, "the table is intact");
     s.running.shutdown().await;
 }
 
@@ -421,9 +357,7 @@ async fn serves_http2_and_http1() {
     assert_eq!(h2.version(), reqwest::Version::HTTP_2);
     let h1_client = reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(postgres().ca.cert_pem.as_bytes()).unwrap(),
-        )
+        .add_root_certificate(reqwest::Certificate::from_pem(postgres().ca.cert_pem.as_bytes()).unwrap())
         .resolve("localhost", s.running.tls_addr)
         .http1_only()
         .build()
@@ -476,14 +410,8 @@ async fn metrics_count_requests_by_route() {
         3.0,
         "{text}"
     );
-    assert!(
-        text.contains("tlsward_http_request_duration_seconds_bucket{"),
-        "{text}"
-    );
-    assert!(
-        support::metric(&text, "tlsward_db_pool_connections") >= 1.0,
-        "{text}"
-    );
+    assert!(text.contains("tlsward_http_request_duration_seconds_bucket{"), "{text}");
+    assert!(support::metric(&text, "tlsward_db_pool_connections") >= 1.0, "{text}");
     assert!(
         text.contains(r#"tlsward_cert_not_after_seconds{material="server"}"#),
         "{text}"

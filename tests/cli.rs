@@ -54,14 +54,8 @@ fn dsn(pki: &Path) -> String {
 
 fn env_for(pki: &Path) -> Vec<(String, String)> {
     vec![
-        (
-            "TLSWARD_TLS_DIR".into(),
-            pki.join("server").display().to_string(),
-        ),
-        (
-            "TLSWARD_TOKEN_KEY_DIR".into(),
-            pki.join("tokens").display().to_string(),
-        ),
+        ("TLSWARD_TLS_DIR".into(), pki.join("server").display().to_string()),
+        ("TLSWARD_TOKEN_KEY_DIR".into(), pki.join("tokens").display().to_string()),
         ("TLSWARD_DB_URL".into(), dsn(pki)),
     ]
 }
@@ -82,11 +76,7 @@ fn certs_dev_writes_cert_manager_and_cockroach_layouts() {
     let server = load_pair(&p.join("server/tls.crt"), &p.join("server/tls.key"), now).unwrap();
     let leaf = &server.chain[0];
     for san in ["localhost", "127.0.0.1", "::1", "api.example.com"] {
-        assert!(
-            leaf.sans.iter().any(|s| s == san),
-            "{san} in {:?}",
-            leaf.sans
-        );
+        assert!(leaf.sans.iter().any(|s| s == san), "{san} in {:?}", leaf.sans);
     }
     let client = load_pair(
         &p.join("db-client/client.app.crt"),
@@ -131,20 +121,13 @@ fn certs_dev_writes_cert_manager_and_cockroach_layouts() {
         );
         assert!(o.status.success(), "{kt}: {}", out(&o));
         assert!(d.path().join("db-client/client.svc.key").exists());
-        load_pair(
-            &d.path().join("server/tls.crt"),
-            &d.path().join("server/tls.key"),
-            now,
-        )
-        .unwrap();
+        load_pair(&d.path().join("server/tls.crt"), &d.path().join("server/tls.key"), now).unwrap();
     }
 }
 
 fn rustls_pem(path: &Path) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::from_pem_file(path)
-        .unwrap()
-        .to_vec()
+    rustls_pki_types::CertificateDer::from_pem_file(path).unwrap().to_vec()
 }
 
 #[test]
@@ -191,14 +174,7 @@ fn token_issue_mints_a_verifiable_short_lived_token() {
     );
     assert_eq!(too_long.status.code(), Some(64), "{}", out(&too_long));
     let no_dir = run(
-        &[
-            "token",
-            "issue",
-            "--sub",
-            "a",
-            "--token-key-dir",
-            "/nonexistent",
-        ],
+        &["token", "issue", "--sub", "a", "--token-key-dir", "/nonexistent"],
         &[],
     );
     assert_eq!(no_dir.status.code(), Some(64));
@@ -234,7 +210,11 @@ fn check_config_prints_the_normalized_config() {
 fn check_config_lists_every_problem_and_exits_64() {
     let pki = tempfile::tempdir().unwrap();
     let policy = pki.path().join("policy.yaml");
-    std::fs::write(&policy, "min_version: \"1.0\"\ncipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_RC4_128_SHA]\n").unwrap();
+    std::fs::write(
+        &policy,
+        "min_version: \"1.0\"\ncipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_RC4_128_SHA]\n",
+    )
+    .unwrap();
     let o = run(
         &[
             "check-config",
@@ -245,10 +225,7 @@ fn check_config_lists_every_problem_and_exits_64() {
             "--db-pool-size",
             "0",
         ],
-        &[(
-            "TLSWARD_DB_URL",
-            "postgresql://app@localhost:26257/app?sslmode=require",
-        )],
+        &[("TLSWARD_DB_URL", "postgresql://app@localhost:26257/app?sslmode=require")],
     );
     let text = out(&o);
     assert_eq!(o.status.code(), Some(64), "{text}");
@@ -282,29 +259,15 @@ fn check_config_lists_every_problem_and_exits_64() {
 #[test]
 fn check_config_names_broken_certificate_files() {
     let pki = dev_pki();
-    std::fs::write(
-        pki.path().join("server/tls.key"),
-        "-----BEGIN PRIVATE KEY-----\nMIGH\n",
-    )
-    .unwrap();
+    std::fs::write(pki.path().join("server/tls.key"), "-----BEGIN PRIVATE KEY-----\nMIGH\n").unwrap();
     let o = check_config(pki.path(), &[]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(64), "{text}");
-    assert!(
-        text.contains("server/tls.key: no usable PRIVATE KEY block"),
-        "{text}"
-    );
+    assert!(text.contains("server/tls.key: no usable PRIVATE KEY block"), "{text}");
     let other = dev_pki();
-    std::fs::copy(
-        other.path().join("server/tls.key"),
-        pki.path().join("server/tls.key"),
-    )
-    .unwrap();
+    std::fs::copy(other.path().join("server/tls.key"), pki.path().join("server/tls.key")).unwrap();
     let text = out(&check_config(pki.path(), &[]));
-    assert!(
-        text.contains("the key does not match the certificate"),
-        "{text}"
-    );
+    assert!(text.contains("the key does not match the certificate"), "{text}");
 }
 
 #[test]
@@ -312,10 +275,7 @@ fn a_valid_policy_round_trips_through_check_config() {
     let pki = dev_pki();
     let policy = pki.path().join("policy.yaml");
     std::fs::write(&policy, "profile: intermediate\ncipher_suites: [TLS_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\nkx_groups: [X25519MLKEM768, secp384r1]\nalpn: [http/1.1]\n").unwrap();
-    let first = out(&check_config(
-        pki.path(),
-        &["--policy-file", policy.to_str().unwrap()],
-    ));
+    let first = out(&check_config(pki.path(), &["--policy-file", policy.to_str().unwrap()]));
     let tls_section: String = first
         .lines()
         .skip_while(|l| *l != "tls:")
@@ -324,17 +284,12 @@ fn a_valid_policy_round_trips_through_check_config() {
         .map(|l| format!("{}\n", &l[2..]))
         .collect();
     assert!(
-        tls_section.contains(
-            "cipher_suites: [TLS_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]"
-        ),
+        tls_section.contains("cipher_suites: [TLS_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]"),
         "{first}"
     );
     let again = pki.path().join("again.yaml");
     std::fs::write(&again, &tls_section).unwrap();
-    let second = out(&check_config(
-        pki.path(),
-        &["--policy-file", again.to_str().unwrap()],
-    ));
+    let second = out(&check_config(pki.path(), &["--policy-file", again.to_str().unwrap()]));
     assert_eq!(first, second);
 }
 
@@ -344,10 +299,7 @@ fn insecure_sslmode_needs_the_explicit_flag() {
     let env = env_for(pki.path());
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.retain(|(k, _)| *k != "TLSWARD_DB_URL");
-    env.push((
-        "TLSWARD_DB_URL",
-        "postgresql://app@localhost:26257/app?sslmode=disable",
-    ));
+    env.push(("TLSWARD_DB_URL", "postgresql://app@localhost:26257/app?sslmode=disable"));
     env.push(("TLSWARD_DB_ALLOW_INSECURE", "true"));
     let o = run(&["check-config"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));

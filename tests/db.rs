@@ -20,6 +20,7 @@ fn settings() -> PoolSettings {
         connect_timeout: Duration::from_secs(3),
         statement_timeout: Duration::from_secs(5),
         checkout_timeout: Duration::from_secs(2),
+        max_lifetime: Duration::from_secs(600),
     }
 }
 
@@ -51,11 +52,7 @@ async fn client_certificate_from_another_ca_is_refused() {
     let pg = postgres();
     let other = Ca::new("some other CA", KeyType::Ecdsa).unwrap();
     let dir = pg.scratch();
-    write_pair(
-        &dir,
-        &other.issue(&LeafSpec::client("app")).unwrap(),
-        &other.cert_pem,
-    );
+    write_pair(&dir, &other.issue(&LeafSpec::client("app")).unwrap(), &other.cert_pem);
     let e = verify_err(&pg.dsn("app", &dir)).await;
     assert!(
         e.starts_with(&format!("cannot connect to localhost:{} as app:", pg.port)),
@@ -77,10 +74,7 @@ async fn client_certificate_with_wrong_cn_is_refused() {
         &pg.ca.cert_pem,
     );
     let e = verify_err(&pg.dsn("app", &dir)).await;
-    assert!(
-        e.contains("certificate authentication failed for user \"app\""),
-        "{e}"
-    );
+    assert!(e.contains("certificate authentication failed for user \"app\""), "{e}");
 }
 
 #[tokio::test]
@@ -132,12 +126,7 @@ async fn serialization_failures_are_retried_to_success() {
     let attempts = Arc::new(AtomicU32::new(0));
     let mut tasks = Vec::new();
     for who in ["a", "b"] {
-        let (pool, metrics, barrier, attempts) = (
-            pool.clone(),
-            metrics.clone(),
-            barrier.clone(),
-            attempts.clone(),
-        );
+        let (pool, metrics, barrier, attempts) = (pool.clone(), metrics.clone(), barrier.clone(), attempts.clone());
         tasks.push(tokio::spawn(async move {
             let mut first = true;
             pool.transaction(&metrics, |tx| {
@@ -165,11 +154,7 @@ async fn serialization_failures_are_retried_to_success() {
         seen.push(t.await.unwrap().expect("retried to success"));
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        vec![0, 1],
-        "the retried transaction saw the other's row"
-    );
+    assert_eq!(seen, vec![0, 1], "the retried transaction saw the other's row");
     assert!(attempts.load(Ordering::SeqCst) >= 3, "a retry happened");
     let text = metrics.render();
     assert!(
@@ -196,11 +181,13 @@ async fn killed_backend_is_replaced_transparently_for_reads() {
     .unwrap();
     tlsward::db::users::migrate(&pool).await.unwrap();
     let metrics = Metrics::new();
-    assert_eq!(
-        tlsward::db::users::get(&pool, &metrics, 1).await.unwrap(),
-        None
+    assert_eq!(tlsward::db::users::get(&pool, &metrics, 1).await.unwrap(), None);
+    let killed = pg.psql(
+        "postgres",
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND usename = 'app'"
+        ),
     );
-    let killed = pg.psql("postgres", &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND usename = 'app'"));
     assert_eq!(killed, "1");
     assert_eq!(
         tlsward::db::users::get(&pool, &metrics, 1).await.unwrap(),

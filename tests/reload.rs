@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    TestServer, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args,
-    served_serial, start_unready,
+    TestServer, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args, served_serial, start_unready,
 };
 use tlsward::pki::{Issued, LeafSpec};
 
@@ -61,10 +60,7 @@ async fn serves_new_cert_after_atomic_symlink_swap() {
     let first = new_server_cert();
     kube_write(&dir, &pair(&first));
     let s = server_on(&dir, &[]).await;
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        serial_of(&first.cert_pem)
-    );
+    assert_eq!(served_serial(s.port()).await.unwrap(), serial_of(&first.cert_pem));
     // The second swap is where watchers of the file (not the directory) go deaf: do twenty.
     for i in 0..20 {
         let next = new_server_cert();
@@ -80,10 +76,7 @@ async fn serves_new_cert_after_atomic_symlink_swap() {
     assert!(status["generation"].as_u64().unwrap() >= 21, "{status}");
     let metrics = s.metrics().await;
     assert!(
-        support::metric(
-            &metrics,
-            r#"tlsward_reload_total{material="server",outcome="applied"}"#
-        ) >= 20.0,
+        support::metric(&metrics, r#"tlsward_reload_total{material="server",outcome="applied"}"#) >= 20.0,
         "{metrics}"
     );
     s.running.shutdown().await;
@@ -92,8 +85,7 @@ async fn serves_new_cert_after_atomic_symlink_swap() {
 #[tokio::test]
 async fn kubelet_script_from_shared_tools_is_followed() {
     // The reference reproduction of kubelet's AtomicWriter, when this checkout has it beside.
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-tools/kubelet-atomic-write.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-tools/kubelet-atomic-write.sh");
     let dir = volume();
     let first = new_server_cert();
     kube_write(&dir, &pair(&first));
@@ -195,10 +187,7 @@ async fn serves_new_cert_when_the_directory_is_recreated() {
         SOON,
         "the vanished directory is noticed"
     );
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        serial_of(&first.cert_pem)
-    );
+    assert_eq!(served_serial(s.port()).await.unwrap(), serial_of(&first.cert_pem));
     // The directory appears again, later, with new content: the parent watch sees it and the
     // directory watch is re-armed, so the next rotation is seen too.
     let next = new_server_cert();
@@ -272,7 +261,23 @@ async fn keeps_last_good_on_truncated_key() {
 #[tokio::test]
 async fn keeps_last_good_on_garbage_pem() {
     let next = new_server_cert();
-    keeps_last_good(|d| kube_write(d, &[("tls.crt", b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n".to_vec()), ("tls.key", next.key_pem.into_bytes())]), "server", "tls.crt: certificate #1: not a valid X.509 certificate").await;
+    keeps_last_good(
+        |d| {
+            kube_write(
+                d,
+                &[
+                    (
+                        "tls.crt",
+                        b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n".to_vec(),
+                    ),
+                    ("tls.key", next.key_pem.into_bytes()),
+                ],
+            )
+        },
+        "server",
+        "tls.crt: certificate #1: not a valid X.509 certificate",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -304,12 +309,7 @@ fn cert_with(not_before: time::Duration, not_after: time::Duration) -> Issued {
 #[tokio::test]
 async fn keeps_last_good_on_expired_cert() {
     let old = cert_with(time::Duration::days(-30), time::Duration::days(-1));
-    keeps_last_good(
-        |d| kube_write(d, &pair(&old)),
-        "server",
-        "certificate expired at",
-    )
-    .await;
+    keeps_last_good(|d| kube_write(d, &pair(&old)), "server", "certificate expired at").await;
 }
 
 #[tokio::test]
@@ -377,10 +377,7 @@ async fn keeps_last_good_policy(bad: &str, reason: &str) {
         SOON,
         "bad policy not rejected"
     );
-    let err = material(&s, "policy").await["last_error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let err = material(&s, "policy").await["last_error"].as_str().unwrap().to_string();
     assert!(err.contains("policy.yaml") && err.contains(reason), "{err}");
     // Still intermediate: TLS 1.2 still works, same certificate.
     assert_eq!(served_serial(s.port()).await.unwrap(), serial);
@@ -456,15 +453,9 @@ async fn rejects_cert_without_expected_san() {
         SOON,
         "not rejected"
     );
-    let err = material(&s, "server").await["last_error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let err = material(&s, "server").await["last_error"].as_str().unwrap().to_string();
     assert!(err.contains("certificate does not name localhost"), "{err}");
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        serial_of(&first.cert_pem)
-    );
+    assert_eq!(served_serial(s.port()).await.unwrap(), serial_of(&first.cert_pem));
     s.running.shutdown().await;
 }
 
@@ -499,28 +490,13 @@ async fn token_keys_rotate_live() {
     let new = mint(&keys);
     let url = format!("{}/users/1", s.base);
     for t in [&old, &new] {
-        let st = s
-            .client
-            .get(&url)
-            .bearer_auth(t)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let st = s.client.get(&url).bearer_auth(t).send().await.unwrap().status();
         assert_ne!(st, 401, "both the old and the new key verify");
     }
     kube_write(&keys, &[("k2", std::fs::read(keys.join("k2")).unwrap())]);
     let s_ref = &s;
     assert_eventually!(
-        s_ref
-            .client
-            .get(&url)
-            .bearer_auth(&old)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 401,
+        s_ref.client.get(&url).bearer_auth(&old).send().await.unwrap().status() == 401,
         SOON,
         "a removed key stops verifying"
     );
@@ -531,11 +507,7 @@ async fn token_keys_rotate_live() {
 async fn reloads_on_sighup_and_interval_without_file_events() {
     let dir = volume();
     kube_write(&dir, &pair(&new_server_cert()));
-    let s = server_on(
-        &dir,
-        &["--file-watch", "false", "--reload-interval", "300ms"],
-    )
-    .await;
+    let s = server_on(&dir, &["--file-watch", "false", "--reload-interval", "300ms"]).await;
     let next = new_server_cert();
     kube_write(&dir, &pair(&next));
     wait_serial(&s, &serial_of(&next.cert_pem)).await;
@@ -569,10 +541,7 @@ async fn warns_when_the_certificate_expires_soon() {
     let dir = volume();
     kube_write(
         &dir,
-        &pair(&cert_with(
-            time::Duration::hours(-1),
-            time::Duration::days(2),
-        )),
+        &pair(&cert_with(time::Duration::hours(-1), time::Duration::days(2))),
     );
     let s = server_on(&dir, &["--expiry-warning", "7d"]).await;
     let admin = s.admin.clone();

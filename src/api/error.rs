@@ -57,9 +57,7 @@ impl ApiError {
     pub fn unauthorized(err: TokenError) -> Self {
         let challenge = match err {
             TokenError::Missing => r#"Bearer realm="tlsward""#.to_string(),
-            other => format!(
-                r#"Bearer realm="tlsward", error="invalid_token", error_description="{other}""#
-            ),
+            other => format!(r#"Bearer realm="tlsward", error="invalid_token", error_description="{other}""#),
         };
         Self {
             www_authenticate: Some(challenge),
@@ -75,11 +73,7 @@ impl From<DbError> for ApiError {
             Self::db_unavailable()
         } else {
             tracing::error!(error = %e, "database error");
-            Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
     }
 }
@@ -88,10 +82,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut resp = (self.status, body).into_response();
-        if let Some(v) = self
-            .www_authenticate
-            .and_then(|c| HeaderValue::from_str(&c).ok())
-        {
+        if let Some(v) = self.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp

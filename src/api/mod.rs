@@ -23,22 +23,15 @@ use error::ApiError;
 
 /// Headers set on every response of the TLS listener.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    (
-        "strict-transport-security",
-        "max-age=63072000; includeSubDomains",
-    ),
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
     ("x-content-type-options", "nosniff"),
     ("cache-control", "no-store"),
     ("referrer-policy", "no-referrer"),
-    (
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
-    ),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
 ];
 
 async fn root() -> Response {
-    axum::Json(serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")}))
-        .into_response()
+    axum::Json(serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")})).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -80,14 +73,8 @@ async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
 pub fn router(state: Arc<AppState>) -> Router {
     let users = Router::new()
         .route("/users", get(users::list_users).post(users::create_user))
-        .route(
-            "/users/{id}",
-            get(users::get_user).delete(users::delete_user),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        .route("/users/{id}", get(users::get_user).delete(users::delete_user))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let mut app = Router::new()
         .route("/", get(root))
         .merge(users)
@@ -113,11 +100,7 @@ pub fn redirect_router(https_port: u16) -> Router {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(|h| strip_port(h).to_string())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
             .unwrap_or_else(|| "localhost".into());
         let port = if https_port == 443 {
             String::new()
@@ -126,19 +109,13 @@ pub fn redirect_router(https_port: u16) -> Router {
         };
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = format!("https://{host}{port}{path}");
-        (
-            StatusCode::PERMANENT_REDIRECT,
-            [(header::LOCATION, location)],
-        )
-            .into_response()
+        (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
     })
 }
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     host.split(':').next().unwrap_or(host)
 }

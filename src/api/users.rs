@@ -30,10 +30,7 @@ fn pool(state: &AppState) -> Result<Arc<DbPool>, ApiError> {
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     match raw.parse::<i64>() {
         Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
-        _ => Err(ApiError::bad_request(
-            "bad_id",
-            "id must be a positive 64-bit integer",
-        )),
+        _ => Err(ApiError::bad_request("bad_id", "id must be a positive 64-bit integer")),
     }
 }
 
@@ -70,10 +67,7 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 /// `GET /users/{id}`.
-pub async fn get_user(
-    State(state): State<Arc<AppState>>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn get_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     match users::get(&db, &state.metrics, id).await? {
@@ -83,31 +77,22 @@ pub async fn get_user(
 }
 
 /// `GET /users?limit=&after=`: keyset pagination by id.
-pub async fn list_users(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn list_users(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let (mut limit, mut after) = (DEFAULT_LIMIT, 0i64);
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "bad_query",
-                            format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
+                limit = v.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                    ApiError::bad_request("bad_query", format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+                })?;
             }
             "after" => {
-                after = v
-                    .parse()
-                    .ok()
-                    .filter(|a| *a >= 0)
-                    .ok_or_else(|| ApiError::bad_request("bad_query", "after must be a non-negative 64-bit integer (the last id of the previous page)"))?;
+                after = v.parse().ok().filter(|a| *a >= 0).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "bad_query",
+                        "after must be a non-negative 64-bit integer (the last id of the previous page)",
+                    )
+                })?;
             }
             other => {
                 return Err(ApiError::bad_request(
@@ -188,12 +173,8 @@ pub async fn create_user(
             format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    let new: NewUser = serde_json::from_str(text).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a valid user object: {e}"),
-        )
-    })?;
+    let new: NewUser = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not a valid user object: {e}")))?;
     let mut problems = Vec::new();
     if !valid_username(&new.username) {
         problems.push("username must be 1-64 characters of a-z, 0-9, _ . -");
@@ -202,10 +183,7 @@ pub async fn create_user(
         problems.push("email must be a valid address such as name@example.com");
     }
     if !problems.is_empty() {
-        return Err(ApiError::bad_request(
-            "validation_failed",
-            problems.join("; "),
-        ));
+        return Err(ApiError::bad_request("validation_failed", problems.join("; ")));
     }
     let db = pool(&state)?;
     match users::create(&db, &state.metrics, &new.username, &new.email).await? {
@@ -222,10 +200,7 @@ pub async fn create_user(
 }
 
 /// `DELETE /users/{id}`: 204, or 404.
-pub async fn delete_user(
-    State(state): State<Arc<AppState>>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn delete_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     if users::delete(&db, &state.metrics, id).await? {
@@ -242,16 +217,7 @@ mod tests {
     #[test]
     fn ids() {
         assert_eq!(parse_id("42").unwrap(), 42);
-        for bad in [
-            "0",
-            "-1",
-            "+1",
-            "1e3",
-            "abc",
-            "9223372036854775808",
-            "",
-            "1 OR 1=1",
-        ] {
+        for bad in ["0", "-1", "+1", "1e3", "abc", "9223372036854775808", "", "1 OR 1=1"] {
             assert_eq!(parse_id(bad).unwrap_err().code, "bad_id", "{bad}");
         }
     }
@@ -267,11 +233,7 @@ mod tests {
 
     #[test]
     fn emails() {
-        for good in [
-            "a@example.com",
-            "first.last+tag@sub.example.org",
-            "o'brien@example.ie",
-        ] {
+        for good in ["a@example.com", "first.last+tag@sub.example.org", "o'brien@example.ie"] {
             assert!(valid_email(good), "{good}");
         }
         for bad in [

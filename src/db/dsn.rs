@@ -104,10 +104,7 @@ impl DbTarget {
             }
         };
         if url.username().is_empty() {
-            problems.push(
-                "no user; put the SQL user before @ (it must equal the client certificate's CN)"
-                    .into(),
-            );
+            problems.push("no user; put the SQL user before @ (it must equal the client certificate's CN)".into());
         }
         let dbname = decode(url.path().trim_start_matches('/'));
         let mut t = Self {
@@ -115,11 +112,7 @@ impl DbTarget {
             port: url.port().unwrap_or(26257),
             user: decode(url.username()),
             password: url.password().map(decode),
-            dbname: if dbname.is_empty() {
-                "defaultdb".into()
-            } else {
-                dbname
-            },
+            dbname: if dbname.is_empty() { "defaultdb".into() } else { dbname },
             sslmode: SslMode::VerifyFull,
             sslrootcert: None,
             sslcert: None,
@@ -150,10 +143,7 @@ impl DbTarget {
                     Ok(s) if s > 0 => t.connect_timeout = Some(Duration::from_secs(s)),
                     _ => problems.push(format!("connect_timeout={v}: expected whole seconds > 0")),
                 },
-                other => problems.push(format!(
-                    "parameter {other}: not supported; known: {}",
-                    KNOWN.join(", ")
-                )),
+                other => problems.push(format!("parameter {other}: not supported; known: {}", KNOWN.join(", "))),
             }
         }
         if t.sslmode >= SslMode::VerifyCa && t.sslrootcert.is_none() {
@@ -165,11 +155,7 @@ impl DbTarget {
         if t.sslcert.is_some() != t.sslkey.is_some() {
             problems.push("sslcert and sslkey go together; give both or neither".into());
         }
-        if problems.is_empty() {
-            Ok(t)
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(t) } else { Err(problems) }
     }
 
     /// The DSN without its password, for logs and `check-config`.
@@ -209,17 +195,11 @@ impl DbTarget {
         generation: u64,
     ) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.dbname);
+        c.host(&self.host).port(self.port).user(&self.user).dbname(&self.dbname);
         if let Some(p) = &self.password {
             c.password(p);
         }
-        let app = self
-            .application_name
-            .clone()
-            .unwrap_or_else(|| "tlsward".into());
+        let app = self.application_name.clone().unwrap_or_else(|| "tlsward".into());
         c.application_name(format!("{app}/g{generation}"));
         c.connect_timeout(self.connect_timeout.unwrap_or(connect_timeout));
         c.keepalives(true).keepalives_idle(Duration::from_secs(30));
@@ -228,10 +208,7 @@ impl DbTarget {
             if !options.is_empty() {
                 options.push(' ');
             }
-            options.push_str(&format!(
-                "-c statement_timeout={}",
-                statement_timeout.as_millis()
-            ));
+            options.push_str(&format!("-c statement_timeout={}", statement_timeout.as_millis()));
         }
         if !options.is_empty() {
             c.options(&options);
@@ -259,10 +236,7 @@ mod tests {
         assert_eq!(t.sslmode, SslMode::VerifyFull);
         assert_eq!(t.options.as_deref(), Some("--cluster=blue-42"));
         let c = t.pg_config(Duration::from_secs(3), Duration::from_secs(5), 7);
-        assert_eq!(
-            c.get_options(),
-            Some("--cluster=blue-42 -c statement_timeout=5000")
-        );
+        assert_eq!(c.get_options(), Some("--cluster=blue-42 -c statement_timeout=5000"));
         assert_eq!(c.get_application_name(), Some("tlsward/g7"));
     }
 
@@ -275,8 +249,7 @@ mod tests {
 
     #[test]
     fn lists_every_problem() {
-        let e = DbTarget::parse("postgresql://localhost/app?sslmode=prefer&sslcert=a&foo=1")
-            .unwrap_err();
+        let e = DbTarget::parse("postgresql://localhost/app?sslmode=prefer&sslcert=a&foo=1").unwrap_err();
         assert_eq!(e.len(), 5, "{e:?}");
         assert!(e.iter().any(|p| p.contains("needs sslrootcert")));
         assert!(e.iter().any(|p| p.contains("fall back to plaintext")));
@@ -284,8 +257,7 @@ mod tests {
         assert!(e.iter().any(|p| p.contains("no user")));
         assert!(e.iter().any(|p| p.contains("go together")));
         assert!(
-            DbTarget::parse("postgresql://app@h/app?sslmode=verify-full").unwrap_err()[0]
-                .contains("needs sslrootcert")
+            DbTarget::parse("postgresql://app@h/app?sslmode=verify-full").unwrap_err()[0].contains("needs sslrootcert")
         );
     }
 

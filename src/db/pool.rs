@@ -6,10 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use super::dsn::{DbTarget, SslMode};
+use super::material::DbTls;
 use super::retry::{RetryPolicy, is_connection_broken, is_retryable};
 use crate::metrics::Metrics;
 use crate::tls::client::{self, Verify};
@@ -26,6 +27,8 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
     /// How long a request waits for a free connection.
     pub checkout_timeout: Duration,
+    /// Connections older than this are closed instead of reused.
+    pub max_lifetime: Duration,
 }
 
 /// Database errors, with what the operator needs to fix.
@@ -84,19 +87,12 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
         PoolError::Backend(pg) => {
             let mut reason = error_chain(&pg);
             if let Some(db) = pg.as_db_error() {
-                reason = format!(
-                    "the server refused: {} (SQLSTATE {})",
-                    db.message(),
-                    db.code().code()
-                );
+                reason = format!("the server refused: {} (SQLSTATE {})", db.message(), db.code().code());
                 if db.message().contains("certificate") {
                     reason.push_str("; check sslcert/sslkey: the client certificate must be issued by the cluster's CA and its CN must equal the user");
                 }
             } else if reason.contains("NotValidForName") || reason.contains("not valid for name") {
-                reason.push_str(&format!(
-                    "; the database's certificate does not name {}",
-                    target.host
-                ));
+                reason.push_str(&format!("; the database's certificate does not name {}", target.host));
             } else if [
                 "UnknownCA",
                 "BadCertificate",
@@ -106,15 +102,13 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
             .iter()
             .any(|a| reason.contains(a))
             {
-                reason.push_str("; the database does not trust the client certificate in sslcert (issued by another CA?)");
+                reason.push_str(
+                    "; the database does not trust the client certificate in sslcert (issued by another CA?)",
+                );
             } else if reason.contains("UnknownIssuer") {
-                reason
-                    .push_str("; the database's certificate is not issued by a CA in sslrootcert");
+                reason.push_str("; the database's certificate is not issued by a CA in sslrootcert");
             }
-            DbError::Connect {
-                target: where_,
-                reason,
-            }
+            DbError::Connect { target: where_, reason }
         }
         PoolError::Timeout(kind) => DbError::Connect {
             target: where_,
@@ -134,63 +128,54 @@ pub struct DbPool {
     pub pool: Pool,
     /// The target (for messages).
     pub target: DbTarget,
-    /// Increments with every rebuilt pool.
+    /// Increments with every rebuilt pool (also in `application_name`: `tlsward/g<n>`).
     pub generation: u64,
     /// Retry bounds of transactions.
     pub retry: RetryPolicy,
+    /// Digest of the TLS material the pool's connections use.
+    pub tls_digest: Option<String>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
 
-/// Builds a pool for `target` (without connecting).
+/// Builds a pool for `target` with already loaded TLS material (without connecting).
 pub fn build(
     target: &DbTarget,
     settings: &PoolSettings,
     generation: u64,
+    tls: Option<&DbTls>,
 ) -> Result<DbPool, DbError> {
-    let cfg = target.pg_config(
-        settings.connect_timeout,
-        settings.statement_timeout,
-        generation,
-    );
+    let cfg = target.pg_config(settings.connect_timeout, settings.statement_timeout, generation);
     let mgr_cfg = ManagerConfig {
         recycling_method: RecyclingMethod::Verified,
     };
-    let mgr = if target.sslmode == SslMode::Disable {
-        Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg)
-    } else {
-        let roots = match &target.sslrootcert {
-            Some(p) => material::load_roots(p)?.store,
-            None => rustls::RootCertStore::empty(),
-        };
-        let client_cert = match (&target.sslcert, &target.sslkey) {
-            (Some(c), Some(k)) => {
-                let m = material::load_pair(c, k, material::now_unix())?;
-                Some((
-                    m.certified.cert.clone(),
-                    material::parse_key(k, &material::read_file(k)?)?,
-                ))
-            }
-            _ => None,
-        };
-        let verify = match target.sslmode {
-            SslMode::VerifyFull => Verify::Full,
-            SslMode::VerifyCa => Verify::CaOnly,
-            _ => Verify::Nothing,
-        };
-        let tls = client::build(verify, roots, client_cert)?;
-        Manager::from_config(
-            cfg,
-            tokio_postgres_rustls::MakeRustlsConnect::new(tls),
-            mgr_cfg,
-        )
+    let mgr = match tls {
+        None => Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg),
+        Some(tls) => {
+            let verify = match target.sslmode {
+                SslMode::VerifyFull => Verify::Full,
+                SslMode::VerifyCa => Verify::CaOnly,
+                _ => Verify::Nothing,
+            };
+            let client_cert = tls.client.as_ref().map(|c| c.certified.clone());
+            let config = client::build(verify, tls.roots.clone(), client_cert)?;
+            Manager::from_config(cfg, tokio_postgres_rustls::MakeRustlsConnect::new(config), mgr_cfg)
+        }
     };
+    let max_lifetime = settings.max_lifetime;
     let pool = Pool::builder(mgr)
         .max_size(settings.max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.checkout_timeout))
         .create_timeout(Some(settings.connect_timeout))
         .recycle_timeout(Some(settings.connect_timeout))
+        .pre_recycle(Hook::sync_fn(move |_, metrics| {
+            // Bounded connection age: old connections (and those of a replaced pool) go away.
+            if metrics.age() > max_lifetime {
+                return Err(HookError::message("connection reached --db-conn-max-lifetime"));
+            }
+            Ok(())
+        }))
         .build()
         .map_err(|e| DbError::Connect {
             target: target.redacted(),
@@ -201,24 +186,24 @@ pub fn build(
         target: target.clone(),
         generation,
         retry: RetryPolicy::default(),
+        tls_digest: tls.map(DbTls::digest),
     })
 }
 
-/// Builds a pool and verifies it: one connection under the configured `sslmode`, `SELECT 1`.
-pub async fn build_and_verify(
-    target: &DbTarget,
-    settings: &PoolSettings,
-    generation: u64,
-) -> Result<DbPool, DbError> {
-    let db = build(target, settings, generation)?;
+/// Reads the TLS files of `target`, builds a pool and verifies it.
+pub async fn build_and_verify(target: &DbTarget, settings: &PoolSettings, generation: u64) -> Result<DbPool, DbError> {
+    let tls = DbTls::load(target, material::now_unix())?;
+    verify(build(target, settings, generation, tls.as_deref())?).await
+}
+
+/// Verifies a built pool: one connection under the configured `sslmode`, then `SELECT 1`.
+pub async fn verify(db: DbPool) -> Result<DbPool, DbError> {
+    let target = &db.target;
     let client = db.pool.get().await.map_err(|e| pool_error(target, e))?;
-    client
-        .simple_query("SELECT 1")
-        .await
-        .map_err(|e| DbError::Connect {
-            target: format!("{}:{}", target.host, target.port),
-            reason: error_chain(&e),
-        })?;
+    client.simple_query("SELECT 1").await.map_err(|e| DbError::Connect {
+        target: format!("{}:{}", target.host, target.port),
+        reason: error_chain(&e),
+    })?;
     drop(client);
     Ok(db)
 }
@@ -227,9 +212,9 @@ impl DbPool {
     /// Checks out a connection (with the pre-ping of `RecyclingMethod::Verified`).
     pub async fn get(&self) -> Result<deadpool_postgres::Object, DbError> {
         self.pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(kind) => DbError::Unavailable(format!(
-                "no connection within the checkout timeout ({kind:?})"
-            )),
+            PoolError::Timeout(kind) => {
+                DbError::Unavailable(format!("no connection within the checkout timeout ({kind:?})"))
+            }
             other => pool_error(&self.target, other),
         })
     }

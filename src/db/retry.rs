@@ -31,9 +31,7 @@ impl RetryPolicy {
     /// The back-off after failed attempt `attempt` (1-based), scaled by `jitter` in [0, 1]:
     /// full jitter over `min(cap, base * 2^(attempt-1))`.
     pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
         exp.min(self.cap).mul_f64(jitter.clamp(0.0, 1.0))
     }
 }

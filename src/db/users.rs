@@ -93,10 +93,7 @@ pub async fn get(db: &DbPool, m: &Metrics, id: i64) -> Result<Option<User>, DbEr
             let stmt = c
                 .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id = $1"))
                 .await?;
-            Ok(c.query_opt(&stmt, &[&id])
-                .await?
-                .as_ref()
-                .map(User::from_row))
+            Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(User::from_row))
         })
     })
     .await
@@ -107,9 +104,7 @@ pub async fn list(db: &DbPool, m: &Metrics, limit: i64, after: i64) -> Result<Ve
     db.read(m, move |c| {
         Box::pin(async move {
             let stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-                ))
+                .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"))
                 .await?;
             Ok(c.query(&stmt, &[&after, &limit])
                 .await?
@@ -122,12 +117,7 @@ pub async fn list(db: &DbPool, m: &Metrics, limit: i64, after: i64) -> Result<Ve
 }
 
 /// Inserts a user; a taken username is reported, a colliding id is drawn again.
-pub async fn create(
-    db: &DbPool,
-    m: &Metrics,
-    username: &str,
-    email: &str,
-) -> Result<Created, DbError> {
+pub async fn create(db: &DbPool, m: &Metrics, username: &str, email: &str) -> Result<Created, DbError> {
     for _ in 0..3 {
         let id = new_id();
         let res = db
@@ -149,10 +139,7 @@ pub async fn create(
             Err(DbError::Query(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 let on_username = e
                     .as_db_error()
-                    .map(|d| {
-                        d.constraint().is_some_and(|c| c.contains("username"))
-                            || d.message().contains("username")
-                    })
+                    .map(|d| d.constraint().is_some_and(|c| c.contains("username")) || d.message().contains("username"))
                     .unwrap_or(false);
                 if on_username {
                     return Ok(Created::DuplicateUsername);
@@ -167,12 +154,7 @@ pub async fn create(
 /// Deletes a user; whether one was deleted.
 pub async fn delete(db: &DbPool, m: &Metrics, id: i64) -> Result<bool, DbError> {
     db.transaction(m, |tx| {
-        Box::pin(async move {
-            Ok(tx
-                .execute("DELETE FROM users WHERE id = $1", &[&id])
-                .await?
-                == 1)
-        })
+        Box::pin(async move { Ok(tx.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 1) })
     })
     .await
 }

@@ -30,11 +30,7 @@ pub const RETRY_BACKOFF: [Duration; 4] = [
 pub fn spawn(state: Arc<AppState>, stop: watch::Receiver<bool>) -> UnboundedSender<()> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let dirs = state.config.sources.dirs();
-    let watcher = match state
-        .config
-        .file_watch
-        .then(|| DirWatcher::new(&dirs, tx.clone()))
-    {
+    let watcher = match state.config.file_watch.then(|| DirWatcher::new(&dirs, tx.clone())) {
         None => None,
         Some(Ok(w)) => Some(w),
         Some(Err(e)) => {

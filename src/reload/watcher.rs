@@ -36,23 +36,18 @@ impl DirWatcher {
     pub fn new(dirs: &[PathBuf], tx: UnboundedSender<()>) -> notify::Result<Self> {
         let dirs: Vec<PathBuf> = dirs.iter().map(|d| absolute(d)).collect();
         let filter = dirs.clone();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            match res {
-                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
-                Ok(ev) if ev.paths.is_empty() || ev.paths.iter().any(|p| relevant(p, &filter)) => {
-                    let _ = tx.send(());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "file watcher error; the next reload re-reads everything");
-                    let _ = tx.send(());
-                }
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
+            Ok(ev) if ev.paths.is_empty() || ev.paths.iter().any(|p| relevant(p, &filter)) => {
+                let _ = tx.send(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "file watcher error; the next reload re-reads everything");
+                let _ = tx.send(());
             }
         })?;
-        let mut parents: Vec<PathBuf> = dirs
-            .iter()
-            .filter_map(|d| d.parent().map(Path::to_path_buf))
-            .collect();
+        let mut parents: Vec<PathBuf> = dirs.iter().filter_map(|d| d.parent().map(Path::to_path_buf)).collect();
         parents.sort();
         parents.dedup();
         let mut w = Self {

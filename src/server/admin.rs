@@ -31,12 +31,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     if let Some(db) = state.db.load_full() {
         let s = db.pool.status();
-        m.db_pool_size
-            .set(i64::try_from(s.size).unwrap_or(i64::MAX));
-        m.db_pool_available
-            .set(i64::try_from(s.available).unwrap_or(i64::MAX));
-        m.db_pool_waiting
-            .set(i64::try_from(s.waiting).unwrap_or(i64::MAX));
+        m.db_pool_size.set(i64::try_from(s.size).unwrap_or(i64::MAX));
+        m.db_pool_available.set(i64::try_from(s.available).unwrap_or(i64::MAX));
+        m.db_pool_waiting.set(i64::try_from(s.waiting).unwrap_or(i64::MAX));
     }
     (
         [(
@@ -49,11 +46,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn reload_status(State(state): State<Arc<AppState>>) -> Response {
-    let status = state
-        .reload_status
-        .lock()
-        .expect("reload status lock")
-        .clone();
+    let status = state.reload_status.lock().expect("reload status lock").clone();
     axum::Json(status).into_response()
 }
 

@@ -37,16 +37,11 @@ impl<S> FirstBytes<S> {
 
 /// `legacy_version` of a TLS record that starts with a ClientHello.
 pub fn client_version(head: &[u8]) -> Option<u16> {
-    (head.len() >= HEAD && head[0] == 0x16 && head[5] == 0x01)
-        .then(|| u16::from_be_bytes([head[9], head[10]]))
+    (head.len() >= HEAD && head[0] == 0x16 && head[5] == 0x01).then(|| u16::from_be_bytes([head[9], head[10]]))
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if self.len < HEAD {
@@ -61,11 +56,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -93,9 +84,7 @@ mod tests {
 
     #[test]
     fn reads_legacy_version_of_a_client_hello() {
-        let tls10 = [
-            0x16, 0x03, 0x01, 0x00, 0x50, 0x01, 0x00, 0x00, 0x4c, 0x03, 0x01,
-        ];
+        let tls10 = [0x16, 0x03, 0x01, 0x00, 0x50, 0x01, 0x00, 0x00, 0x4c, 0x03, 0x01];
         assert_eq!(client_version(&tls10), Some(0x0301));
         assert_eq!(client_version(&tls10[..10]), None);
         assert_eq!(client_version(b"GET / HTTP/1.1\r\n"), None);
@@ -109,9 +98,7 @@ mod tests {
         let (mut w, r) = tokio::io::duplex(64);
         let mut s = FirstBytes::new(r);
         for chunk in data.chunks(3) {
-            tokio::io::AsyncWriteExt::write_all(&mut w, chunk)
-                .await
-                .unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut w, chunk).await.unwrap();
             let mut b = [0u8; 3];
             let n = s.read(&mut b).await.unwrap();
             assert_eq!(&b[..n], chunk);

@@ -56,9 +56,9 @@ impl Running {
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}")))
 }
 
 /// Binds every listener and starts serving. The DB pool is verified in the background; the
@@ -77,11 +77,7 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
     let (tx, rx) = watch::channel(false);
     let mut tasks = vec![
         tokio::spawn(accept_loop(tls, state.clone(), rx.clone())),
-        tokio::spawn(plain(
-            admin,
-            crate::server::admin::router(state.clone()),
-            rx.clone(),
-        )),
+        tokio::spawn(plain(admin, crate::server::admin::router(state.clone()), rx.clone())),
     ];
     if let Some(l) = redirect {
         tasks.push(tokio::spawn(plain(
@@ -113,10 +109,7 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 }
 
 async fn plain(listener: TcpListener, router: axum::Router, rx: watch::Receiver<bool>) {
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(wait_for(rx))
-        .await
-    {
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(wait_for(rx)).await {
         tracing::error!(error = %e, "plain HTTP listener failed");
     }
 }
@@ -158,10 +151,7 @@ async fn connect_db(state: Arc<AppState>, rx: watch::Receiver<bool>) {
 /// Maps a failed handshake to a bounded `reason` label.
 pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
     use rustls::PeerIncompatible as P;
-    let Some(tls) = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    else {
+    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
         return match err.kind() {
             std::io::ErrorKind::UnexpectedEof => "eof",
             _ => "io",
@@ -179,9 +169,7 @@ pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
             P::NoKxGroupsInCommon | P::NamedGroupsExtensionRequired | P::KeyShareExtensionRequired,
         ) => "no_shared_group",
         rustls::Error::PeerIncompatible(_) => "incompatible",
-        rustls::Error::NoCertificatesPresented | rustls::Error::InvalidCertificate(_) => {
-            "client_certificate"
-        }
+        rustls::Error::NoCertificatesPresented | rustls::Error::InvalidCertificate(_) => "client_certificate",
         rustls::Error::InvalidMessage(_) => "invalid_message",
         rustls::Error::AlertReceived(_) => "alert_received",
         rustls::Error::NoApplicationProtocol => "no_alpn",
@@ -219,14 +207,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>, rx: watch::Rec
     }
     drop(listener);
     let grace = state.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            "connections still open after the shutdown grace; closing them"
-        );
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "connections still open after the shutdown grace; closing them");
     }
 }
 

@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// How the database server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +27,13 @@ pub enum ClientConfigError {
     /// The CA bundle cannot build a verifier.
     #[error("the DB CA bundle is unusable: {0}")]
     Roots(String),
-    /// The client certificate or key is unusable.
-    #[error("the DB client certificate/key is unusable: {0}")]
-    ClientCert(String),
 }
 
 /// Builds the DB client config: TLS 1.2+ AEAD via the default aws-lc-rs provider.
 pub fn build(
     verify: Verify,
     roots: RootCertStore,
-    client_cert: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    client_cert: Option<Arc<CertifiedKey>>,
 ) -> Result<ClientConfig, ClientConfigError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -51,11 +49,23 @@ pub fn build(
         .map_err(|e| ClientConfigError::Roots(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    match client_cert {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| ClientConfigError::ClientCert(e.to_string())),
-        None => Ok(builder.with_no_client_auth()),
+    Ok(match client_cert {
+        Some(certified) => builder.with_client_cert_resolver(Arc::new(FixedClientCert(certified))),
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// Always presents the one client certificate (whatever CAs the server hints at: a
+/// CockroachDB node may list only its own CA while the bundle rotates).
+#[derive(Debug)]
+struct FixedClientCert(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for FixedClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 
@@ -77,9 +87,9 @@ impl ServerCertVerifier for IgnoreName {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }

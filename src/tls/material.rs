@@ -51,8 +51,7 @@ pub struct CertInfo {
 impl CertInfo {
     /// Parses the fields of one DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let (_, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not a valid X.509 certificate: {e}"))?;
         let mut sans = Vec::new();
         if let Ok(Some(ext)) = cert.subject_alternative_name() {
             for name in &ext.value.general_names {
@@ -76,9 +75,7 @@ impl CertInfo {
 
     /// The subject's common name, if any.
     pub fn common_name(&self) -> Option<&str> {
-        self.subject
-            .split(", ")
-            .find_map(|part| part.strip_prefix("CN="))
+        self.subject.split(", ").find_map(|part| part.strip_prefix("CN="))
     }
 
     /// `not_after` as RFC 3339.
@@ -91,10 +88,7 @@ impl CertInfo {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -127,8 +121,7 @@ pub fn parse_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static
         ));
     }
     for (i, c) in certs.iter().enumerate() {
-        CertInfo::from_der(c)
-            .map_err(|e| MaterialError::new(path, format!("certificate #{}: {e}", i + 1)))?;
+        CertInfo::from_der(c).map_err(|e| MaterialError::new(path, format!("certificate #{}: {e}", i + 1)))?;
     }
     Ok(certs)
 }
@@ -144,11 +137,7 @@ pub fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, Mate
 }
 
 /// Checks that the leaf is valid now and that each certificate is issued by the next one.
-pub fn check_chain(
-    path: &Path,
-    certs: &[CertificateDer<'_>],
-    now: i64,
-) -> Result<Vec<CertInfo>, MaterialError> {
+pub fn check_chain(path: &Path, certs: &[CertificateDer<'_>], now: i64) -> Result<Vec<CertInfo>, MaterialError> {
     let infos: Vec<CertInfo> = certs
         .iter()
         .map(|c| CertInfo::from_der(c).map_err(|e| MaterialError::new(path, e)))
@@ -157,10 +146,7 @@ pub fn check_chain(
     if now < leaf.not_before {
         return Err(MaterialError::new(
             path,
-            format!(
-                "certificate is not valid yet (not_before {})",
-                rfc3339(leaf.not_before)
-            ),
+            format!("certificate is not valid yet (not_before {})", rfc3339(leaf.not_before)),
         ));
     }
     if now > leaf.not_after {
@@ -202,11 +188,7 @@ pub const TLS_KEY: &str = "tls.key";
 pub const CA_CRT: &str = "ca.crt";
 
 /// Loads and validates a certificate + key pair.
-pub fn load_pair(
-    cert_path: &Path,
-    key_path: &Path,
-    now: i64,
-) -> Result<ServerMaterial, MaterialError> {
+pub fn load_pair(cert_path: &Path, key_path: &Path, now: i64) -> Result<ServerMaterial, MaterialError> {
     let certs = parse_certs(cert_path, &read_file(cert_path)?)?;
     let key = parse_key(key_path, &read_file(key_path)?)?;
     let chain = check_chain(cert_path, &certs, now)?;
@@ -267,28 +249,16 @@ pub fn check_sans(path: &Path, leaf: &CertInfo, expected: &[String]) -> Result<(
 /// Loads a CA bundle (one or more certificates) into a root store.
 pub fn load_roots(path: &Path) -> Result<Roots, MaterialError> {
     let certs = parse_certs(path, &read_file(path)?)?;
-    let digest = sha256_hex(
-        &certs
-            .iter()
-            .flat_map(|c| c.iter().copied())
-            .collect::<Vec<u8>>(),
-    );
+    let digest = sha256_hex(&certs.iter().flat_map(|c| c.iter().copied()).collect::<Vec<u8>>());
     let mut store = RootCertStore::empty();
     let mut infos = Vec::new();
     for (i, c) in certs.into_iter().enumerate() {
         infos.push(CertInfo::from_der(&c).map_err(|e| MaterialError::new(path, e))?);
-        store.add(c).map_err(|e| {
-            MaterialError::new(
-                path,
-                format!("certificate #{} is not a usable CA: {e}", i + 1),
-            )
-        })?;
+        store
+            .add(c)
+            .map_err(|e| MaterialError::new(path, format!("certificate #{} is not a usable CA: {e}", i + 1)))?;
     }
-    Ok(Roots {
-        store,
-        infos,
-        digest,
-    })
+    Ok(Roots { store, infos, digest })
 }
 
 /// SHA-256 of some bytes, lowercase hex (for digests of material).

@@ -210,10 +210,7 @@ pub fn kx_group_name(group: &dyn SupportedKxGroup) -> &'static str {
 fn weak_suite_reason(name: &str) -> Option<&'static str> {
     let n = name.to_ascii_uppercase();
     let checks: [(bool, &str); 8] = [
-        (
-            n.contains("NULL"),
-            "NULL suites send data unencrypted; not allowed",
-        ),
+        (n.contains("NULL"), "NULL suites send data unencrypted; not allowed"),
         (
             n.contains("EXPORT"),
             "EXPORT suites use 40/56-bit keys (FREAK, Logjam); not allowed",
@@ -230,10 +227,7 @@ fn weak_suite_reason(name: &str) -> Option<&'static str> {
             n.contains("3DES") || n.contains("_DES_") || n.contains("IDEA"),
             "64-bit block ciphers are open to SWEET32; not allowed",
         ),
-        (
-            n.contains("CBC"),
-            "CBC suites are open to BEAST/Lucky13; not allowed",
-        ),
+        (n.contains("CBC"), "CBC suites are open to BEAST/Lucky13; not allowed"),
         (
             n.starts_with("TLS_RSA_"),
             "static RSA key exchange has no forward secrecy (and ROBOT); not allowed",
@@ -276,11 +270,7 @@ fn parse_min_version(value: &serde_norway::Value) -> Result<TlsVersion, PolicyPr
     }
 }
 
-fn parse_suites(
-    names: &[String],
-    min: TlsVersion,
-    problems: &mut Vec<PolicyProblem>,
-) -> Vec<SupportedCipherSuite> {
+fn parse_suites(names: &[String], min: TlsVersion, problems: &mut Vec<PolicyProblem>) -> Vec<SupportedCipherSuite> {
     let mut out = Vec::new();
     for name in names {
         let upper = name.trim().to_ascii_uppercase();
@@ -317,11 +307,7 @@ fn push_unique(out: &mut Vec<SupportedCipherSuite>, suite: SupportedCipherSuite)
 }
 
 fn all_suite_names() -> Vec<&'static str> {
-    TLS13_SUITES
-        .iter()
-        .chain(TLS12_SUITES.iter())
-        .map(|s| s.name)
-        .collect()
+    TLS13_SUITES.iter().chain(TLS12_SUITES.iter()).map(|s| s.name).collect()
 }
 
 fn default_suites(min: TlsVersion) -> Vec<SupportedCipherSuite> {
@@ -329,16 +315,10 @@ fn default_suites(min: TlsVersion) -> Vec<SupportedCipherSuite> {
     TLS13_SUITES.iter().chain(tls12).map(|s| s.suite).collect()
 }
 
-fn parse_groups(
-    names: &[String],
-    problems: &mut Vec<PolicyProblem>,
-) -> Vec<&'static dyn SupportedKxGroup> {
+fn parse_groups(names: &[String], problems: &mut Vec<PolicyProblem>) -> Vec<&'static dyn SupportedKxGroup> {
     let mut out: Vec<&'static dyn SupportedKxGroup> = Vec::new();
     for name in names {
-        match KX_GROUPS
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
-        {
+        match KX_GROUPS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())) {
             Some((_, g)) if !out.iter().any(|o| o.name() == g.name()) => out.push(*g),
             Some(_) => {}
             None => {
@@ -386,9 +366,7 @@ impl Policy {
         Self::from_yaml(&text).map_err(|PolicyErrors(list)| {
             PolicyErrors(
                 list.into_iter()
-                    .map(|p| {
-                        PolicyProblem::new(format!("{}: {}", path.display(), p.item), p.reason)
-                    })
+                    .map(|p| PolicyProblem::new(format!("{}: {}", path.display(), p.item), p.reason))
                     .collect(),
             )
         })
@@ -589,10 +567,7 @@ mod tests {
         for (suite, word) in cases {
             let got = problems(&format!("cipher_suites: [TLS_AES_128_GCM_SHA256, {suite}]"));
             assert_eq!(got.len(), 1, "{suite}: {got:?}");
-            assert!(
-                got[0].starts_with(suite) && got[0].contains(word),
-                "{suite}: {got:?}"
-            );
+            assert!(got[0].starts_with(suite) && got[0].contains(word), "{suite}: {got:?}");
         }
     }
 
@@ -613,13 +588,8 @@ mod tests {
 
     #[test]
     fn tls12_suite_under_tls13_floor_is_refused() {
-        let got = problems(
-            "min_version: \"1.3\"\ncipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]",
-        );
-        assert!(
-            got[0].contains("cannot be used with min_version 1.3"),
-            "{got:?}"
-        );
+        let got = problems("min_version: \"1.3\"\ncipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]");
+        assert!(got[0].contains("cannot be used with min_version 1.3"), "{got:?}");
     }
 
     #[test]
@@ -636,9 +606,10 @@ mod tests {
         .unwrap();
         let again = Policy::from_yaml(&p.describe()).unwrap();
         assert_eq!(p.describe(), again.describe());
-        assert!(p.describe().contains(
-            "cipher_suites: [TLS_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]"
-        ));
+        assert!(
+            p.describe()
+                .contains("cipher_suites: [TLS_CHACHA20_POLY1305_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]")
+        );
         assert_eq!(again.client_auth, ClientAuth::Required);
     }
 }

@@ -55,10 +55,7 @@ pub fn build(
             } else {
                 v
             };
-            builder.with_client_cert_verifier(
-                v.build()
-                    .map_err(|e| ServerConfigError::ClientCa(e.to_string()))?,
-            )
+            builder.with_client_cert_verifier(v.build().map_err(|e| ServerConfigError::ClientCa(e.to_string()))?)
         }
     };
     let mut config = builder.with_cert_resolver(Arc::new(FixedCert(cert)));

@@ -35,9 +35,7 @@ macro_rules! assert_eventually {
 
 /// Path of the repo's scripts.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
 }
 
 /// The tlsward binary built for these tests.
@@ -108,26 +106,14 @@ pub fn postgres() -> &'static Postgres {
         let server_dir = pki.join("server");
         write_pair(
             &server_dir,
-            &ca.issue(&LeafSpec::server(
-                "localhost",
-                &["localhost", "127.0.0.1", "::1"],
-            ))
-            .unwrap(),
+            &ca.issue(&LeafSpec::server("localhost", &["localhost", "127.0.0.1", "::1"]))
+                .unwrap(),
             &ca.cert_pem,
         );
         let client_dir = pki.join("db-client");
-        write_pair(
-            &client_dir,
-            &ca.issue(&LeafSpec::client("app")).unwrap(),
-            &ca.cert_pem,
-        );
+        write_pair(&client_dir, &ca.issue(&LeafSpec::client("app")).unwrap(), &ca.cert_pem);
         let token_dir = pki.join("tokens");
-        write_file(
-            &token_dir.join("k1"),
-            &tlsward::token::generate_key_text(),
-            true,
-        )
-        .unwrap();
+        write_file(&token_dir.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
         let port = free_port();
         let status = Command::new("bash")
             .arg(script("pg.sh"))
@@ -158,15 +144,7 @@ impl Postgres {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("bash")
             .arg(script("pg.sh"))
-            .args([
-                "psql",
-                self.dir.to_str().unwrap(),
-                "-d",
-                db,
-                "-tA",
-                "-c",
-                sql,
-            ])
+            .args(["psql", self.dir.to_str().unwrap(), "-d", db, "-tA", "-c", sql])
             .output()
             .expect("run psql");
         assert!(
@@ -263,9 +241,7 @@ pub async fn start(args: ServeArgs) -> TestServer {
 /// Starts a server without waiting for readiness.
 pub async fn start_unready(args: ServeArgs) -> TestServer {
     let (config, snapshot) = tlsward::config::Config::load(&args).expect("test config loads");
-    let running = tlsward::server::start(config, snapshot)
-        .await
-        .expect("server starts");
+    let running = tlsward::server::start(config, snapshot).await.expect("server starts");
     let client = client_for(running.tls_addr);
     TestServer {
         base: format!("https://localhost:{}", running.tls_addr.port()),
@@ -291,11 +267,7 @@ impl TestServer {
     /// A valid token from the test keys.
     pub fn token(&self) -> String {
         let keys = tlsward::token::TokenKeys::load_dir(&postgres().token_dir).unwrap();
-        keys.issue(
-            "tester",
-            Duration::from_secs(300),
-            tlsward::tls::material::now_unix(),
-        )
+        keys.issue("tester", Duration::from_secs(300), tlsward::tls::material::now_unix())
     }
 
     /// The text of `/metrics`.
@@ -371,9 +343,7 @@ impl Proxy {
 
     /// Starts listening and forwarding.
     pub async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
         let target = self.target;
         self.task = Some(tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -382,9 +352,7 @@ impl Proxy {
                     return;
                 };
                 conns.spawn(async move {
-                    if let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -407,9 +375,7 @@ pub mod kubelet;
 /// (SNI `localhost`, verified against the test CA).
 pub async fn served_serial(port: u16) -> Result<String, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let ca =
-        tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes())
-            .unwrap();
+    let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
     roots.add(ca[0].clone()).unwrap();
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
@@ -423,30 +389,21 @@ pub async fn served_serial(port: u16) -> Result<String, String> {
         .await
         .map_err(|_| "handshake timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let certs = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .ok_or("no certificate")?;
+    let certs = tls.get_ref().1.peer_certificates().ok_or("no certificate")?;
     Ok(tlsward::tls::material::CertInfo::from_der(&certs[0])?.serial)
 }
 
 /// The serial of a PEM certificate.
 pub fn serial_of(cert_pem: &str) -> String {
     let der = tlsward::tls::material::parse_certs(Path::new("cert"), cert_pem.as_bytes()).unwrap();
-    tlsward::tls::material::CertInfo::from_der(&der[0])
-        .unwrap()
-        .serial
+    tlsward::tls::material::CertInfo::from_der(&der[0]).unwrap().serial
 }
 
 /// A new server certificate for localhost from the test CA.
 pub fn new_server_cert() -> Issued {
     postgres()
         .ca
-        .issue(&LeafSpec::server(
-            "localhost",
-            &["localhost", "127.0.0.1", "::1"],
-        ))
+        .issue(&LeafSpec::server("localhost", &["localhost", "127.0.0.1", "::1"]))
         .unwrap()
 }
 
