@@ -102,7 +102,20 @@ pub struct Metrics {
     pub cert_info: Family<SerialLabels, Gauge>,
     /// `tlsward_cert_expiring_soon{material}`: 1 within `--expiry-warning` of expiry.
     pub expiring_soon: Family<MaterialLabel, Gauge>,
+    /// `tlsward_db_pool_generation`.
+    pub db_pool_generation: Gauge,
+    /// `tlsward_db_pool_rebuild_total{outcome}`.
+    pub db_pool_rebuilds: Family<OutcomeLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_db_checkout_wait_seconds`.
+    pub db_checkout_wait: Histogram,
     served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// `{outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `applied` or `failed`.
+    pub outcome: String,
 }
 
 impl Default for Metrics {
@@ -191,7 +204,30 @@ impl Metrics {
             "1 when the served certificate expires within --expiry-warning",
             expiring_soon.clone(),
         );
+        let db_pool_generation = Gauge::default();
+        registry.register(
+            "tlsward_db_pool_generation",
+            "Generation of the serving DB pool",
+            db_pool_generation.clone(),
+        );
+        let db_pool_rebuilds = Family::default();
+        registry.register(
+            "tlsward_db_pool_rebuild",
+            "DB pool rebuilds by outcome",
+            db_pool_rebuilds.clone(),
+        );
+        let db_checkout_wait = Histogram::new([
+            0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]);
+        registry.register(
+            "tlsward_db_checkout_wait_seconds",
+            "Time to check a connection out of the DB pool (pre-ping included)",
+            db_checkout_wait.clone(),
+        );
         Self {
+            db_pool_generation,
+            db_pool_rebuilds,
+            db_checkout_wait,
             reloads,
             reload_last_success,
             generation,
@@ -232,6 +268,17 @@ impl Metrics {
                 material: material.into(),
             })
             .set(not_after);
+    }
+
+    /// Counts a DB pool rebuild and sets the serving generation.
+    pub fn db_pool_rebuilt(&self, outcome: &str, serving_generation: u64) {
+        self.db_pool_rebuilds
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.db_pool_generation
+            .set(i64::try_from(serving_generation).unwrap_or(i64::MAX));
     }
 
     /// Counts one reload outcome.

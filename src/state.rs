@@ -24,11 +24,13 @@ pub struct AppState {
     /// What the reloads did, for `/reload-status`.
     pub reload_status: std::sync::Mutex<ReloadStatus>,
     draining: AtomicBool,
+    snapshots: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
     /// State with a first snapshot and no DB pool yet.
     pub fn new(config: Config, snapshot: Snapshot) -> Self {
+        let generation = snapshot.generation;
         let metrics = Metrics::new();
         metrics.describe_snapshot(&snapshot);
         let now = crate::tls::material::now_unix();
@@ -40,7 +42,34 @@ impl AppState {
             metrics,
             config,
             draining: AtomicBool::new(false),
+            snapshots: tokio::sync::watch::Sender::new(generation),
         }
+    }
+
+    /// Publishes a new snapshot: new handshakes and requests use it from now on, and the
+    /// DB manager is told (it rebuilds the pool when the DB material changed).
+    pub fn publish(&self, snapshot: crate::snapshot::Snapshot) {
+        let generation = snapshot.generation;
+        self.snapshot.store(std::sync::Arc::new(snapshot));
+        self.snapshots.send_replace(generation);
+    }
+
+    /// A receiver that changes whenever a snapshot is published.
+    pub fn subscribe_snapshots(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshots.subscribe()
+    }
+
+    /// Records the outcome of a DB pool rebuild for `/reload-status`.
+    pub fn db_pool_outcome(&self, serving_generation: u64, error: Option<String>, now: i64) {
+        let mut status = self.reload_status.lock().expect("reload status lock");
+        let p = &mut status.db_pool;
+        p.generation = serving_generation;
+        p.last_attempt = Some(now);
+        if error.is_none() {
+            p.last_applied = Some(now);
+        }
+        p.last_outcome = Some(if error.is_some() { "failed" } else { "applied" });
+        p.last_error = error;
     }
 
     /// Marks the server as shutting down (readiness turns false).

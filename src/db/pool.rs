@@ -210,8 +210,11 @@ pub async fn verify(db: DbPool) -> Result<DbPool, DbError> {
 
 impl DbPool {
     /// Checks out a connection (with the pre-ping of `RecyclingMethod::Verified`).
-    pub async fn get(&self) -> Result<deadpool_postgres::Object, DbError> {
-        self.pool.get().await.map_err(|e| match e {
+    pub async fn get(&self, metrics: &Metrics) -> Result<deadpool_postgres::Object, DbError> {
+        let start = std::time::Instant::now();
+        let got = self.pool.get().await;
+        metrics.db_checkout_wait.observe(start.elapsed().as_secs_f64());
+        got.map_err(|e| match e {
             PoolError::Timeout(kind) => {
                 DbError::Unavailable(format!("no connection within the checkout timeout ({kind:?})"))
             }
@@ -224,12 +227,12 @@ impl DbPool {
     where
         F: for<'c> Fn(&'c deadpool_postgres::Client) -> BoxFut<'c, T>,
     {
-        let client = self.get().await?;
+        let client = self.get(metrics).await?;
         match f(&client).await {
             Err(e) if is_connection_broken(&e) => {
                 drop(deadpool_postgres::Object::take(client));
                 metrics.db_retry("connection_broken");
-                let fresh = self.get().await?;
+                let fresh = self.get(metrics).await?;
                 Ok(f(&fresh).await?)
             }
             other => Ok(other?),
@@ -241,12 +244,12 @@ impl DbPool {
     where
         F: for<'t> FnMut(&'t Transaction<'_>) -> BoxFut<'t, T>,
     {
-        let mut client = self.get().await?;
+        let mut client = self.get(metrics).await?;
         if client.is_closed() {
             // Nothing was sent yet: a connection that died idle is replaced once.
             metrics.db_retry("connection_broken");
             drop(deadpool_postgres::Object::take(client));
-            client = self.get().await?;
+            client = self.get(metrics).await?;
         }
         let mut attempt = 1;
         loop {

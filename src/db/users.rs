@@ -54,7 +54,7 @@ pub enum Created {
 
 /// Runs the schema migration; concurrent replicas may race, so a lost race is retried.
 pub async fn migrate(db: &DbPool) -> Result<(), DbError> {
-    let client = db.get().await?;
+    let client = db.pool.get().await.map_err(|e| DbError::Unavailable(e.to_string()))?;
     for sql in MIGRATIONS {
         let mut tries = 0;
         loop {

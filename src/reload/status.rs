@@ -56,6 +56,23 @@ pub struct ReloadStatus {
     pub last_success: Option<i64>,
     /// Per material.
     pub materials: BTreeMap<&'static str, MaterialStatus>,
+    /// The DB pool built from the DB material.
+    pub db_pool: DbPoolStatus,
+}
+
+/// The state of the DB pool.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DbPoolStatus {
+    /// Generation of the serving pool (0: none verified yet).
+    pub generation: u64,
+    /// `applied` or `failed`.
+    pub last_outcome: Option<&'static str>,
+    /// Why the last rebuild failed.
+    pub last_error: Option<String>,
+    /// When a rebuild was last tried, Unix seconds.
+    pub last_attempt: Option<i64>,
+    /// When a pool was last published, Unix seconds.
+    pub last_applied: Option<i64>,
 }
 
 impl ReloadStatus {
@@ -65,6 +82,7 @@ impl ReloadStatus {
             generation: snapshot.generation,
             last_success: Some(now),
             materials: BTreeMap::new(),
+            db_pool: DbPoolStatus::default(),
         };
         s.describe_served(snapshot, now, &Material::ALL);
         s
@@ -81,9 +99,12 @@ impl ReloadStatus {
             let e = self.materials.entry(m.as_str()).or_default();
             e.digest = Some(digest.clone());
             e.last_applied = Some(now);
+            let db = snapshot.db_tls.as_deref();
             let cert = match m {
                 Material::Server => Some(snapshot.leaf()),
                 Material::ClientCa => snapshot.client_cas.as_ref().and_then(|c| c.first()),
+                Material::DbCa => db.and_then(|t| t.cas.first()),
+                Material::DbClient => db.and_then(|t| t.client.as_ref()).map(|c| &c.info),
                 _ => None,
             };
             e.serial = cert.map(|c| c.serial.clone());

@@ -164,7 +164,7 @@ fn publish(state: &AppState, snapshot: Snapshot) {
             ),
         }
     }
-    state.snapshot.store(Arc::new(snapshot));
+    state.publish(snapshot);
 }
 
 fn reject(state: &AppState, problems: &[Problem]) {

@@ -87,7 +87,7 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
         )));
     }
     let reload = crate::reload::task::spawn(state.clone(), rx.clone());
-    tokio::spawn(connect_db(state.clone(), rx));
+    db::manager::spawn(state.clone(), rx);
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
         tls_addr,
@@ -111,40 +111,6 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 async fn plain(listener: TcpListener, router: axum::Router, rx: watch::Receiver<bool>) {
     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(wait_for(rx)).await {
         tracing::error!(error = %e, "plain HTTP listener failed");
-    }
-}
-
-/// Builds, verifies and publishes the first DB pool, retrying with back-off until it works.
-async fn connect_db(state: Arc<AppState>, rx: watch::Receiver<bool>) {
-    let cfg = &state.config;
-    if cfg.db.sslmode < db::dsn::SslMode::VerifyFull {
-        tracing::warn!(
-            sslmode = cfg.db.sslmode.as_str(),
-            "the database connection does not use verify-full (--db-allow-insecure): the database is not authenticated"
-        );
-    }
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let pool = db::pool::build_and_verify(&cfg.db, &cfg.pool, 1).await?;
-            if cfg.db_migrate {
-                db::users::migrate(&pool).await?;
-            }
-            Ok::<_, db::pool::DbError>(pool)
-        };
-        match attempt.await {
-            Ok(pool) => {
-                tracing::info!(target = %cfg.db.redacted(), "database pool verified");
-                state.db.store(Some(Arc::new(pool)));
-                return;
-            }
-            Err(e) => tracing::error!(error = %e, retry_in = ?delay, "database pool not usable"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = wait_for(rx.clone()) => return,
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

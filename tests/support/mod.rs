@@ -299,27 +299,59 @@ pub fn metric(text: &str, sample: &str) -> f64 {
 /// Another cluster of the same CA with its own server certificate (for name-mismatch tests).
 pub fn extra_cluster(server_sans: &[&str]) -> (PathBuf, u16) {
     let pg = postgres();
-    let dir = std::env::temp_dir().join(unique("tlsward-test-extra-"));
     let certs = pg.scratch();
     write_pair(
         &certs,
         &pg.ca.issue(&LeafSpec::server("node", server_sans)).unwrap(),
         &pg.ca.cert_pem,
     );
-    let port = free_port();
+    extra_cluster_with(&certs)
+}
+
+fn pg_sh(args: &[&str]) {
     let status = Command::new("bash")
         .arg(script("pg.sh"))
-        .args([
-            "start",
-            dir.to_str().unwrap(),
-            &port.to_string(),
-            certs.to_str().unwrap(),
-        ])
-        .args(["--watch-pid", &std::process::id().to_string()])
+        .args(args)
         .status()
         .expect("run scripts/pg.sh");
-    assert!(status.success(), "scripts/pg.sh start failed");
+    assert!(status.success(), "scripts/pg.sh {args:?} failed");
+}
+
+/// Another cluster whose server Secret (`tls.crt`, `tls.key`, `ca.crt` = the client CAs) is
+/// `certs`; removed when the test process exits.
+pub fn extra_cluster_with(certs: &Path) -> (PathBuf, u16) {
+    let dir = std::env::temp_dir().join(unique("tlsward-test-extra-"));
+    let port = free_port();
+    let pid = std::process::id().to_string();
+    pg_sh(&[
+        "start",
+        dir.to_str().unwrap(),
+        &port.to_string(),
+        certs.to_str().unwrap(),
+        "--watch-pid",
+        &pid,
+    ]);
     (dir, port)
+}
+
+/// Installs new server TLS files in a cluster and reloads it (SIGHUP).
+pub fn reload_cluster_certs(cluster: &Path, certs: &Path) {
+    pg_sh(&["reload-certs", cluster.to_str().unwrap(), certs.to_str().unwrap()]);
+}
+
+/// Stops a cluster (fast shutdown: every connection is closed).
+pub fn stop_cluster(cluster: &Path) {
+    pg_sh(&["stop", cluster.to_str().unwrap()]);
+}
+
+/// Starts a stopped cluster again on the same port.
+pub fn restart_cluster(cluster: &Path, port: u16, certs: &Path) {
+    pg_sh(&[
+        "start",
+        cluster.to_str().unwrap(),
+        &port.to_string(),
+        certs.to_str().unwrap(),
+    ]);
 }
 
 /// A TCP proxy on loopback that can be switched off (closing every connection) and on again:
@@ -415,4 +447,78 @@ pub async fn reload_status(admin: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap()
+}
+
+/// A steady request loop against a server: `tasks` concurrent clients doing `GET path` with a
+/// valid token until stopped. 200 and 404 count as served; anything else as failed.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+    /// Served requests.
+    pub ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Failed requests.
+    pub failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Status codes other than 200/404 (and transport errors as 0) seen.
+    pub bad: std::sync::Arc<std::sync::Mutex<Vec<(u16, String)>>>,
+}
+
+impl Load {
+    /// Starts the loop.
+    pub fn start(s: &TestServer, path: &str, tasks: usize) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let bad = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let token = s.token();
+        let url = format!("{}{path}", s.base);
+        let handles = (0..tasks)
+            .map(|_| {
+                let (client, url, token) = (s.client.clone(), url.clone(), token.clone());
+                let (stop, ok, failed, bad) = (stop.clone(), ok.clone(), failed.clone(), bad.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        match client.get(&url).bearer_auth(&token).send().await {
+                            Ok(r) if r.status() == 200 || r.status() == 404 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                let code = r.status().as_u16();
+                                let body = r.text().await.unwrap_or_default();
+                                bad.lock().unwrap().push((code, body));
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                bad.lock().unwrap().push((0, e.to_string()));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            handles,
+            ok,
+            failed,
+            bad,
+        }
+    }
+
+    /// Stops the loop; (served, failed).
+    pub async fn stop(self) -> (u64, u64, Vec<(u16, String)>) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            h.await.unwrap();
+        }
+        let bad = self.bad.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            bad,
+        )
+    }
 }

@@ -1,0 +1,92 @@
+//! Keeps the published DB pool in step with the snapshot's DB material. When the digest of
+//! the CA bundle or the client certificate changes (and at start-up), a new pool is built
+//! with a new rustls `ClientConfig`, verified (one connection under `verify-full`, then
+//! `SELECT 1`) and only then published; handlers take the current pool once per request.
+//!
+//! The old pool is not closed: it drains. In-flight requests finish on it, its idle
+//! connections close when its last user drops it, and returned connections close with it.
+//! If verification fails (the database does not accept the new certificate yet, the bundle
+//! lacks the database's CA, a wrong CN), the current pool keeps serving and the rebuild is
+//! retried with back-off; every outcome is logged, counted and shown in `/reload-status`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::pool::{self, DbError, DbPool};
+use crate::state::AppState;
+use crate::tls::material::now_unix;
+
+/// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// Longest retry delay.
+pub const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// Starts the manager.
+pub fn spawn(state: Arc<AppState>, stop: watch::Receiver<bool>) {
+    tokio::spawn(run(state, stop));
+}
+
+async fn build(state: &AppState, generation: u64, first: bool) -> Result<DbPool, DbError> {
+    let cfg = &state.config;
+    let snapshot = state.snapshot.load_full();
+    let db = pool::build(&cfg.db, &cfg.pool, generation, snapshot.db_tls.as_deref())?;
+    let db = pool::verify(db).await?;
+    if first && cfg.db_migrate {
+        super::users::migrate(&db).await?;
+    }
+    Ok(db)
+}
+
+async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let cfg = &state.config;
+    if cfg.db.sslmode < super::dsn::SslMode::VerifyFull {
+        tracing::warn!(
+            sslmode = cfg.db.sslmode.as_str(),
+            "the database connection does not use verify-full (--db-allow-insecure): the database is not authenticated"
+        );
+    }
+    let mut changes = state.subscribe_snapshots();
+    let mut delay = FIRST_RETRY;
+    loop {
+        let want = state.snapshot.load().db_tls.as_ref().map(|t| t.digest());
+        let current = state.db.load_full();
+        if current.as_ref().is_some_and(|p| p.tls_digest == want) {
+            delay = FIRST_RETRY;
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
+        let started = std::time::Instant::now();
+        match build(&state, generation, current.is_none()).await {
+            Ok(db) => {
+                tracing::info!(
+                    generation,
+                    target = %cfg.db.redacted(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "database pool verified and published"
+                );
+                state.metrics.db_pool_rebuilt("applied", generation);
+                state.db_pool_outcome(generation, None, now_unix());
+                state.db.store(Some(Arc::new(db)));
+                delay = FIRST_RETRY;
+            }
+            Err(e) => {
+                let serving = current.as_ref().map(|p| p.generation);
+                tracing::error!(error = %e, retry_in = ?delay, still_serving_generation = ?serving, "database pool not usable; keeping the current one");
+                state.metrics.db_pool_rebuilt("failed", serving.unwrap_or(0));
+                state.db_pool_outcome(serving.unwrap_or(0), Some(e.to_string()), now_unix());
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    r = changes.changed() => if r.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
