@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release deps testssl clean-dev bench-reload
+.PHONY: run test lint build release deps testssl clean-dev bench-reload bench-db-rotation
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -30,6 +30,10 @@ deps:
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:
 	$(CARGO) bench --locked --bench reload
+
+## make bench-db-rotation: req/s and p99 while the DB client cert rotates every second (bench/db-rotation-results.md)
+bench-db-rotation: deps
+	$(CARGO) bench --locked --bench db_rotation
 
 ## make testssl: testssl.sh (Debian) against a running `make run`
 testssl:

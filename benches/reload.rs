@@ -4,7 +4,7 @@
 //! time from spawning the binary to its first completed handshake. Results go to
 //! `bench/reload-results.md`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,34 +12,11 @@ use clap::Parser;
 use tlsward::cli::{Cli, Command};
 use tlsward::pki::{Ca, Issued, KeyType, LeafSpec, write_file};
 
+mod common;
+
+use common::{machine, now_utc, stage, summary, swap};
+
 const ROTATIONS: usize = 100;
-
-/// kubelet's AtomicWriter up to the swap: files in a new timestamped dir, `..data_tmp` ready.
-fn stage(dir: &Path, files: &[(&str, &[u8])], n: usize) -> PathBuf {
-    let ts = format!("..bench_{n:05}");
-    let ts_dir = dir.join(&ts);
-    std::fs::create_dir_all(&ts_dir).unwrap();
-    for (name, data) in files {
-        std::fs::write(ts_dir.join(name), data).unwrap();
-    }
-    let _ = std::fs::remove_file(dir.join("..data_tmp"));
-    std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
-    ts_dir
-}
-
-/// The swap itself (one rename), then the user-visible links and the old dir's removal.
-fn swap(dir: &Path, files: &[(&str, &[u8])], old: Option<PathBuf>) {
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    for (name, _) in files {
-        let visible = dir.join(name);
-        if std::fs::symlink_metadata(&visible).is_err() {
-            std::os::unix::fs::symlink(Path::new("..data").join(name), &visible).unwrap();
-        }
-    }
-    if let Some(old) = old {
-        std::fs::remove_dir_all(old).unwrap();
-    }
-}
 
 struct Probe {
     connector: tokio_rustls::TlsConnector,
@@ -86,46 +63,6 @@ impl Probe {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-fn summary(name: &str, mut v: Vec<Duration>) -> String {
-    v.sort();
-    format!(
-        "| {name} | {} | {} | {} | {} | {} |\n",
-        v.len(),
-        ms(percentile(&v, 0.5)),
-        ms(percentile(&v, 0.99)),
-        ms(v[0]),
-        ms(*v.last().unwrap())
-    )
-}
-
-fn cmd(program: &str, args: &[&str]) -> String {
-    std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn server(ca: &Ca) -> Issued {
     ca.issue(&LeafSpec::server("localhost", &["localhost", "127.0.0.1"]))
         .unwrap()
@@ -156,6 +93,11 @@ async fn main() {
     write_file(&w.join("tokens/k1"), &tlsward::token::generate_key_text(), true).unwrap();
 
     let policy_file = pol_dir.join("policy.yaml");
+    write_file(&w.join("ca.crt"), &ca.cert_pem, false).unwrap();
+    let dsn = format!(
+        "postgresql://app@localhost:1/app?sslmode=verify-full&sslrootcert={}",
+        w.join("ca.crt").display()
+    );
     let token_dir = w.join("tokens");
     let common = [
         "--tls-dir",
@@ -166,7 +108,7 @@ async fn main() {
         token_dir.to_str().unwrap(),
         // No database is needed to measure handshakes; the pool retries in the background.
         "--db-url",
-        "postgresql://app@localhost:1/app?sslmode=verify-full&sslrootcert=/nonexistent",
+        &dsn,
         "--db-migrate",
         "false",
     ];
@@ -245,15 +187,12 @@ async fn main() {
     out.push_str("# Reload latency\n\n");
     out.push_str(&format!(
         "Measured by `make bench-reload` (`cargo bench --bench reload`) on {} UTC.\n\n",
-        time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+        now_utc()
     ));
     out.push_str(&format!(
-        "Machine: {} CPUs ({}), kernel {}, {}; tlsward {} (release profile).\n\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model(),
-        cmd("uname", &["-r"]),
-        cmd("rustc", &["--version"]),
-        env!("CARGO_PKG_VERSION"),
+        "Machine: {}; tlsward {} (release profile).\n\n",
+        machine(),
+        env!("CARGO_PKG_VERSION")
     ));
     out.push_str("Each rotation is kubelet's AtomicWriter sequence; the clock starts at the `rename(..data_tmp, ..data)` and stops when a new TLS handshake (full, no resumption) presents the new certificate, or negotiates the ALPN of the new policy. The server runs in the benchmark's process on 2 worker threads; the prober handshakes back to back.\n\n");
     out.push_str("| what | n | p50 ms | p99 ms | min ms | max ms |\n| --- | --- | --- | --- | --- | --- |\n");

@@ -164,6 +164,12 @@ pub struct ServeArgs {
     /// Connections older than this are closed instead of reused (old certificates age out).
     #[arg(long, env = "TLSWARD_DB_CONN_MAX_LIFETIME", default_value = "30m", value_parser = humantime::parse_duration)]
     pub db_conn_max_lifetime: std::time::Duration,
+    /// `/readyz` turns false once the database has been unreachable this long (0s: never).
+    #[arg(long, env = "TLSWARD_DB_UNREADY_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub db_unready_after: std::time::Duration,
+    /// How often the serving pool is probed (checkout + ping) while idle.
+    #[arg(long, env = "TLSWARD_DB_HEALTH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_health_interval: std::time::Duration,
     /// Run the schema migration at start-up.
     #[arg(long, env = "TLSWARD_DB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub db_migrate: bool,

@@ -45,6 +45,10 @@ pub struct Config {
     pub pool: PoolSettings,
     /// Run migrations at start-up.
     pub db_migrate: bool,
+    /// Unreachable this long, the server turns unready (0: never).
+    pub db_unready_after: Duration,
+    /// Probe interval of the serving pool.
+    pub db_health_interval: Duration,
     /// Longest accepted token lifetime.
     pub token_max_ttl: Duration,
     /// TLS handshake time limit.
@@ -92,6 +96,8 @@ impl Config {
             db_statement_timeout,
             db_checkout_timeout,
             db_conn_max_lifetime,
+            db_unready_after,
+            db_health_interval,
             db_migrate,
             token_max_ttl,
             handshake_timeout,
@@ -150,6 +156,7 @@ impl Config {
                 "TLSWARD_DB_CHECKOUT_TIMEOUT",
             ),
             (handshake_timeout, "handshake-timeout", "TLSWARD_HANDSHAKE_TIMEOUT"),
+            (db_health_interval, "db-health-interval", "TLSWARD_DB_HEALTH_INTERVAL"),
             (header_timeout, "header-timeout", "TLSWARD_HEADER_TIMEOUT"),
         ] {
             if d.is_zero() {
@@ -212,6 +219,8 @@ impl Config {
                 max_lifetime: db_conn_max_lifetime,
             },
             db_migrate,
+            db_unready_after,
+            db_health_interval,
             token_max_ttl,
             handshake_timeout,
             header_timeout,
@@ -236,9 +245,10 @@ impl Config {
         );
         out.push_str(&snapshot.describe(&self.sources));
         out.push_str(&format!(
-            "database:\n  target: \"{}\"\n  sslmode: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
+            "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
             self.db.redacted(),
             self.db.sslmode.as_str(),
+            h(self.db_unready_after),
             self.pool.max_size,
             h(self.pool.connect_timeout),
             h(self.pool.statement_timeout),

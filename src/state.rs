@@ -24,6 +24,8 @@ pub struct AppState {
     /// What the reloads did, for `/reload-status`.
     pub reload_status: std::sync::Mutex<ReloadStatus>,
     draining: AtomicBool,
+    /// Unix milliseconds since which the database has been unreachable (0: reachable).
+    db_down_since: std::sync::atomic::AtomicI64,
     snapshots: tokio::sync::watch::Sender<u64>,
 }
 
@@ -42,6 +44,7 @@ impl AppState {
             metrics,
             config,
             draining: AtomicBool::new(false),
+            db_down_since: std::sync::atomic::AtomicI64::new(0),
             snapshots: tokio::sync::watch::Sender::new(generation),
         }
     }
@@ -72,9 +75,33 @@ impl AppState {
         p.last_error = error;
     }
 
+    /// Records whether the database answered; readiness turns false once it has been
+    /// unreachable for longer than `--db-unready-after`.
+    pub fn db_reachable(&self, up: bool) {
+        if up {
+            if self.db_down_since.load(Ordering::Relaxed) != 0 {
+                self.db_down_since.store(0, Ordering::Relaxed);
+            }
+        } else {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let _ = self
+                .db_down_since
+                .compare_exchange(0, now as i64, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
     /// Marks the server as shutting down (readiness turns false).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    fn db_down_longer_than(&self, grace: std::time::Duration) -> bool {
+        let since = self.db_down_since.load(Ordering::Relaxed);
+        if since == 0 || grace.is_zero() {
+            return false;
+        }
+        let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        now - since > grace.as_millis() as i64
     }
 
     /// Why the server is not ready, or `None` when it is.
@@ -83,6 +110,8 @@ impl AppState {
             Some("shutting down")
         } else if self.db.load().is_none() {
             Some("database pool not verified yet")
+        } else if self.db_down_longer_than(self.config.db_unready_after) {
+            Some("database unreachable for longer than --db-unready-after")
         } else {
             None
         }

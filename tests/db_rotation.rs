@@ -240,7 +240,16 @@ async fn database_restart_under_load_fails_fast_and_recovers() {
         &pg.ca.cert_pem,
     );
     let (cluster, port) = extra_cluster_with(&node_dir);
-    let mut args = serve_args(&["--db-connect-timeout", "1s", "--db-checkout-timeout", "1s"]);
+    let mut args = serve_args(&[
+        "--db-connect-timeout",
+        "1s",
+        "--db-checkout-timeout",
+        "1s",
+        "--db-unready-after",
+        "1s",
+        "--db-health-interval",
+        "200ms",
+    ]);
     args.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
     let s = start(args).await;
     let load = Load::start(&s, "/users/1", 3);
@@ -260,7 +269,20 @@ async fn database_restart_under_load_fails_fast_and_recovers() {
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         assert!(r.text().await.unwrap().contains("database_unavailable"));
     }
+    // Unreachable for longer than --db-unready-after: not ready, with the reason.
+    let admin = s.admin.clone();
+    let readyz = |admin: String| async move {
+        let r = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eventually!(
+        readyz(admin.clone()).await.0 == 503,
+        SOON,
+        "readyz stayed 200 during the outage"
+    );
+    assert!(readyz(admin.clone()).await.1.contains("database unreachable"));
     support::restart_cluster(&cluster, port, &node_dir);
+    assert_eventually!(readyz(admin.clone()).await.0 == 200, SOON, "readyz did not recover");
     let s_ref = &s;
     assert_eventually!(
         s_ref

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::db::pool::DbPool;
+use crate::db::pool::{DbError, DbPool};
 use crate::db::users::{self, Created};
 use crate::state::AppState;
 
@@ -24,6 +24,22 @@ pub const MAX_LIMIT: i64 = 1000;
 
 fn pool(state: &AppState) -> Result<Arc<DbPool>, ApiError> {
     state.db.load_full().ok_or_else(ApiError::db_unavailable)
+}
+
+/// Notes the database as up or down (for `/readyz`) and turns errors into API errors.
+fn seen<T>(state: &AppState, r: Result<T, DbError>) -> Result<T, ApiError> {
+    match r {
+        Ok(v) => {
+            state.db_reachable(true);
+            Ok(v)
+        }
+        Err(e) => {
+            if e.is_unavailable() {
+                state.db_reachable(false);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Parses a path id.
@@ -70,7 +86,7 @@ pub fn valid_email(s: &str) -> bool {
 pub async fn get_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
-    match users::get(&db, &state.metrics, id).await? {
+    match seen(&state, users::get(&db, &state.metrics, id).await)? {
         Some(u) => Ok(Json(u).into_response()),
         None => Err(ApiError::not_found(format!("no user with id {id}"))),
     }
@@ -103,7 +119,7 @@ pub async fn list_users(State(state): State<Arc<AppState>>, RawQuery(query): Raw
         }
     }
     let db = pool(&state)?;
-    let page = users::list(&db, &state.metrics, limit, after).await?;
+    let page = seen(&state, users::list(&db, &state.metrics, limit, after).await)?;
     let next_after = if page.len() as i64 == limit {
         page.last().map(|u| u.id)
     } else {
@@ -186,7 +202,10 @@ pub async fn create_user(
         return Err(ApiError::bad_request("validation_failed", problems.join("; ")));
     }
     let db = pool(&state)?;
-    match users::create(&db, &state.metrics, &new.username, &new.email).await? {
+    match seen(
+        &state,
+        users::create(&db, &state.metrics, &new.username, &new.email).await,
+    )? {
         Created::Ok(u) => {
             let location = format!("/users/{}", u.id);
             Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(u)).into_response())
@@ -203,7 +222,7 @@ pub async fn create_user(
 pub async fn delete_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
-    if users::delete(&db, &state.metrics, id).await? {
+    if seen(&state, users::delete(&db, &state.metrics, id).await)? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found(format!("no user with id {id}")))

@@ -52,11 +52,15 @@ async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
         let want = state.snapshot.load().db_tls.as_ref().map(|t| t.digest());
         let current = state.db.load_full();
-        if current.as_ref().is_some_and(|p| p.tls_digest == want) {
+        if let Some(db) = current.as_ref().filter(|p| p.tls_digest == want) {
             delay = FIRST_RETRY;
             tokio::select! {
                 r = changes.changed() => if r.is_err() { return },
                 _ = stop.changed() => return,
+                _ = tokio::time::sleep(cfg.db_health_interval) => {
+                    // Idle probe: a checkout pings the connection (or opens a new one).
+                    state.db_reachable(db.get(&state.metrics).await.is_ok());
+                }
             }
             continue;
         }
@@ -73,6 +77,7 @@ async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 state.metrics.db_pool_rebuilt("applied", generation);
                 state.db_pool_outcome(generation, None, now_unix());
                 state.db.store(Some(Arc::new(db)));
+                state.db_reachable(true);
                 delay = FIRST_RETRY;
             }
             Err(e) => {

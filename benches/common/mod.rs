@@ -1,0 +1,112 @@
+//! Helpers shared by the benchmarks: kubelet's `..data` swap in two steps (so the clock can
+//! start at the rename), percentiles, and the machine description for result files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// kubelet's AtomicWriter up to the swap: files in a new timestamped dir, `..data_tmp` ready.
+pub fn stage(dir: &Path, files: &[(&str, &[u8])], n: usize) -> PathBuf {
+    let ts = format!("..bench_{n:05}");
+    let ts_dir = dir.join(&ts);
+    std::fs::create_dir_all(&ts_dir).unwrap();
+    for (name, data) in files {
+        std::fs::write(ts_dir.join(name), data).unwrap();
+    }
+    let _ = std::fs::remove_file(dir.join("..data_tmp"));
+    std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
+    ts_dir
+}
+
+/// The swap itself (one rename), then the user-visible links and the old dir's removal.
+pub fn swap(dir: &Path, files: &[(&str, &[u8])], old: Option<PathBuf>) {
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    for (name, _) in files {
+        let visible = dir.join(name);
+        if std::fs::symlink_metadata(&visible).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &visible).unwrap();
+        }
+    }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(old).unwrap();
+    }
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+pub fn summary(name: &str, mut v: Vec<Duration>) -> String {
+    v.sort();
+    format!(
+        "| {name} | {} | {} | {} | {} | {} |\n",
+        v.len(),
+        ms(percentile(&v, 0.5)),
+        ms(percentile(&v, 0.99)),
+        ms(v[0]),
+        ms(*v.last().unwrap())
+    )
+}
+
+pub fn cmd(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Projects `files` into `dir` as kubelet does (stage, then swap), numbering the ts dir `n`.
+pub fn kubelet_write(dir: &Path, files: &[(&str, &[u8])], n: usize) {
+    let old = std::fs::read_link(dir.join("..data")).ok().map(|p| dir.join(p));
+    stage(dir, files, n);
+    swap(dir, files, old);
+}
+
+/// One line describing the machine.
+pub fn machine() -> String {
+    format!(
+        "{} CPUs ({}), {} GiB RAM, kernel {}, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        mem_gib(),
+        cmd("uname", &["-r"]),
+        cmd("rustc", &["--version"]),
+    )
+}
+
+fn mem_gib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .map_or(0, |kb| (kb + 512 * 1024) / (1024 * 1024))
+}
+
+/// The current UTC time, to the second.
+pub fn now_utc() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,285 @@
+//! `make bench-db-rotation`: requests per second and p99 of `GET /users/{id}` while the DB
+//! client certificate rotates every second for 30 s (each rotation: a new pool built,
+//! verified and published, the old one drained), against the same load with no rotation.
+//! Real PostgreSQL with TLS and client-certificate auth (scripts/pg.sh), 10,000 users.
+//! Results go to `bench/db-rotation-results.md`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::{kubelet_write, machine, ms, now_utc, percentile};
+use tlsward::cli::{Cli, Command as Sub};
+use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
+
+const CONNS: usize = 32;
+const WARMUP: Duration = Duration::from_secs(3);
+const PHASE: Duration = Duration::from_secs(30);
+
+fn pg(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+    let out = Command::new("bash").arg(script).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "pg.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Phase {
+    reqs: u64,
+    errors: u64,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+}
+
+async fn load(base: &str, token: &str, ca_pem: &str, addr: std::net::SocketAddr, dur: Duration) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNS {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+            .resolve("localhost", addr)
+            .http1_only()
+            .build()
+            .unwrap();
+        let (base, token, stop, errors) = (base.to_string(), token.to_string(), stop.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let id = rand::random_range(1..=10_000);
+                let t = Instant::now();
+                match client
+                    .get(format!("{base}/users/{id}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(dur).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    Phase {
+        reqs: lat.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        lat,
+    }
+}
+
+fn row(name: &str, p: &Phase) -> String {
+    format!(
+        "| {name} | {} | {:.0} | {} | {} | {} |\n",
+        p.reqs,
+        p.reqs as f64 / p.elapsed.as_secs_f64(),
+        ms(percentile(&p.lat, 0.5)),
+        ms(percentile(&p.lat, 0.99)),
+        p.errors
+    )
+}
+
+/// Writes a new client certificate for `app` into the DB Secret directory, kubelet-style.
+fn write_client(ca: &Ca, dir: &Path, n: usize) {
+    let c = ca.issue(&LeafSpec::client("app")).unwrap();
+    let files: [(&str, &[u8]); 3] = [
+        ("ca.crt", ca.cert_pem.as_bytes()),
+        ("tls.crt", c.cert_pem.as_bytes()),
+        ("tls.key", c.key_pem.as_bytes()),
+    ];
+    kubelet_write(dir, &files, n);
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    tlsward::install_crypto_provider();
+    let work = tempfile::Builder::new().prefix("tlsward-bench-").tempdir().unwrap();
+    let w = work.path();
+    std::fs::set_permissions(w, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let ca = Arc::new(Ca::new("bench CA", KeyType::Ecdsa).unwrap());
+    let node = w.join("node");
+    write_secret_dir(
+        &node,
+        &ca.issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
+            .unwrap(),
+        &ca.cert_pem,
+    )
+    .unwrap();
+    let server_dir = w.join("server");
+    write_secret_dir(
+        &server_dir,
+        &ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap(),
+        &ca.cert_pem,
+    )
+    .unwrap();
+    let tokens = w.join("tokens");
+    tlsward::pki::write_file(&tokens.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
+    let db_secret = w.join("db-client");
+    write_client(&ca, &db_secret, 0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cluster = w.join("pg");
+    pg(&[
+        "start",
+        cluster.to_str().unwrap(),
+        &port.to_string(),
+        node.to_str().unwrap(),
+        "--watch-pid",
+        &std::process::id().to_string(),
+    ]);
+
+    let dsn = format!(
+        "postgresql://app@localhost:{port}/app?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
+        db_secret.display()
+    );
+    let argv = [
+        "tlsward",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--tls-dir",
+        server_dir.to_str().unwrap(),
+        "--token-key-dir",
+        tokens.to_str().unwrap(),
+        "--db-url",
+        &dsn,
+    ];
+    let Sub::Serve(args) = Cli::parse_from(argv).command else {
+        unreachable!()
+    };
+    let (config, snapshot) = tlsward::config::Config::load(&args).unwrap();
+    let running = tlsward::server::start(config, snapshot).await.unwrap();
+    let ready = Instant::now();
+    while running.state.db.load().is_none() {
+        assert!(ready.elapsed() < Duration::from_secs(30), "the pool was never verified");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg(&[
+        "psql",
+        cluster.to_str().unwrap(),
+        "-d",
+        "app",
+        "-c",
+        "INSERT INTO users (id, username, email) SELECT g, 'user' || g, 'user' || g || '@example.com' FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING; ANALYZE users",
+    ]);
+    let token = running.state.snapshot.load().token_keys.issue(
+        "bench",
+        Duration::from_secs(600),
+        tlsward::tls::material::now_unix(),
+    );
+    let base = format!("https://localhost:{}", running.tls_addr.port());
+    let addr = running.tls_addr;
+
+    load(&base, &token, &ca.cert_pem, addr, WARMUP).await;
+    let rss_before = rss_kib();
+    let steady = load(&base, &token, &ca.cert_pem, addr, PHASE).await;
+    let gen_before = running.state.db.load().as_ref().map_or(0, |p| p.generation);
+
+    let rotating = Arc::new(AtomicBool::new(true));
+    let rotator = {
+        let (rotating, ca, dir) = (rotating.clone(), ca.clone(), db_secret.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut n = 1;
+            while rotating.load(Ordering::Relaxed) {
+                write_client(&ca, &dir, n);
+                n += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            n - 1
+        })
+    };
+    let rotated = load(&base, &token, &ca.cert_pem, addr, PHASE).await;
+    rotating.store(false, Ordering::Relaxed);
+    let rotations = rotator.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gen_after = running.state.db.load().as_ref().map_or(0, |p| p.generation);
+    let rss_after = rss_kib();
+    let conns = pg(&[
+        "psql",
+        cluster.to_str().unwrap(),
+        "-d",
+        "app",
+        "-tA",
+        "-c",
+        "SELECT application_name, count(*) FROM pg_stat_activity WHERE usename = 'app' GROUP BY 1 ORDER BY 1",
+    ]);
+    running.shutdown().await;
+    pg(&["destroy", cluster.to_str().unwrap()]);
+
+    let mut out = String::from("# DB client-certificate rotation under load\n\n");
+    out.push_str(&format!(
+        "Measured by `make bench-db-rotation` (`cargo bench --bench db_rotation`) on {} UTC.\n\n",
+        now_utc()
+    ));
+    out.push_str(&format!(
+        "Machine: {}; tlsward {} (release profile).\n\n",
+        machine(),
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!(
+        "Load: {CONNS} keep-alive HTTPS/1.1 connections from the benchmark's own process (reqwest, sharing the 2 cores with the server), `GET /users/{{random 1..10000}}` with a bearer token, {}s per phase after a {}s warm-up; PostgreSQL 15 on loopback with TLS and client-certificate auth (`sslmode=verify-full`), pool size 16. In the rotation phase a new client certificate is written kubelet-style every second; each one makes tlsward build, verify (`SELECT 1`) and publish a new pool while the old one drains.\n\n",
+        PHASE.as_secs(),
+        WARMUP.as_secs()
+    ));
+    out.push_str("| phase | requests | req/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- |\n");
+    out.push_str(&row("no rotation", &steady));
+    out.push_str(&row(
+        &format!("client cert rotated every 1 s ({rotations} rotations)"),
+        &rotated,
+    ));
+    let ratio =
+        (rotated.reqs as f64 / rotated.elapsed.as_secs_f64()) / (steady.reqs as f64 / steady.elapsed.as_secs_f64());
+    out.push_str(&format!(
+        "\nThroughput with rotation / without: **{ratio:.3}**; p99 {} ms vs {} ms. Pool generations during the rotation phase: {} → {} ({} published). Process RSS (server and load generator together): {} MiB before the steady phase, {} MiB after the rotation phase.\n\nServer-side connections by `application_name` (`tlsward/g<generation>`) after the run:\n\n```\n{conns}\n```\n",
+        ms(percentile(&rotated.lat, 0.99)),
+        ms(percentile(&steady.lat, 0.99)),
+        gen_before,
+        gen_after,
+        gen_after - gen_before,
+        rss_before / 1024,
+        rss_after / 1024,
+    ));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/db-rotation-results.md");
+    std::fs::write(&path, &out).unwrap();
+    print!("{out}");
+}
