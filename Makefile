@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release deps testssl clean-dev bench-reload bench-db-rotation
+.PHONY: run test lint build release deps testssl clean-dev bench bench-reload bench-db-rotation
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -26,6 +26,10 @@ release:
 
 deps:
 	scripts/deps.sh
+
+## make bench: tlsward vs the seed's FastAPI app and nginx, side by side (bench/RESULTS.md)
+bench: deps release
+	bench/compare.sh
 
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:

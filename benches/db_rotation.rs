@@ -280,6 +280,7 @@ async fn main() {
         rss_after / 1024,
     ));
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/db-rotation-results.md");
-    std::fs::write(&path, &out).unwrap();
     print!("{out}");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &out).unwrap();
 }

@@ -207,7 +207,8 @@ async fn main() {
     out.push_str(&summary("restart instead (spawn → first handshake)", restart));
     out.push_str("\nThe reload path's floor is the watcher's coalescing window (10 ms of quiet after the last event of a burst) plus one read-validate-build of the snapshot; the restart row is the best case of a restart-based reload on this machine (no pod rescheduling, no image pull, no readiness delay) and also drops every open connection.\n");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reload-results.md");
-    std::fs::write(&path, &out).unwrap();
     print!("{out}");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &out).unwrap();
     eprintln!("written to {}", path.display());
 }
