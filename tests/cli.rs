@@ -305,3 +305,69 @@ fn insecure_sslmode_needs_the_explicit_flag() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("sslmode: disable"));
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let pg = support::postgres();
+    let db = pg.create_db();
+    let admin = support::free_port();
+    let listen = support::free_port();
+    let mut child = tokio::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args([
+            "--tls-dir",
+            pg.server_dir.to_str().unwrap(),
+            "--token-key-dir",
+            pg.token_dir.to_str().unwrap(),
+        ])
+        .args(["--db-url", &pg.dsn(&db, &pg.client_dir), "--shutdown-grace", "5s"])
+        .env("TLSWARD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    assert_eventually!(
+        reqwest::get(&ready).await.map(|r| r.status() == 200).unwrap_or(false),
+        std::time::Duration::from_secs(20),
+        "never ready"
+    );
+    // An open keep-alive connection must not keep the process from stopping.
+    let client = support::client_for(format!("127.0.0.1:{listen}").parse().unwrap());
+    assert_eq!(
+        client
+            .get(format!("https://localhost:{listen}/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("stopped within the grace")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut log)
+        .await
+        .unwrap();
+    assert!(
+        log.contains("shutting down: draining open connections") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(reqwest::get(&ready).await.is_err(), "the admin listener is closed");
+}

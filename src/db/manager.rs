@@ -33,10 +33,22 @@ async fn build(state: &AppState, generation: u64, first: bool) -> Result<DbPool,
     let snapshot = state.snapshot.load_full();
     let db = pool::build(&cfg.db, &cfg.pool, generation, snapshot.db_tls.as_deref())?;
     let db = pool::verify(db).await?;
+    warm(state, &db).await;
     if first && cfg.db_migrate {
         super::users::migrate(&db).await?;
     }
     Ok(db)
+}
+
+/// Opens as many connections in the new pool as the serving one has, so that requests do
+/// not pay for the new TLS handshakes after the swap. Best effort: failures are left to the
+/// request path (which opens connections on demand anyway).
+async fn warm(state: &AppState, db: &DbPool) {
+    let Some(serving) = state.db.load_full() else { return };
+    let want = serving.pool.status().size.saturating_sub(1);
+    let opened = futures_util::future::join_all((0..want).map(|_| db.pool.get())).await;
+    let ok = opened.iter().filter(|o| o.is_ok()).count();
+    tracing::debug!(want, ok, "new pool warmed");
 }
 
 async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
