@@ -48,7 +48,7 @@ export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_DB_URL=$DSN TLSWARD_LOG=warn
 PID=
 stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
 trap 'stop; "$PEER/setup-db.sh" stop "$W/db" >/dev/null 2>&1 || true' EXIT
-wait_up() { for _ in $(seq 600); do curl -fsS -k --max-time 2 -o /dev/null ${3:+-H "Authorization: Bearer $3"} "$1$2" 2>/dev/null && return 0
+wait_up() { for _ in $(seq 480); do curl -fsS -k --max-time 2 -o /dev/null ${3:+-H "Authorization: Bearer $3"} "$1$2" 2>/dev/null && return 0
   kill -0 "$PID" 2>/dev/null || { echo "server exited; see $W/*.log" >&2; return 1; }; sleep 0.5; done; return 1; }
 tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" || true); do tree "$c"; done; }
 ticks() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
@@ -77,7 +77,7 @@ run() {
 
 # ---- the seed's app: 1 and 2 uvicorn workers ----
 for workers in 1 2; do
-  "$PEER/run-peer.sh" "$W/venv" "$CERTS" "$PEER_PORT" "$workers" >"$W/peer-$workers.log" 2>&1 &
+  DB_PORT=$DB_PORT "$PEER/run-peer.sh" "$W/venv" "$CERTS" "$PEER_PORT" "$workers" >"$W/peer-$workers.log" 2>&1 &
   PID=$!; wait_up "https://localhost:$PEER_PORT" /users/1
   run "peer-${workers}w" "https://localhost:$PEER_PORT" keepalive "$CONNS"
   [ "$workers" = 1 ] && run "peer-1w" "https://localhost:$PEER_PORT" keepalive 1

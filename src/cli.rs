@@ -31,6 +31,9 @@ pub enum Command {
     /// Load config, policy and certificates as `serve` does, print the effective config, exit 0
     /// (or 64 listing every problem).
     CheckConfig(ServeArgs),
+    /// Scan a TLS endpoint: protocols, suites, certificate, HSTS, and the findings (exit 0: none
+    /// at or above --fail-on, 1: findings, 2: could not scan).
+    Scan(ScanArgs),
     /// Certificates.
     Certs {
         /// Which certificate command.
@@ -43,6 +46,34 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The endpoint, HOST:PORT (IPv6 as [::1]:443).
+    pub target: String,
+    /// SNI to send (default: the host, when it is a name).
+    #[arg(long)]
+    pub sni: Option<String>,
+    /// Speak the protocol's STARTTLS first (postgres: the PostgreSQL/CockroachDB SSLRequest).
+    #[arg(long, value_enum)]
+    pub starttls: Option<crate::scan::probe::Starttls>,
+    /// Print the report as JSON (schema tlsward.scan/v1).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value = "medium")]
+    pub fail_on: crate::scan::report::Severity,
+    /// Time limit of each probe.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Trust anchors (PEM) for the chain check; default: the system's roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// `certs` subcommands.

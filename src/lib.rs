@@ -24,6 +24,7 @@ pub mod db;
 pub mod metrics;
 pub mod pki;
 pub mod reload;
+pub mod scan;
 pub mod server;
 pub mod snapshot;
 pub mod state;

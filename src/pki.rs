@@ -177,6 +177,39 @@ impl Ca {
         })
     }
 
+    /// The CA's private key, PKCS#8 PEM (to use the CA certificate as a self-signed leaf).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// Issues an intermediate CA signed by this one.
+    pub fn intermediate(&self, common_name: &str) -> Result<Self, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(serial());
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(1825);
+        let key = KeyType::Ecdsa.generate(common_name)?;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate {
+            what: format!("intermediate CA {common_name}"),
+            source,
+        })?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            params,
+            key,
+        })
+    }
+
     /// Issues a leaf certificate.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::default();

@@ -121,6 +121,9 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
     }
 }
 
+/// A connection idle at least this long is pinged before it is handed out.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 /// A verified pool and the target it connects to.
 #[derive(Clone)]
 pub struct DbPool {
@@ -147,7 +150,10 @@ pub fn build(
 ) -> Result<DbPool, DbError> {
     let cfg = target.pg_config(settings.connect_timeout, settings.statement_timeout, generation);
     let mgr_cfg = ManagerConfig {
-        recycling_method: RecyclingMethod::Verified,
+        // `Fast` only checks that the connection is open; the ping (the seed's `pool_pre_ping`)
+        // is paid only by connections idle longer than `PING_AFTER_IDLE` (post_recycle
+        // below): a busy pool does not double its round trips, an idle one is checked.
+        recycling_method: RecyclingMethod::Fast,
     };
     let mgr = match tls {
         None => Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg),
@@ -176,6 +182,17 @@ pub fn build(
             }
             Ok(())
         }))
+        .post_recycle(Hook::async_fn(
+            |client: &mut deadpool_postgres::ClientWrapper, metrics| {
+                let idle = metrics.last_used() > PING_AFTER_IDLE;
+                Box::pin(async move {
+                    if idle {
+                        client.simple_query("").await.map_err(HookError::Backend)?;
+                    }
+                    Ok(())
+                })
+            },
+        ))
         .build()
         .map_err(|e| DbError::Connect {
             target: target.redacted(),
@@ -209,7 +226,7 @@ pub async fn verify(db: DbPool) -> Result<DbPool, DbError> {
 }
 
 impl DbPool {
-    /// Checks out a connection (with the pre-ping of `RecyclingMethod::Verified`).
+    /// Checks out a connection (pinged first when it was idle for `PING_AFTER_IDLE`).
     pub async fn get(&self, metrics: &Metrics) -> Result<deadpool_postgres::Object, DbError> {
         let start = std::time::Instant::now();
         let got = self.pool.get().await;

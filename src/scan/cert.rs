@@ -1,0 +1,278 @@
+//! Modern probes through rustls (TLS 1.2 and 1.3 with the suites rustls has), the checks on
+//! the certificate chain the server sent, and the HSTS header of one `GET /`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::{ClientConfig, RootCertStore, SupportedCipherSuite};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::probe::{ProbeError, Starttls, connect};
+use crate::tls::client::AcceptAny;
+use crate::tls::material::CertInfo;
+
+/// What a rustls handshake found.
+pub struct Modern {
+    /// Negotiated version (0x0303 or 0x0304).
+    pub version: u16,
+    /// Negotiated suite id.
+    pub suite: u16,
+    /// The chain the server sent.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The `Strict-Transport-Security` header of `GET /`, when asked for and answered.
+    pub hsts: Option<HttpCheck>,
+}
+
+/// The answer to `GET /`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpCheck {
+    /// Status line.
+    pub status: String,
+    /// The HSTS header value, if any.
+    pub hsts: Option<String>,
+}
+
+/// One rustls handshake limited to `versions` and `suites`, optionally followed by `GET /`.
+pub async fn handshake(
+    addr: SocketAddr,
+    starttls: Option<Starttls>,
+    sni: &str,
+    tls13: bool,
+    suites: Vec<SupportedCipherSuite>,
+    http_get: bool,
+    timeout: Duration,
+) -> Result<Modern, ProbeError> {
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: suites,
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    });
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| ProbeError::NotTls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = if http_get {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        Vec::new()
+    };
+    config.resumption = rustls::client::Resumption::disabled();
+    let name = ServerName::try_from(sni.to_string()).map_err(|e| ProbeError::NotTls(format!("bad SNI {sni}: {e}")))?;
+    let tcp = connect(addr, starttls, timeout).await?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| ProbeError::Timeout)?
+        .map_err(|e| ProbeError::NotTls(e.to_string()))?;
+    let (_, conn) = tls.get_ref();
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => super::hello::TLS13,
+        _ => super::hello::TLS12,
+    };
+    let suite = conn.negotiated_cipher_suite().map_or(0, |s| u16::from(s.suite()));
+    let chain: Vec<CertificateDer<'static>> = conn
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect();
+    let hsts = if http_get {
+        get_root(&mut tls, sni, timeout).await
+    } else {
+        None
+    };
+    Ok(Modern {
+        version,
+        suite,
+        chain,
+        hsts,
+    })
+}
+
+async fn get_root<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    tls: &mut S,
+    host: &str,
+    timeout: Duration,
+) -> Option<HttpCheck> {
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tlsward-scan\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    let work = async {
+        tls.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+            let n = tls.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        parse_head(&buf)
+    };
+    tokio::time::timeout(timeout, work).await.ok().flatten()
+}
+
+/// Status line and HSTS header of an HTTP/1.x response head.
+pub fn parse_head(buf: &[u8]) -> Option<HttpCheck> {
+    let text = String::from_utf8_lossy(buf);
+    let mut lines = text.split("\r\n");
+    let status = lines.next().filter(|l| l.starts_with("HTTP/1."))?.to_string();
+    let hsts = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("strict-transport-security")
+            .then(|| v.trim().to_string())
+    });
+    Some(HttpCheck { status, hsts })
+}
+
+/// The `max-age` of an HSTS value, in seconds.
+pub fn hsts_max_age(value: &str) -> Option<u64> {
+    value.split(';').find_map(|d| {
+        let (k, v) = d.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| v.trim().trim_matches('"').parse().ok())
+            .flatten()
+    })
+}
+
+/// The verdicts on a certificate chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainCheck {
+    /// The chain as sent.
+    pub chain: Vec<CertSummary>,
+    /// The chain verifies to a trusted root (`--ca`, or the system's roots).
+    pub trusted: bool,
+    /// Why it does not.
+    pub trust_error: Option<String>,
+    /// The last certificate sent is neither a root nor issued by a trusted root.
+    pub incomplete: bool,
+    /// The leaf names the SNI host.
+    pub hostname_match: bool,
+    /// Seconds until the leaf expires (negative: expired).
+    pub expires_in: i64,
+    /// Seconds until the leaf becomes valid (positive: not yet valid).
+    pub valid_in: i64,
+}
+
+/// One certificate, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertSummary {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// DNS and IP SANs.
+    pub sans: Vec<String>,
+    /// Serial, hex.
+    pub serial: String,
+    /// Expiry, RFC 3339.
+    pub not_after: String,
+}
+
+fn name_matches(pattern: &str, host: &str) -> bool {
+    let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match p.strip_prefix("*.") {
+        Some(suffix) => h
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => p == h,
+    }
+}
+
+/// Judges a chain for `host` at `now` (Unix seconds) against `roots`.
+pub fn check_chain(
+    chain: &[CertificateDer<'static>],
+    host: &str,
+    roots: &RootCertStore,
+    now: i64,
+) -> Option<ChainCheck> {
+    let infos: Vec<CertInfo> = chain.iter().filter_map(|c| CertInfo::from_der(c).ok()).collect();
+    let leaf = infos.first()?;
+    let host_ip = host.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string());
+    let hostname_match = leaf.sans.iter().any(|san| match &host_ip {
+        Some(ip) => san == ip,
+        None => name_matches(san, host),
+    });
+    // Judge trust alone: at a time inside the leaf's validity, for a name the leaf carries.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider).build();
+    let mid = (leaf.not_before + leaf.not_after) / 2;
+    let name_for_trust = leaf.sans.first().cloned().unwrap_or_else(|| host.to_string());
+    let trust = match (verifier, ServerName::try_from(name_for_trust)) {
+        (Ok(v), Ok(name)) => v
+            .verify_server_cert(
+                &chain[0],
+                &chain[1..],
+                &name,
+                &[],
+                UnixTime::since_unix_epoch(Duration::from_secs(mid.max(0) as u64)),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        (Err(e), _) => Err(format!("no usable trust anchors: {e}")),
+        (_, Err(e)) => Err(e.to_string()),
+    };
+    let last = infos.last()?;
+    let self_signed = last.subject == last.issuer;
+    let anchored = roots.roots.iter().any(|r| {
+        x509_parser::prelude::FromDer::from_der(r.subject.as_ref())
+            .ok()
+            .map(|(_, n): (_, x509_parser::x509::X509Name<'_>)| n.to_string())
+            .is_some_and(|subject| subject == last.issuer)
+    });
+    let incomplete = trust.is_err() && !self_signed && !anchored;
+    Some(ChainCheck {
+        chain: infos
+            .iter()
+            .map(|c| CertSummary {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                sans: c.sans.clone(),
+                serial: c.serial.clone(),
+                not_after: c.not_after_rfc3339(),
+            })
+            .collect(),
+        trusted: trust.is_ok(),
+        trust_error: trust.err(),
+        incomplete,
+        hostname_match,
+        expires_in: leaf.not_after - now,
+        valid_in: leaf.not_before - now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_one_label() {
+        assert!(name_matches("*.example.com", "api.example.com"));
+        assert!(!name_matches("*.example.com", "a.b.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(name_matches("LocalHost", "localhost"));
+    }
+
+    #[test]
+    fn reads_hsts_from_a_response_head() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Type: x\r\nStrict-Transport-Security: max-age=63072000; includeSubDomains\r\n\r\nbody").unwrap();
+        assert_eq!(h.status, "HTTP/1.1 200 OK");
+        assert_eq!(hsts_max_age(h.hsts.as_deref().unwrap()), Some(63_072_000));
+        assert!(parse_head(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap().hsts.is_none());
+        assert!(parse_head(b"\x15\x03\x03").is_none());
+    }
+}

@@ -1,0 +1,399 @@
+//! Hand-built ClientHello records and the parser of the server's answer, for the protocol
+//! versions and suites rustls will not offer (SSLv3 to TLS 1.2, CBC, RC4, 3DES, NULL,
+//! EXPORT, anonymous). Pure functions: bytes in, bytes or a verdict out; the records are
+//! parsed with the `tls-parser` crate, and any truncation is a clean "need more" or error.
+
+use tls_parser::{
+    TlsExtension, TlsMessage, TlsMessageHandshake, parse_dh_params, parse_tls_message_handshake, parse_tls_raw_record,
+    parse_tls_record_with_header, parse_tls_server_hello_extensions,
+};
+
+/// SSLv3.
+pub const SSL3: u16 = 0x0300;
+/// TLS 1.0.
+pub const TLS10: u16 = 0x0301;
+/// TLS 1.1.
+pub const TLS11: u16 = 0x0302;
+/// TLS 1.2.
+pub const TLS12: u16 = 0x0303;
+/// TLS 1.3.
+pub const TLS13: u16 = 0x0304;
+
+/// The last 8 bytes of a TLS 1.2 ServerHello random from a TLS 1.3 server (RFC 8446 §4.1.3).
+pub const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";
+/// The same, for a negotiation of TLS 1.1 or below.
+pub const DOWNGRADE_TLS11: [u8; 8] = *b"DOWNGRD\x00";
+
+/// What a probe offers.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    /// `client_version`.
+    pub version: u16,
+    /// Suite ids, in preference order (SCSVs included as wanted).
+    pub suites: Vec<u16>,
+    /// SNI host name (omitted for IP addresses).
+    pub sni: Option<String>,
+    /// Advertise the FFDHE groups of RFC 7919 in `supported_groups` as well.
+    pub ffdhe: bool,
+}
+
+fn u16be(v: usize) -> [u8; 2] {
+    u16::try_from(v).unwrap_or(u16::MAX).to_be_bytes()
+}
+
+fn ext(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(&u16be(body.len()));
+    out.extend_from_slice(body);
+}
+
+fn list16(items: &[u16]) -> Vec<u8> {
+    let mut b = u16be(items.len() * 2).to_vec();
+    for i in items {
+        b.extend_from_slice(&i.to_be_bytes());
+    }
+    b
+}
+
+impl Hello {
+    /// The complete record (handshake header included).
+    pub fn to_record(&self, random: [u8; 32]) -> Vec<u8> {
+        let mut body = Vec::with_capacity(512);
+        body.extend_from_slice(&self.version.to_be_bytes());
+        body.extend_from_slice(&random);
+        body.push(0); // no session id
+        body.extend_from_slice(&list16(&self.suites));
+        body.extend_from_slice(&[1, 0]); // compression: null only
+        if self.version > SSL3 {
+            let mut exts = Vec::new();
+            if let Some(name) = &self.sni {
+                let mut sni = u16be(name.len() + 3).to_vec();
+                sni.push(0);
+                sni.extend_from_slice(&u16be(name.len()));
+                sni.extend_from_slice(name.as_bytes());
+                ext(&mut exts, 0x0000, &sni);
+            }
+            let mut groups = vec![0x001d, 0x0017, 0x0018, 0x0019];
+            if self.ffdhe {
+                groups.extend_from_slice(&[0x0100, 0x0101, 0x0102]);
+            }
+            ext(&mut exts, 0x000a, &list16(&groups));
+            ext(&mut exts, 0x000b, &[1, 0]); // ec_point_formats: uncompressed
+            if self.version >= TLS12 {
+                // ECDSA, RSA-PSS, RSA PKCS#1 and SHA-1 variants: legacy servers too must find one.
+                let sigs = [
+                    0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0201, 0x0203,
+                ];
+                ext(&mut exts, 0x000d, &list16(&sigs));
+            }
+            ext(&mut exts, 0xff01, &[0]); // renegotiation_info, empty (RFC 5746)
+            ext(&mut exts, 0x0017, &[]); // extended_master_secret
+            body.extend_from_slice(&u16be(exts.len()));
+            body.extend_from_slice(&exts);
+        }
+        let mut hs = vec![0x01, 0];
+        hs.extend_from_slice(&u16be(body.len()));
+        hs.extend_from_slice(&body);
+        // Record version 1.0 (or 3.0 for SSLv3), as most clients send, for middlebox compatibility.
+        let mut rec = vec![0x16];
+        rec.extend_from_slice(&self.version.min(TLS10).to_be_bytes());
+        rec.extend_from_slice(&u16be(hs.len()));
+        rec.extend_from_slice(&hs);
+        rec
+    }
+}
+
+/// The server's answer to a hello, as far as a probe needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A ServerHello (and, when asked for, the rest of the flight).
+    Hello(ServerHello),
+    /// A fatal alert with this description code.
+    Alert(u8),
+}
+
+/// The parts of a ServerHello flight the scanner uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerHello {
+    /// Negotiated version (from `supported_versions` when present).
+    pub version: u16,
+    /// Chosen suite id.
+    pub suite: u16,
+    /// The server random.
+    pub random: Vec<u8>,
+    /// The renegotiation_info extension was present (RFC 5746).
+    pub secure_renegotiation: bool,
+    /// Certificates of the Certificate message (DER), when the flight was read that far.
+    pub certificates: Vec<Vec<u8>>,
+    /// Size in bits of the DH prime of a DHE ServerKeyExchange.
+    pub dh_bits: Option<usize>,
+    /// The flight ended (ServerHelloDone seen).
+    pub done: bool,
+}
+
+impl ServerHello {
+    /// Whether the random carries a TLS 1.3 server's downgrade sentinel.
+    pub fn downgrade_sentinel(&self) -> bool {
+        self.random.len() == 32 && (self.random[24..] == DOWNGRADE_TLS12 || self.random[24..] == DOWNGRADE_TLS11)
+    }
+}
+
+/// Why the bytes are not (yet) an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// More bytes are needed.
+    Incomplete,
+    /// Not a TLS answer (e.g. HTTP, or garbage).
+    NotTls(String),
+}
+
+fn dh_bits(p: &[u8]) -> usize {
+    let p = match p.iter().position(|b| *b != 0) {
+        Some(i) => &p[i..],
+        None => return 0,
+    };
+    p.len() * 8 - p[0].leading_zeros() as usize
+}
+
+/// Parses the server's first flight from `buf`. With `full`, keeps reading after the
+/// ServerHello until ServerHelloDone (for the certificate and DH parameters); otherwise the
+/// ServerHello is enough. A TLS 1.3 ServerHello ends the readable part either way.
+pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
+    let mut rest = buf;
+    let mut handshake = Vec::new();
+    let mut hello: Option<ServerHello> = None;
+    loop {
+        if rest.is_empty() {
+            return match hello {
+                Some(h) if !full || h.done || h.version >= TLS13 => Ok(Answer::Hello(h)),
+                _ => Err(ParseError::Incomplete),
+            };
+        }
+        let (after, rec) = match parse_tls_raw_record(rest) {
+            Ok(x) => x,
+            Err(tls_parser::nom::Err::Incomplete(_)) => {
+                return match hello {
+                    Some(h) if !full || h.version >= TLS13 => Ok(Answer::Hello(h)),
+                    _ => Err(ParseError::Incomplete),
+                };
+            }
+            Err(e) => return Err(ParseError::NotTls(format!("not a TLS record: {e:?}"))),
+        };
+        rest = after;
+        match rec.hdr.record_type.0 {
+            0x15 => {
+                let msgs = parse_tls_record_with_header(rec.data, &rec.hdr)
+                    .map_err(|e| ParseError::NotTls(format!("bad alert: {e:?}")))?
+                    .1;
+                if let Some(TlsMessage::Alert(a)) = msgs.first() {
+                    if hello.is_none() || a.severity.0 == 2 {
+                        return Ok(Answer::Alert(a.code.0));
+                    }
+                }
+            }
+            0x16 => {
+                handshake.extend_from_slice(rec.data);
+                hello = parse_handshake(&handshake, hello)?;
+                if let Some(h) = &hello
+                    && (!full || h.done || h.version >= TLS13)
+                {
+                    return Ok(Answer::Hello(h.clone()));
+                }
+            }
+            0x14 | 0x17 if hello.is_some() => {
+                // ChangeCipherSpec / encrypted data after a TLS 1.3 ServerHello.
+                return Ok(Answer::Hello(hello.expect("checked")));
+            }
+            t => return Err(ParseError::NotTls(format!("unexpected record type {t}"))),
+        }
+    }
+}
+
+fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<ServerHello>, ParseError> {
+    let mut hello: Option<ServerHello> = None;
+    let mut suite_dhe = false;
+    while !data.is_empty() {
+        let (after, msg) = match parse_tls_message_handshake(data) {
+            Ok(x) => x,
+            Err(tls_parser::nom::Err::Incomplete(_)) => break,
+            Err(e) => {
+                // A message split across records parses as an error until it is complete.
+                if data.len() >= 4 {
+                    let len = usize::from(data[1]) << 16 | usize::from(data[2]) << 8 | usize::from(data[3]);
+                    if data.len() < 4 + len {
+                        break;
+                    }
+                }
+                return Err(ParseError::NotTls(format!("bad handshake message: {e:?}")));
+            }
+        };
+        data = after;
+        let TlsMessage::Handshake(hs) = msg else { continue };
+        match hs {
+            TlsMessageHandshake::ServerHello(sh) => {
+                let mut h = ServerHello {
+                    version: sh.version.0,
+                    suite: sh.cipher.0,
+                    random: sh.random.to_vec(),
+                    ..ServerHello::default()
+                };
+                if let Some(ext) = sh.ext
+                    && let Ok((_, exts)) = parse_tls_server_hello_extensions(ext)
+                {
+                    for e in exts {
+                        match e {
+                            TlsExtension::RenegotiationInfo(_) => h.secure_renegotiation = true,
+                            TlsExtension::SupportedVersions(v) => {
+                                if let Some(v) = v.first() {
+                                    h.version = v.0;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                suite_dhe = super::suites::by_id(h.suite).is_some_and(|s| s.kx == super::suites::Kx::Dhe);
+                hello = Some(h);
+            }
+            TlsMessageHandshake::Certificate(c) => {
+                if let Some(h) = hello.as_mut() {
+                    h.certificates = c.cert_chain.iter().map(|r| r.data.to_vec()).collect();
+                }
+            }
+            TlsMessageHandshake::ServerKeyExchange(kx) if suite_dhe => {
+                if let (Some(h), Ok((_, p))) = (hello.as_mut(), parse_dh_params(kx.parameters)) {
+                    h.dh_bits = Some(dh_bits(p.dh_p));
+                }
+            }
+            TlsMessageHandshake::ServerDone(_) => {
+                if let Some(h) = hello.as_mut() {
+                    h.done = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(hello.or(prev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS 1.2 ServerHello (suite 0xc02f, renegotiation_info, EMS), then ServerHelloDone,
+    /// as a server would send them, in one record.
+    fn server_hello_record(version: u16, suite: u16, random_tail: [u8; 8]) -> Vec<u8> {
+        let mut body = version.to_be_bytes().to_vec();
+        let mut random = [7u8; 32];
+        random[24..].copy_from_slice(&random_tail);
+        body.extend_from_slice(&random);
+        body.push(0);
+        body.extend_from_slice(&suite.to_be_bytes());
+        body.push(0);
+        let exts = [0xff, 0x01, 0x00, 0x01, 0x00, 0x00, 0x17, 0x00, 0x00];
+        body.extend_from_slice(&u16be(exts.len()));
+        body.extend_from_slice(&exts);
+        let mut hs = vec![0x02, 0];
+        hs.extend_from_slice(&u16be(body.len()));
+        hs.extend_from_slice(&body);
+        hs.extend_from_slice(&[0x0e, 0, 0, 0]);
+        let mut rec = vec![0x16, 0x03, 0x03];
+        rec.extend_from_slice(&u16be(hs.len()));
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn parses_a_server_hello_flight() {
+        let rec = server_hello_record(TLS12, 0xc02f, DOWNGRADE_TLS12);
+        let Answer::Hello(h) = parse_answer(&rec, true).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (h.version, h.suite, h.secure_renegotiation, h.done),
+            (TLS12, 0xc02f, true, true)
+        );
+        assert!(h.downgrade_sentinel());
+    }
+
+    #[test]
+    fn parses_an_alert() {
+        // handshake_failure (40) and protocol_version (70), fatal.
+        assert_eq!(
+            parse_answer(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28], false),
+            Ok(Answer::Alert(40))
+        );
+        assert_eq!(
+            parse_answer(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46], true),
+            Ok(Answer::Alert(70))
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_incomplete_never_a_panic() {
+        let rec = server_hello_record(TLS10, 0x002f, [0; 8]);
+        for n in 0..rec.len() {
+            match parse_answer(&rec[..n], true) {
+                Err(ParseError::Incomplete) => {}
+                // A ServerHello already complete may be answered without the full flight.
+                Ok(Answer::Hello(_)) if n > 5 => {}
+                other => panic!("prefix {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse_answer(&rec, true), Ok(Answer::Hello(_))));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut x: u32 = 12345;
+        for len in 0..400 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x & 0xff) as u8
+                })
+                .collect();
+            let _ = parse_answer(&bytes, true);
+            let mut framed = vec![0x16, 0x03, 0x03];
+            framed.extend_from_slice(&u16be(bytes.len()));
+            framed.extend_from_slice(&bytes);
+            let _ = parse_answer(&framed, true);
+        }
+    }
+
+    #[test]
+    fn http_is_not_tls() {
+        assert!(matches!(
+            parse_answer(b"HTTP/1.1 400 Bad Request\r\n\r\n", false),
+            Err(ParseError::NotTls(_))
+        ));
+    }
+
+    #[test]
+    fn client_hello_is_well_formed() {
+        let h = Hello {
+            version: TLS10,
+            suites: vec![0x002f, 0x00ff],
+            sni: Some("localhost".into()),
+            ffdhe: true,
+        };
+        let rec = h.to_record([1; 32]);
+        assert_eq!(&rec[..3], &[0x16, 0x03, 0x01]);
+        assert_eq!(usize::from(u16::from_be_bytes([rec[3], rec[4]])), rec.len() - 5);
+        let (_, msg) = parse_tls_message_handshake(&rec[5..]).unwrap();
+        let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = msg else {
+            panic!()
+        };
+        assert_eq!(ch.version.0, TLS10);
+        assert_eq!(ch.ciphers.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0x002f, 0x00ff]);
+    }
+
+    #[test]
+    fn dh_prime_sizes() {
+        assert_eq!(dh_bits(&[0x00, 0x80, 0, 0]), 24);
+        assert_eq!(dh_bits(&[0xff; 128]), 1024);
+        assert_eq!(dh_bits(&[0, 0]), 0);
+    }
+}

@@ -1,0 +1,609 @@
+//! `tlsward scan`: proves, for any TLS endpoint on the path (ingress, load balancer, the
+//! database with `--starttls postgres`), which protocols and suites it accepts and what that
+//! exposes: POODLE, BEAST, RC4, SWEET32, NULL/EXPORT/anonymous suites, no forward secrecy,
+//! weak DH, missing downgrade protection or secure renegotiation, certificate problems and a
+//! missing HSTS header.
+//!
+//! Legacy protocols and suites are probed with hand-built ClientHellos ([`hello`]) over plain
+//! TCP ([`probe`]); TLS 1.3, the certificate and `GET /` go through rustls ([`cert`]). Probes
+//! run concurrently under a bound. Only the given host is resolved, once.
+
+pub mod cert;
+pub mod hello;
+pub mod probe;
+pub mod report;
+pub mod suites;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use hello::{Answer, Hello, ServerHello, TLS10, TLS11, TLS12, TLS13};
+use probe::{ProbeError, Starttls};
+use report::{AcceptedSuite, Finding, PROTOCOLS, Report, SCHEMA, Severity};
+use suites::{Enc, Kx, LEGACY, Suite};
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// `host:port` (IPv6 as `[::1]:443`).
+    pub target: String,
+    /// SNI (default: the host, when it is a name).
+    pub sni: Option<String>,
+    /// STARTTLS preamble.
+    pub starttls: Option<Starttls>,
+    /// Per-probe time limit.
+    pub timeout: Duration,
+    /// Trust anchors for the chain check (default: the system's).
+    pub ca: Option<PathBuf>,
+    /// Probes in flight at once.
+    pub concurrency: usize,
+}
+
+/// Why a scan could not be made (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The target is not `host:port`.
+    #[error("{0}: expected HOST:PORT (IPv6 as [::1]:443)")]
+    Target(String),
+    /// The host did not resolve.
+    #[error("cannot resolve {0}: {1}")]
+    Resolve(String, String),
+    /// Nothing listens, or the preamble failed.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The peer never completed a TLS handshake.
+    #[error("no TLS handshake with {0} succeeded: {1}")]
+    NotTls(String, String),
+    /// `--ca` is unusable.
+    #[error("--ca {0}")]
+    Ca(String),
+}
+
+struct Ctx {
+    addr: SocketAddr,
+    starttls: Option<Starttls>,
+    sni: String,
+    sni_in_hello: Option<String>,
+    timeout: Duration,
+    permits: Semaphore,
+}
+
+impl Ctx {
+    async fn legacy(&self, hello: &Hello) -> Result<Answer, ProbeError> {
+        let _p = self.permits.acquire().await.expect("semaphore open");
+        probe::probe(self.addr, self.starttls, hello, true, self.timeout).await
+    }
+
+    fn hello(&self, version: u16, suites: Vec<u16>, ffdhe: bool) -> Hello {
+        Hello {
+            version,
+            suites,
+            sni: self.sni_in_hello.clone(),
+            ffdhe,
+        }
+    }
+}
+
+/// Accepted suites of one legacy version, in the order the server chose them, with the
+/// ServerHello of the first (server-preferred) choice.
+async fn enumerate(ctx: &Ctx, version: u16) -> Result<(Vec<AcceptedSuite>, Option<ServerHello>), ProbeError> {
+    let mut offer: Vec<Suite> = LEGACY
+        .iter()
+        .filter(|s| version >= TLS12 || suites::pre_tls12(s))
+        .copied()
+        .collect();
+    let mut accepted = Vec::new();
+    let mut first = None;
+    while !offer.is_empty() {
+        let mut ids: Vec<u16> = offer.iter().map(|s| s.id).collect();
+        ids.push(suites::RENEGOTIATION_SCSV);
+        match ctx.legacy(&ctx.hello(version, ids, true)).await {
+            Ok(Answer::Hello(h)) if h.version == version => {
+                let Some(pos) = offer.iter().position(|s| s.id == h.suite) else {
+                    break;
+                };
+                let suite = offer.remove(pos);
+                accepted.push(AcceptedSuite {
+                    suite,
+                    dh_bits: h.dh_bits,
+                });
+                first.get_or_insert(h);
+            }
+            Ok(_) | Err(ProbeError::Closed) => break,
+            Err(e) if accepted.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    // DHE without the FFDHE groups of RFC 7919: the group a server uses for older clients.
+    let dhe: Vec<u16> = accepted
+        .iter()
+        .filter(|a| a.suite.kx == Kx::Dhe)
+        .map(|a| a.suite.id)
+        .collect();
+    if !dhe.is_empty()
+        && let Ok(Answer::Hello(h)) = ctx.legacy(&ctx.hello(version, dhe, false)).await
+        && let Some(bits) = h.dh_bits
+        && let Some(a) = accepted.iter_mut().find(|a| a.suite.id == h.suite)
+    {
+        a.dh_bits = Some(a.dh_bits.map_or(bits, |b| b.min(bits)));
+    }
+    Ok((accepted, first))
+}
+
+/// TLS 1.3 suites the server accepts, through rustls (which offers the three of them).
+async fn enumerate_tls13(ctx: &Ctx) -> Result<(Vec<AcceptedSuite>, Option<cert::Modern>), ProbeError> {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let mut offer = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    let mut accepted = Vec::new();
+    let mut first = None;
+    while !offer.is_empty() {
+        let _p = ctx.permits.acquire().await.expect("semaphore open");
+        match cert::handshake(
+            ctx.addr,
+            ctx.starttls,
+            &ctx.sni,
+            true,
+            offer.clone(),
+            false,
+            ctx.timeout,
+        )
+        .await
+        {
+            Ok(m) => {
+                let Some(pos) = offer.iter().position(|s| u16::from(s.suite()) == m.suite) else {
+                    break;
+                };
+                offer.remove(pos);
+                if let Some(suite) = suites::by_id(m.suite) {
+                    accepted.push(AcceptedSuite { suite, dh_bits: None });
+                }
+                first.get_or_insert(m);
+            }
+            Err(e) if accepted.is_empty() && !matches!(e, ProbeError::NotTls(_)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok((accepted, first))
+}
+
+fn parse_target(target: &str) -> Result<(String, u16), ScanError> {
+    let bad = || ScanError::Target(target.to_string());
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+fn roots(ca: Option<&PathBuf>) -> Result<rustls::RootCertStore, ScanError> {
+    match ca {
+        Some(p) => crate::tls::material::load_roots(p)
+            .map(|r| r.store)
+            .map_err(|e| ScanError::Ca(e.to_string())),
+        None => {
+            let mut store = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = store.add(c);
+            }
+            Ok(store)
+        }
+    }
+}
+
+/// Runs a scan.
+pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
+    let started = Instant::now();
+    let (host, port) = parse_target(&opts.target)?;
+    let roots = roots(opts.ca.as_ref())?;
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| ScanError::Resolve(host.clone(), e.to_string()))?
+        .next()
+        .ok_or_else(|| ScanError::Resolve(host.clone(), "no address".into()))?;
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let sni = opts.sni.clone().unwrap_or_else(|| host.clone());
+    let ctx = Arc::new(Ctx {
+        addr,
+        starttls: opts.starttls,
+        sni_in_hello: (opts.sni.is_some() || !is_ip).then(|| sni.clone()),
+        sni,
+        timeout: opts.timeout,
+        permits: Semaphore::new(opts.concurrency.max(1)),
+    });
+    probe::connect(addr, opts.starttls, opts.timeout)
+        .await
+        .map_err(|e| ScanError::Unreachable(format!("{}: {e}", opts.target)))?;
+
+    let legacy_versions = [hello::SSL3, TLS10, TLS11, TLS12];
+    let (legacy, tls13) = tokio::join!(
+        futures_util::future::join_all(legacy_versions.iter().map(|v| enumerate(&ctx, *v))),
+        enumerate_tls13(&ctx)
+    );
+    let mut protocols = BTreeMap::new();
+    let mut cipher_suites = BTreeMap::new();
+    let mut hellos: BTreeMap<u16, ServerHello> = BTreeMap::new();
+    let mut last_error = String::from("no protocol accepted");
+    for ((name, v), result) in PROTOCOLS.iter().zip(legacy) {
+        match result {
+            Ok((acc, first)) if !acc.is_empty() => {
+                protocols.insert(*name, true);
+                cipher_suites.insert(*name, acc);
+                if let Some(h) = first {
+                    hellos.insert(*v, h);
+                }
+            }
+            Ok(_) => {
+                protocols.insert(*name, false);
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                protocols.insert(*name, false);
+            }
+        }
+    }
+    let modern13 = match tls13 {
+        Ok((acc, m)) if !acc.is_empty() => {
+            protocols.insert("TLSv1.3", true);
+            cipher_suites.insert("TLSv1.3", acc);
+            m
+        }
+        other => {
+            if let Err(e) = other {
+                last_error = e.to_string();
+            }
+            protocols.insert("TLSv1.3", false);
+            None
+        }
+    };
+    if !protocols.values().any(|on| *on) {
+        return Err(ScanError::NotTls(opts.target.clone(), last_error));
+    }
+
+    // The certificate and `GET /` through one full rustls handshake (TLS 1.3, else 1.2);
+    // a legacy-only server's chain comes from its Certificate message.
+    let modern_version = if modern13.is_some() {
+        Some(true)
+    } else {
+        hellos.contains_key(&TLS12).then_some(false)
+    };
+    let modern = match modern_version {
+        Some(tls13) => {
+            let suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
+            cert::handshake(
+                addr,
+                opts.starttls,
+                &ctx.sni,
+                tls13,
+                suites,
+                opts.starttls.is_none(),
+                opts.timeout,
+            )
+            .await
+            .ok()
+        }
+        None => None,
+    };
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> = match &modern {
+        Some(m) if !m.chain.is_empty() => m.chain.clone(),
+        _ => hellos
+            .values()
+            .rev()
+            .find(|h| !h.certificates.is_empty())
+            .map(|h| {
+                h.certificates
+                    .iter()
+                    .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let certificate = cert::check_chain(&chain, &ctx.sni, &roots, crate::tls::material::now_unix());
+    let http = modern.and_then(|m| m.hsts);
+
+    let mut findings = Vec::new();
+    protocol_findings(&protocols, &cipher_suites, &hellos, &mut findings);
+    fallback_findings(&ctx, &protocols, &cipher_suites, &hellos, &mut findings).await;
+    if let Some(c) = &certificate {
+        cert_findings(c, &ctx.sni, &mut findings);
+    }
+    if let Some(h) = &http {
+        match h.hsts.as_deref() {
+            None => findings.push(Finding {
+                id: "hsts_missing",
+                severity: Severity::Low,
+                title: "no HSTS header",
+                evidence: format!("GET / answered {} without Strict-Transport-Security", h.status),
+            }),
+            Some(v) if cert::hsts_max_age(v).unwrap_or(0) < 15_552_000 => findings.push(Finding {
+                id: "hsts_short",
+                severity: Severity::Low,
+                title: "HSTS max-age below 180 days",
+                evidence: format!("Strict-Transport-Security: {v}"),
+            }),
+            Some(_) => {}
+        }
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+    let max_severity = findings.first().map(|f| f.severity);
+    Ok(Report {
+        schema: SCHEMA,
+        target: opts.target.clone(),
+        address: addr.to_string(),
+        sni: ctx.sni.clone(),
+        starttls: opts.starttls,
+        duration_ms: started.elapsed().as_millis() as u64,
+        protocols,
+        cipher_suites,
+        certificate,
+        http,
+        findings,
+        max_severity,
+    })
+}
+
+fn names(list: &[&AcceptedSuite]) -> String {
+    list.iter().map(|a| a.suite.name).collect::<Vec<_>>().join(", ")
+}
+
+fn protocol_findings(
+    protocols: &BTreeMap<&'static str, bool>,
+    suites: &BTreeMap<&'static str, Vec<AcceptedSuite>>,
+    hellos: &BTreeMap<u16, ServerHello>,
+    out: &mut Vec<Finding>,
+) {
+    let on = |p: &str| protocols.get(p).copied().unwrap_or(false);
+    let mut add = |id, severity, title, evidence: String| {
+        out.push(Finding {
+            id,
+            severity,
+            title,
+            evidence,
+        })
+    };
+    if on("SSLv3") {
+        add(
+            "poodle",
+            Severity::High,
+            "SSLv3 accepted (POODLE)",
+            "the server completed an SSLv3 ServerHello".into(),
+        );
+    }
+    if on("TLSv1.0") {
+        add(
+            "tls10",
+            Severity::Medium,
+            "TLS 1.0 accepted (deprecated, RFC 8996)",
+            "the server answered a TLS 1.0 hello".into(),
+        );
+    }
+    if on("TLSv1.1") {
+        add(
+            "tls11",
+            Severity::Medium,
+            "TLS 1.1 accepted (deprecated, RFC 8996)",
+            "the server answered a TLS 1.1 hello".into(),
+        );
+    }
+    let all: Vec<(&str, &AcceptedSuite)> = suites
+        .iter()
+        .flat_map(|(p, l)| l.iter().map(move |a| (*p, a)))
+        .collect();
+    let pick = |f: &dyn Fn(&str, &AcceptedSuite) -> bool| -> Vec<&AcceptedSuite> {
+        let mut v: Vec<&AcceptedSuite> = all.iter().filter(|(p, a)| f(p, a)).map(|(_, a)| *a).collect();
+        v.dedup_by_key(|a| a.suite.id);
+        v
+    };
+    let block = |a: &AcceptedSuite| matches!(a.suite.enc, Enc::Cbc | Enc::Block64);
+    let beast = pick(&|p, a| (p == "SSLv3" || p == "TLSv1.0") && block(a));
+    if !beast.is_empty() {
+        add(
+            "beast",
+            Severity::Medium,
+            "CBC suites on TLS 1.0/SSLv3 (BEAST)",
+            names(&beast),
+        );
+    }
+    let cbc = pick(&|p, a| (p == "TLSv1.1" || p == "TLSv1.2") && a.suite.enc == Enc::Cbc);
+    if !cbc.is_empty() {
+        add(
+            "cbc_cipher",
+            Severity::Low,
+            "CBC suites on TLS 1.1/1.2 (Lucky13-class; not BEAST)",
+            names(&cbc),
+        );
+    }
+    let rc4 = pick(&|_, a| a.suite.enc == Enc::Rc4);
+    if !rc4.is_empty() {
+        add("rc4", Severity::High, "RC4 suites (RFC 7465)", names(&rc4));
+    }
+    let b64 = pick(&|_, a| a.suite.enc == Enc::Block64);
+    if !b64.is_empty() {
+        add(
+            "sweet32",
+            Severity::Medium,
+            "64-bit block ciphers (SWEET32)",
+            names(&b64),
+        );
+    }
+    let null = pick(&|_, a| a.suite.enc == Enc::Null);
+    if !null.is_empty() {
+        add(
+            "null_cipher",
+            Severity::High,
+            "NULL suites (no encryption)",
+            names(&null),
+        );
+    }
+    let export = pick(&|_, a| a.suite.export);
+    if !export.is_empty() {
+        add(
+            "export_cipher",
+            Severity::High,
+            "EXPORT suites (FREAK/Logjam)",
+            names(&export),
+        );
+    }
+    let anon = pick(&|_, a| a.suite.kx == Kx::Anon);
+    if !anon.is_empty() {
+        add(
+            "anon_cipher",
+            Severity::High,
+            "anonymous suites (no server authentication)",
+            names(&anon),
+        );
+    }
+    let nofs = pick(&|_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh));
+    if !nofs.is_empty() {
+        add(
+            "no_forward_secrecy",
+            Severity::Low,
+            "suites without forward secrecy",
+            names(&nofs),
+        );
+    }
+    let weakest = all
+        .iter()
+        .filter_map(|(_, a)| a.dh_bits.map(|b| (b, a.suite.name)))
+        .min();
+    if let Some((bits, name)) = weakest
+        && bits < 2048
+    {
+        let sev = if bits < 1024 { Severity::High } else { Severity::Medium };
+        add(
+            "weak_dh",
+            sev,
+            "Diffie-Hellman group under 2048 bits (Logjam)",
+            format!("{name}: {bits}-bit prime"),
+        );
+    }
+    let insecure_reneg: Vec<&str> = hellos
+        .iter()
+        .filter(|(v, h)| **v < TLS13 && !h.secure_renegotiation)
+        .map(|(v, _)| PROTOCOLS.iter().find(|(_, pv)| pv == v).map_or("?", |(n, _)| n))
+        .collect();
+    if !insecure_reneg.is_empty() {
+        add(
+            "no_secure_renegotiation",
+            Severity::Medium,
+            "no secure renegotiation extension (RFC 5746)",
+            format!(
+                "ServerHello without renegotiation_info on {}",
+                insecure_reneg.join(", ")
+            ),
+        );
+    }
+}
+
+async fn fallback_findings(
+    ctx: &Ctx,
+    protocols: &BTreeMap<&'static str, bool>,
+    suites: &BTreeMap<&'static str, Vec<AcceptedSuite>>,
+    hellos: &BTreeMap<u16, ServerHello>,
+    out: &mut Vec<Finding>,
+) {
+    let accepted: Vec<(&str, u16)> = PROTOCOLS
+        .iter()
+        .filter(|(n, _)| protocols.get(n).copied().unwrap_or(false))
+        .copied()
+        .collect();
+    let Some(&(_, max)) = accepted.last() else { return };
+    // A downgrade below TLS 1.2 is possible: TLS_FALLBACK_SCSV must make the server refuse it.
+    if let Some(&(name, low)) = accepted.iter().find(|(_, v)| *v < TLS12 && *v < max) {
+        let mut ids: Vec<u16> = suites
+            .get(name)
+            .map(|l| l.iter().map(|a| a.suite.id).collect())
+            .unwrap_or_default();
+        ids.push(suites::FALLBACK_SCSV);
+        if let Ok(Answer::Hello(_)) = ctx.legacy(&ctx.hello(low, ids, true)).await {
+            out.push(Finding {
+                id: "no_fallback_scsv",
+                severity: Severity::Medium,
+                title: "TLS_FALLBACK_SCSV not honoured (downgrade possible)",
+                evidence: format!("a {name} hello with TLS_FALLBACK_SCSV was answered with a ServerHello; the server supports a higher version"),
+            });
+        }
+        return;
+    }
+    // Floor TLS 1.2 with TLS 1.3: the TLS 1.2 ServerHello must carry the RFC 8446 sentinel.
+    if max == TLS13
+        && let Some(h) = hellos.get(&TLS12)
+        && !h.downgrade_sentinel()
+    {
+        out.push(Finding {
+            id: "no_downgrade_sentinel",
+            severity: Severity::Low,
+            title: "no TLS 1.3 downgrade sentinel (RFC 8446 §4.1.3)",
+            evidence: "a TLS 1.3 server answered a TLS 1.2 hello without DOWNGRD in its random".into(),
+        });
+    }
+}
+
+fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
+    let leaf = &c.chain[0];
+    let mut add = |id, severity, title, evidence: String| {
+        out.push(Finding {
+            id,
+            severity,
+            title,
+            evidence,
+        })
+    };
+    if c.expires_in < 0 {
+        add(
+            "cert_expired",
+            Severity::High,
+            "certificate expired",
+            format!("{} expired at {}", leaf.subject, leaf.not_after),
+        );
+    } else if c.expires_in < 30 * 86_400 {
+        add(
+            "cert_expiring_soon",
+            Severity::Low,
+            "certificate expires within 30 days",
+            format!("{} expires at {}", leaf.subject, leaf.not_after),
+        );
+    }
+    if c.valid_in > 0 {
+        add(
+            "cert_not_yet_valid",
+            Severity::High,
+            "certificate not yet valid",
+            format!("{} is valid in {} s", leaf.subject, c.valid_in),
+        );
+    }
+    if !c.hostname_match {
+        add(
+            "hostname_mismatch",
+            Severity::High,
+            "certificate does not name the host",
+            format!("{sni} is not in [{}]", leaf.sans.join(", ")),
+        );
+    }
+    if c.incomplete {
+        let last = c.chain.last().expect("non-empty");
+        add(
+            "incomplete_chain",
+            Severity::Medium,
+            "incomplete chain (intermediate not sent)",
+            format!("issuer \"{}\" was not sent and is not a trusted root", last.issuer),
+        );
+    } else if !c.trusted {
+        add(
+            "untrusted_chain",
+            Severity::High,
+            "untrusted certificate chain",
+            c.trust_error.clone().unwrap_or_default(),
+        );
+    }
+}
