@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release deps testssl clean-dev bench bench-reload bench-db-rotation
+.PHONY: run test lint build release deps testssl clean-dev fuzz bench bench-scan bench-reload bench-db-rotation
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -31,6 +31,10 @@ deps:
 bench: deps release
 	bench/compare.sh
 
+## make bench-scan: tlsward scan vs testssl.sh, time and verdicts (bench/scan-results.md)
+bench-scan: release
+	bench/scan.sh
+
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:
 	$(CARGO) bench --locked --bench reload
@@ -38,6 +42,11 @@ bench-reload:
 ## make bench-db-rotation: req/s and p99 while the DB client cert rotates every second (bench/db-rotation-results.md)
 bench-db-rotation: deps
 	$(CARGO) bench --locked --bench db_rotation
+
+## make fuzz: the scanner's ServerHello/Alert parser under libFuzzer for FUZZ_SECONDS (60)
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run server_answer -- -max_total_time=$${FUZZ_SECONDS:-60}
 
 ## make testssl: testssl.sh (Debian) against a running `make run`
 testssl:

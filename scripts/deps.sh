@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # deps.sh — installs what `make run` and `make test` need and the machine lacks:
-# Debian's postgresql (server binaries), openssl and curl. Needs root (or sudo) only when
-# something is missing.
+# Debian's postgresql (server binaries), openssl, curl and testssl.sh (the scanner's tests
+# compare verdicts with it), and tlsward's weak test server's tlslite-ng from PyPI. Needs
+# root (or sudo) only when something is missing.
 set -Eeuo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
+# The scanner's tests run a deliberately weak TLS server on tlslite-ng (pure Python, PyPI).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import tlslite' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check tlslite-ng >/dev/null 2>&1 \
+    || echo "deps.sh: could not install tlslite-ng (pip); the scanner's weak-server tests will fail" >&2
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "deps.sh: installing ${missing[*]}" >&2

@@ -386,3 +386,205 @@ async fn table_output_names_the_findings() {
     );
     let _ = Path::new("");
 }
+
+/// A tlslite-ng server (tests/support/weak_server.py) with an RSA certificate from the test
+/// CA, for what OpenSSL 3 cannot serve: SSLv3, RC4, 3DES, no SCSV, no secure renegotiation.
+struct WeakServer {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Drop for WeakServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn weak_server(versions: &str, ciphers: &str, extra: &[&str]) -> WeakServer {
+    use tokio::io::AsyncBufReadExt;
+    let dir = postgres().scratch();
+    let mut spec = LeafSpec::server("localhost", &["localhost", "127.0.0.1"]);
+    spec.key_type = KeyType::Rsa2048;
+    let leaf = postgres().ca.issue(&spec).unwrap();
+    std::fs::write(dir.join("c.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("k.pem"), &leaf.key_pem).unwrap();
+    let port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/weak_server.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([
+            &port.to_string(),
+            dir.join("c.pem").to_str().unwrap(),
+            dir.join("k.pem").to_str().unwrap(),
+        ])
+        .args(["--versions", versions, "--ciphers", ciphers])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+    assert!(
+        matches!(first, Ok(Ok(Some(ref l))) if l == "ready"),
+        "weak_server.py did not start (is tlslite-ng installed? scripts/deps.sh installs it): {first:?}"
+    );
+    WeakServer { child, port }
+}
+
+async fn scan_ids(port: u16) -> (i32, Value, Vec<String>) {
+    let (code, r, err) = scan(&[&target(port), "--ca", &ca_file(), "--timeout", "10s"]).await;
+    assert_ne!(code, 2, "{err}");
+    let ids = finding_ids(&r);
+    (code, r, ids)
+}
+
+#[tokio::test]
+async fn rc4_is_found() {
+    let srv = weak_server("tls1.0,tls1.1,tls1.2", "rc4", &[]).await;
+    let (code, r, ids) = scan_ids(srv.port).await;
+    assert_eq!(code, 1);
+    assert!(
+        ids.contains(&"rc4".into()) && !ids.contains(&"beast".into()) && !ids.contains(&"sweet32".into()),
+        "{ids:?}"
+    );
+    assert!(suite_names(&r, "TLSv1.2").iter().all(|n| n.contains("RC4")), "{r:#}");
+}
+
+#[tokio::test]
+async fn triple_des_is_sweet32_and_beast_on_tls10() {
+    let srv = weak_server("tls1.0,tls1.1,tls1.2", "3des", &[]).await;
+    let (_, r, ids) = scan_ids(srv.port).await;
+    assert!(
+        ids.contains(&"sweet32".into()) && ids.contains(&"beast".into()),
+        "{ids:?}"
+    );
+    assert!(
+        suite_names(&r, "TLSv1.0").contains(&"TLS_RSA_WITH_3DES_EDE_CBC_SHA".to_string()),
+        "{r:#}"
+    );
+}
+
+#[tokio::test]
+async fn sslv3_is_poodle() {
+    let srv = weak_server("ssl3", "aes128", &[]).await;
+    let (code, r, ids) = scan_ids(srv.port).await;
+    assert_eq!(code, 1);
+    assert_eq!(accepted(&r), vec!["SSLv3"]);
+    assert!(
+        ids.contains(&"poodle".into()) && ids.contains(&"beast".into()),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn ignored_fallback_scsv_is_found_and_honoured_is_not() {
+    let srv = weak_server("tls1.0,tls1.1,tls1.2", "aes128gcm,aes128", &["--ignore-scsv"]).await;
+    let (_, _, ids) = scan_ids(srv.port).await;
+    assert!(ids.contains(&"no_fallback_scsv".into()), "{ids:?}");
+    let honest = weak_server("tls1.0,tls1.1,tls1.2", "aes128gcm,aes128", &[]).await;
+    let (_, _, ids) = scan_ids(honest.port).await;
+    assert!(
+        !ids.contains(&"no_fallback_scsv".into()) && ids.contains(&"tls10".into()),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_secure_renegotiation_is_found() {
+    let srv = weak_server("tls1.2", "aes128gcm", &["--no-reneg"]).await;
+    let (_, _, ids) = scan_ids(srv.port).await;
+    assert!(ids.contains(&"no_secure_renegotiation".into()), "{ids:?}");
+    let honest = weak_server("tls1.2", "aes128gcm", &[]).await;
+    let (_, _, ids) = scan_ids(honest.port).await;
+    assert!(!ids.contains(&"no_secure_renegotiation".into()), "{ids:?}");
+}
+
+/// testssl.sh's verdicts on the same target: protocols offered, and BEAST / RC4 / SWEET32
+/// vulnerable or not (its JSON `severity` above OK/INFO).
+async fn testssl_verdicts(port: u16) -> (Vec<String>, Vec<String>) {
+    assert!(
+        std::process::Command::new("testssl").arg("--version").output().is_ok(),
+        "testssl.sh is not installed (apt-get install testssl.sh; scripts/deps.sh installs it)"
+    );
+    let dir = postgres().scratch();
+    let json = dir.join("testssl.json");
+    let out = tokio::process::Command::new("testssl")
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--nodns",
+            "none",
+            "--ip",
+            "127.0.0.1",
+            "--warnings",
+            "off",
+            "-p",
+            "-U",
+        ])
+        .args(["--jsonfile", json.to_str().unwrap(), &target(port)])
+        .output()
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&json)
+        .unwrap_or_else(|_| panic!("testssl wrote no JSON: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let entries = v.as_array().cloned().unwrap_or_default();
+    let get = |id: &str| entries.iter().find(|e| e["id"] == id).cloned().unwrap_or(Value::Null);
+    let mut protocols = Vec::new();
+    for (ours, theirs) in [
+        ("SSLv3", "SSLv3"),
+        ("TLSv1.0", "TLS1"),
+        ("TLSv1.1", "TLS1_1"),
+        ("TLSv1.2", "TLS1_2"),
+        ("TLSv1.3", "TLS1_3"),
+    ] {
+        let f = get(theirs)["finding"].as_str().unwrap_or("").to_string();
+        if f.starts_with("offered") {
+            protocols.push(ours.to_string());
+        }
+    }
+    let mut vulns = Vec::new();
+    for (ours, theirs) in [("beast", "BEAST"), ("rc4", "RC4"), ("sweet32", "SWEET32")] {
+        let sev = get(theirs)["severity"].as_str().unwrap_or("OK").to_string();
+        if !matches!(sev.as_str(), "OK" | "INFO") {
+            vulns.push(ours.to_string());
+        }
+    }
+    (protocols, vulns)
+}
+
+async fn assert_agrees_with_testssl(port: u16) {
+    let (_, r, _) = scan(&[&target(port), "--ca", &ca_file()]).await;
+    let ours_vulns: Vec<String> = finding_ids(&r)
+        .into_iter()
+        .filter(|i| ["beast", "rc4", "sweet32"].contains(&i.as_str()))
+        .collect();
+    let (protocols, vulns) = testssl_verdicts(port).await;
+    assert_eq!(accepted(&r), protocols, "protocol verdicts differ");
+    let mut ours_sorted = ours_vulns.clone();
+    ours_sorted.sort();
+    let mut theirs = vulns.clone();
+    theirs.sort();
+    assert_eq!(ours_sorted, theirs, "BEAST/RC4/SWEET32 verdicts differ");
+}
+
+#[tokio::test]
+async fn verdicts_agree_with_testssl_on_a_beast_server() {
+    let srv = s_server(
+        &ec_leaf(),
+        None,
+        &["-tls1", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"],
+    )
+    .await;
+    assert_agrees_with_testssl(srv.port).await;
+}
+
+#[tokio::test]
+async fn verdicts_agree_with_testssl_on_tlsward() {
+    let s = start(serve_args(&[])).await;
+    assert_agrees_with_testssl(s.port()).await;
+    s.running.shutdown().await;
+}

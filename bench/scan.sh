@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# scan.sh — `make bench-scan`: wall time of `tlsward scan` against testssl.sh (Debian) on the
+# same loopback targets, and whether their protocol and BEAST/RC4/SWEET32 verdicts agree;
+# writes bench/scan-results.md.
+#   targets: tlsward itself (intermediate profile) and an `openssl s_server` that accepts
+#            TLS 1.0 with a CBC suite (BEAST)
+# env: BENCH_WORK (bench/work), RUNS (5: tlsward scan runs per target; testssl runs once)
+set -Eeuo pipefail
+trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
+cd "$(dirname "$0")/.."
+ROOT=$PWD BIN=$ROOT/target/release/tlsward
+W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/scan" && cd "${BENCH_WORK:-$ROOT/bench/work}/scan" && pwd)
+RUNS=${RUNS:-5}
+command -v testssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null; }
+[ -x "$BIN" ] || cargo build --release --locked
+rm -rf "$W/pki"; "$BIN" certs dev --out "$W/pki" >/dev/null
+CA=$W/pki/ca/ca.crt
+P1=9543 P2=9544
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+TLSWARD_LOG=off "$BIN" serve --listen 127.0.0.1:$P1 --admin-listen 127.0.0.1:0 --tls-dir "$W/pki/server" \
+  --token-key-dir "$W/pki/tokens" --db-url "postgresql://app@localhost:1/app?sslmode=verify-full&sslrootcert=$CA" &
+PIDS+=($!)
+openssl s_server -accept 127.0.0.1:$P2 -www -quiet -cert "$W/pki/server/tls.crt" -key "$W/pki/server/tls.key" \
+  -tls1 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 1
+
+ms() { python3 -c 'import sys,time; print(int(time.time()*1000))'; }
+rows=""
+for spec in "tlsward:$P1" "openssl-tls10-cbc:$P2"; do
+  name=${spec%%:*} port=${spec##*:}
+  times=()
+  for _ in $(seq "$RUNS"); do
+    t0=$(ms); "$BIN" scan "localhost:$port" --ca "$CA" --json >"$W/$name.json" || true; t1=$(ms)
+    times+=($((t1 - t0)))
+  done
+  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  rm -f "$W/$name.testssl.json"
+  t0=$(ms)
+  timeout 600 testssl --quiet --color 0 --nodns none --ip 127.0.0.1 --warnings off \
+    --jsonfile "$W/$name.testssl.json" "localhost:$port" >"$W/$name.testssl.txt" 2>&1 || true
+  t1=$(ms)
+  agree=$(python3 - "$W/$name.json" "$W/$name.testssl.json" <<'PY'
+import json, sys
+ours, theirs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+t = {e["id"]: e["finding"] for e in (theirs if isinstance(theirs, list) else theirs.get("scanResult", []))}
+proto = {"SSLv3": "SSLv3", "TLSv1.0": "TLS1", "TLSv1.1": "TLS1_1", "TLSv1.2": "TLS1_2", "TLSv1.3": "TLS1_3"}
+diff = []
+for ours_name, tid in proto.items():
+    o = ours["protocols"][ours_name]
+    th = "not offered" not in t.get(tid, "not offered")
+    if o != th:
+        diff.append(f"{ours_name}: tlsward {o}, testssl {t.get(tid)}")
+ids = {f["id"] for f in ours["findings"]}
+for ours_id, tid in [("beast", "BEAST"), ("rc4", "RC4"), ("sweet32", "SWEET32")]:
+    th = tid in t and "not vulnerable" not in t[tid] and "no RC4" not in t[tid]
+    if (ours_id in ids) != th:
+        diff.append(f"{ours_id}: tlsward {ours_id in ids}, testssl {t.get(tid)}")
+print("yes" if not diff else "NO: " + "; ".join(diff))
+PY
+)
+  rows+="| $name | $med | $((t1 - t0)) | $(awk -v a="$((t1 - t0))" -v b="$med" 'BEGIN{printf "%.0f", a / (b > 0 ? b : 1)}')× | $agree |"$'\n'
+done
+
+{
+  echo "# Scan time: tlsward scan vs testssl.sh"
+  echo
+  echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), tlsward $("$BIN" --version | awk '{print $2}') (release)."
+  echo
+  echo "Each target on 127.0.0.1. tlsward: median of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (every protocol, every suite enumerated, certificate, HSTS, downgrade checks). testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`. \"Agree\" compares the verdicts both tools give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4 and SWEET32."
+  echo
+  echo "| target | tlsward scan ms | testssl.sh ms | ratio | verdicts agree |"
+  echo "| --- | --- | --- | --- | --- |"
+  printf '%s' "$rows"
+} >"$ROOT/bench/scan-results.md"
+cat "$ROOT/bench/scan-results.md"

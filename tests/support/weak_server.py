@@ -1,0 +1,70 @@
+"""weak_server.py — a deliberately weak TLS server for the scanner's tests (tlslite-ng, pure
+Python): the protocols and suites Debian's OpenSSL 3 no longer has (SSLv3, RC4, 3DES), and the
+misbehaviours OpenSSL never shows (ignoring TLS_FALLBACK_SCSV, no secure renegotiation).
+
+usage: weak_server.py PORT CERT_PEM KEY_PEM --versions ssl3,tls1.0,tls1.1,tls1.2
+                      --ciphers rc4,3des,aes128,aes128gcm,... [--kex rsa,ecdhe_rsa,dhe_rsa]
+                      [--ignore-scsv] [--no-reneg]
+Listens on 127.0.0.1:PORT, prints "ready", answers each handshake then closes. Test-only.
+"""
+import argparse
+import socket
+import sys
+import threading
+
+from tlslite.api import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+from tlslite.constants import CipherSuite, ExtensionType
+
+VERSIONS = {"ssl3": (3, 0), "tls1.0": (3, 1), "tls1.1": (3, 2), "tls1.2": (3, 3)}
+
+p = argparse.ArgumentParser()
+p.add_argument("port", type=int)
+p.add_argument("cert")
+p.add_argument("key")
+p.add_argument("--versions", required=True)
+p.add_argument("--ciphers", required=True)
+p.add_argument("--kex", default="rsa")
+p.add_argument("--ignore-scsv", action="store_true")
+p.add_argument("--no-reneg", action="store_true")
+a = p.parse_args()
+
+if a.ignore_scsv:
+    # tlslite refuses a fallback when TLS_FALLBACK_SCSV is offered; an id no client sends
+    # turns that check off.
+    CipherSuite.TLS_FALLBACK_SCSV = 0xFEFE
+if a.no_reneg:
+    # Neither the extension nor the SCSV is recognised, so renegotiation_info is never sent.
+    ExtensionType.renegotiation_info = 0xFEFD
+    CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0xFEFC
+
+versions = sorted(VERSIONS[v] for v in a.versions.split(","))
+settings = HandshakeSettings()
+settings.minVersion, settings.maxVersion = versions[0], versions[-1]
+settings.cipherNames = a.ciphers.split(",")
+settings.keyExchangeNames = a.kex.split(",")
+settings.macNames = ["sha", "sha256", "sha384", "aead", "md5"]
+chain = X509CertChain()
+chain.parsePemList(open(a.cert).read())
+key = parsePEMKey(open(a.key).read(), private=True)
+
+
+def handle(sock):
+    try:
+        conn = TLSConnection(sock)
+        conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
+        conn.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.close()
+    except Exception:
+        pass
+    finally:
+        sock.close()
+
+
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", a.port))
+srv.listen(64)
+print("ready", flush=True)
+while True:
+    s, _ = srv.accept()
+    threading.Thread(target=handle, args=(s,), daemon=True).start()
