@@ -245,10 +245,12 @@ impl Config {
         );
         out.push_str(&snapshot.describe(&self.sources));
         out.push_str(&format!(
-            "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
+            "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  health_interval: {}\n  conn_max_lifetime: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
             self.db.redacted(),
             self.db.sslmode.as_str(),
             h(self.db_unready_after),
+            h(self.db_health_interval),
+            h(self.pool.max_lifetime),
             self.pool.max_size,
             h(self.pool.connect_timeout),
             h(self.pool.statement_timeout),
