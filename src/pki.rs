@@ -150,21 +150,27 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     Ok(SanType::DnsName(ia5))
 }
 
+/// Parameters of a CA certificate: `constraints` path length, valid for `days` from an hour ago.
+fn ca_params(common_name: &str, constraints: BasicConstraints, days: i64) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    params.is_ca = IsCa::Ca(constraints);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(serial());
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days);
+    params
+}
+
 impl Ca {
     /// A new self-signed CA valid for ten years.
     pub fn new(common_name: &str, key_type: KeyType) -> Result<Self, PkiError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.serial_number = Some(serial());
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(3650);
+        let params = ca_params(common_name, BasicConstraints::Unconstrained, 3650);
         let key = key_type.generate("CA")?;
         let cert = params.self_signed(&key).map_err(|source| PkiError::Generate {
             what: "CA certificate".into(),
@@ -182,21 +188,10 @@ impl Ca {
         self.key.serialize_pem()
     }
 
-    /// Issues an intermediate CA signed by this one.
+    /// Issues an intermediate CA (path length 0, five years) signed by this one.
     pub fn intermediate(&self, common_name: &str) -> Result<Self, PkiError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let mut params = ca_params(common_name, BasicConstraints::Constrained(0), 1825);
         params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(serial());
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(1825);
         let key = KeyType::Ecdsa.generate(common_name)?;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate {
@@ -311,7 +306,7 @@ pub fn generate_dev(out: &Path, opts: &DevPkiOptions) -> Result<DevPkiLayout, Pk
     let layout = DevPkiLayout::under(out);
     let ca = Ca::new("tlsward dev CA", opts.key_type)?;
     write_file(&layout.ca.join("ca.crt"), &ca.cert_pem, false)?;
-    write_file(&layout.ca.join("ca.key"), &ca.key.serialize_pem(), true)?;
+    write_file(&layout.ca.join("ca.key"), &ca.key_pem(), true)?;
 
     let mut sans = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     sans.extend(opts.extra_sans.iter().cloned());

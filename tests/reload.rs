@@ -369,6 +369,24 @@ async fn policy_server(first_policy: &str) -> (TestServer, PathBuf, String) {
     (s, pol, serial_of(&first.cert_pem))
 }
 
+/// Whether `openssl s_client -tls1_2` completes a handshake.
+async fn tls12_accepted(port: u16) -> bool {
+    tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+            "-brief",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+        .status
+        .success()
+}
+
 async fn keeps_last_good_policy(bad: &str, reason: &str) {
     let (s, pol, serial) = policy_server("profile: intermediate\n").await;
     kube_write(&pol, &[("policy.yaml", bad.as_bytes().to_vec())]);
@@ -381,20 +399,8 @@ async fn keeps_last_good_policy(bad: &str, reason: &str) {
     assert!(err.contains("policy.yaml") && err.contains(reason), "{err}");
     // Still intermediate: TLS 1.2 still works, same certificate.
     assert_eq!(served_serial(s.port()).await.unwrap(), serial);
-    let tls12 = tokio::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{}", s.port()),
-            "-tls1_2",
-            "-brief",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
     assert!(
-        tls12.status.success(),
+        tls12_accepted(s.port()).await,
         "TLS 1.2 still accepted under the last good policy"
     );
     // A good policy is applied: modern refuses TLS 1.2 from now on.
@@ -404,20 +410,8 @@ async fn keeps_last_good_policy(bad: &str, reason: &str) {
         SOON,
         "good policy not applied"
     );
-    let tls12 = tokio::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{}", s.port()),
-            "-tls1_2",
-            "-brief",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
     assert!(
-        !tls12.status.success(),
+        !tls12_accepted(s.port()).await,
         "modern policy refuses TLS 1.2 after the reload"
     );
     s.running.shutdown().await;

@@ -404,73 +404,54 @@ fn protocol_findings(
         v.dedup_by_key(|a| a.suite.id);
         v
     };
-    let block = |a: &AcceptedSuite| matches!(a.suite.enc, Enc::Cbc | Enc::Block64);
-    let beast = pick(&|p, a| (p == "SSLv3" || p == "TLSv1.0") && block(a));
-    if !beast.is_empty() {
-        add(
+    // Suite rules: (id, severity, title, which accepted suites (protocol, suite) it is about).
+    type Rule = (&'static str, Severity, &'static str, fn(&str, &AcceptedSuite) -> bool);
+    let rules: [Rule; 8] = [
+        (
             "beast",
             Severity::Medium,
             "CBC suites on TLS 1.0/SSLv3 (BEAST)",
-            names(&beast),
-        );
-    }
-    let cbc = pick(&|p, a| (p == "TLSv1.1" || p == "TLSv1.2") && a.suite.enc == Enc::Cbc);
-    if !cbc.is_empty() {
-        add(
+            |p, a| (p == "SSLv3" || p == "TLSv1.0") && matches!(a.suite.enc, Enc::Cbc | Enc::Block64),
+        ),
+        (
             "cbc_cipher",
             Severity::Low,
             "CBC suites on TLS 1.1/1.2 (Lucky13-class; not BEAST)",
-            names(&cbc),
-        );
-    }
-    let rc4 = pick(&|_, a| a.suite.enc == Enc::Rc4);
-    if !rc4.is_empty() {
-        add("rc4", Severity::High, "RC4 suites (RFC 7465)", names(&rc4));
-    }
-    let b64 = pick(&|_, a| a.suite.enc == Enc::Block64);
-    if !b64.is_empty() {
-        add(
-            "sweet32",
-            Severity::Medium,
-            "64-bit block ciphers (SWEET32)",
-            names(&b64),
-        );
-    }
-    let null = pick(&|_, a| a.suite.enc == Enc::Null);
-    if !null.is_empty() {
-        add(
-            "null_cipher",
-            Severity::High,
-            "NULL suites (no encryption)",
-            names(&null),
-        );
-    }
-    let export = pick(&|_, a| a.suite.export);
-    if !export.is_empty() {
-        add(
+            |p, a| (p == "TLSv1.1" || p == "TLSv1.2") && a.suite.enc == Enc::Cbc,
+        ),
+        ("rc4", Severity::High, "RC4 suites (RFC 7465)", |_, a| {
+            a.suite.enc == Enc::Rc4
+        }),
+        ("sweet32", Severity::Medium, "64-bit block ciphers (SWEET32)", |_, a| {
+            a.suite.enc == Enc::Block64
+        }),
+        ("null_cipher", Severity::High, "NULL suites (no encryption)", |_, a| {
+            a.suite.enc == Enc::Null
+        }),
+        (
             "export_cipher",
             Severity::High,
             "EXPORT suites (FREAK/Logjam)",
-            names(&export),
-        );
-    }
-    let anon = pick(&|_, a| a.suite.kx == Kx::Anon);
-    if !anon.is_empty() {
-        add(
+            |_, a| a.suite.export,
+        ),
+        (
             "anon_cipher",
             Severity::High,
             "anonymous suites (no server authentication)",
-            names(&anon),
-        );
-    }
-    let nofs = pick(&|_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh));
-    if !nofs.is_empty() {
-        add(
+            |_, a| a.suite.kx == Kx::Anon,
+        ),
+        (
             "no_forward_secrecy",
             Severity::Low,
             "suites without forward secrecy",
-            names(&nofs),
-        );
+            |_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh),
+        ),
+    ];
+    for (id, severity, title, applies) in rules {
+        let hits = pick(&applies);
+        if !hits.is_empty() {
+            add(id, severity, title, names(&hits));
+        }
     }
     let weakest = all
         .iter()
