@@ -9,7 +9,7 @@ run: deps build
 
 ## make test: every test (installs PostgreSQL, openssl and curl when missing)
 test: deps
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked
 
 ## make lint: formatting, clippy, and one crypto provider (no ring)
 lint:
