@@ -9,7 +9,7 @@ run: deps build
 
 ## make test: every test (installs PostgreSQL, openssl and curl when missing)
 test: deps
-	$(CARGO) test --locked
+	$(CARGO) test --locked --lib --bins --tests
 
 ## make lint: formatting, clippy, and one crypto provider (no ring)
 lint:
