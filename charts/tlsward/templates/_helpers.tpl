@@ -1,0 +1,50 @@
+{{/* Name of the chart. */}}
+{{- define "tlsward.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Fully qualified name: the release name, with the chart name unless it already has it. */}}
+{{- define "tlsward.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Selector labels: stable across upgrades. */}}
+{{- define "tlsward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tlsward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Common labels. */}}
+{{- define "tlsward.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "tlsward.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Secret names: existing or created. */}}
+{{- define "tlsward.tlsSecret" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "tlsward.fullname" .)) -}}
+{{- end -}}
+{{- define "tlsward.dbSecret" -}}
+{{- .Values.db.existingSecret | default (printf "%s-db-client" (include "tlsward.fullname" .)) -}}
+{{- end -}}
+{{- define "tlsward.tokenSecret" -}}
+{{- .Values.tokens.existingSecret | default (printf "%s-tokens" (include "tlsward.fullname" .)) -}}
+{{- end -}}
+
+{{/* The DSN: CockroachDB form, verify-full, the client certificate of the mounted Secret. */}}
+{{- define "tlsward.dbUrl" -}}
+{{- $q := "sslmode=verify-full&sslrootcert=/etc/tlsward/db/ca.crt&sslcert=/etc/tlsward/db/tls.crt&sslkey=/etc/tlsward/db/tls.key" -}}
+{{- if .Values.db.options -}}{{- $q = printf "%s&options=%s" $q (.Values.db.options | urlquery) -}}{{- end -}}
+{{- printf "postgresql://%s@%s:%v/%s?%s" .Values.db.user .Values.db.host .Values.db.port .Values.db.database $q -}}
+{{- end -}}
+
+{{/* The issuer of the server and DB client certificates when the dev chain is on. */}}
+{{- define "tlsward.devIssuer" -}}
+{{- printf "%s-dev-ca" (include "tlsward.fullname" .) -}}
+{{- end -}}

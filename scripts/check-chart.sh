@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# check-chart.sh — `make chart-check`: helm lint --strict, then render charts/tlsward with
+# several value sets and assert what the chart promises: no subPath anywhere, every object
+# in the release namespace, RBAC limited to the named Secrets, selectors that match the pod,
+# Certificate names for the Service and localhost, a hardened pod, and contradictory values
+# refused. helm comes from $HELM, the PATH, or ../shared/k8s-tools/install-helm-kubectl.sh.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+HELM=${HELM:-$(command -v helm || true)}
+if [ -z "$HELM" ]; then
+  BIN=${XDG_CACHE_HOME:-$HOME/.cache}/tlsward-k8s-bin
+  [ -x "$BIN/helm" ] || bash ../shared/k8s-tools/install-helm-kubectl.sh "$BIN" >/dev/null
+  HELM=$BIN/helm
+fi
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyyaml >/dev/null
+CHART=charts/tlsward
+"$HELM" lint --strict "$CHART" >/dev/null
+OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT
+render() { local name=$1; shift; "$HELM" template rel "$CHART" -n ns "$@" >"$OUT/$name.yaml"; echo "$name $*" >>"$OUT/sets"; }
+render default
+render existing --set tls.existingSecret=web-tls --set db.existingSecret=db-client --set tokens.existingSecret=tok
+render kube --set kube.enabled=true --set serviceMonitor.enabled=true
+render clientauth --set policy.clientAuth=required --set clientCa.existingSecret=client-cas
+render nonetpol --set networkPolicy.enabled=false --set podDisruptionBudget.enabled=false
+render dev --set certManager.devIssuer.enabled=true
+refuse() { if "$HELM" template rel "$CHART" -n ns "$@" >/dev/null 2>&1; then echo "contradictory values accepted: $*" >&2; exit 1; fi; }
+refuse --set tls.issuerRef.name= --set db.issuerRef.name=
+refuse --set policy.clientAuth=required
+refuse --set podDisruptionBudget.minAvailable=2
+refuse --set unknownKey=1
+python3 - "$OUT" <<'PY'
+import sys, yaml, pathlib
+out = pathlib.Path(sys.argv[1])
+def walk(x, path=""):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            assert k != "subPath", f"subPath at {path}"
+            walk(v, f"{path}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            walk(v, f"{path}[{i}]")
+for line in (out / "sets").read_text().splitlines():
+    name, *args = line.split()
+    docs = [d for d in yaml.safe_load_all((out / f"{name}.yaml").read_text()) if d]
+    by = lambda kind: [d for d in docs if d["kind"] == kind]
+    for d in docs:
+        walk(d)
+        assert d["metadata"].get("namespace") == "ns", f"{name}: {d['kind']} {d['metadata']['name']} not in the release namespace"
+    dep = by("Deployment")[0]
+    pod = dep["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    sel = dep["spec"]["selector"]["matchLabels"]
+    assert sel.items() <= labels.items(), f"{name}: deployment selector"
+    for svc in by("Service"):
+        assert svc["spec"]["selector"].items() <= labels.items(), f"{name}: service selector"
+    for pdb in by("PodDisruptionBudget"):
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), f"{name}: pdb selector"
+    spec = pod["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    c = spec["containers"][0]["securityContext"]
+    assert c["readOnlyRootFilesystem"] is True and c["allowPrivilegeEscalation"] is False and c["capabilities"]["drop"] == ["ALL"]
+    kube = "kube.enabled=true" in " ".join(args)
+    assert spec["automountServiceAccountToken"] is kube, f"{name}: token automount must follow kube.enabled"
+    roles = by("Role")
+    assert bool(roles) == kube, f"{name}: Role only with kube.enabled"
+    for r in roles:
+        for rule in r["rules"]:
+            if "secrets" in rule["resources"]:
+                assert rule.get("resourceNames") and set(rule["verbs"]) <= {"get", "list", "watch"}, f"{name}: secrets rule {rule}"
+            else:
+                assert set(rule["verbs"]) <= {"create", "patch"} and rule["resources"] == ["events"], f"{name}: {rule}"
+    for cert in by("Certificate"):
+        if cert["metadata"]["name"].endswith("-tls"):
+            dns = cert["spec"]["dnsNames"]
+            for want in ["rel-tlsward", "rel-tlsward.ns.svc", "rel-tlsward.ns.svc.cluster.local", "localhost"]:
+                assert want in dns, f"{name}: {want} missing from {dns}"
+        if cert["metadata"]["name"].endswith("-db-client"):
+            assert cert["spec"]["commonName"] == "app" and cert["spec"]["usages"][0] == "client auth"
+    if "tls.existingSecret=web-tls" in " ".join(args):
+        assert not [c for c in by("Certificate") if c["metadata"]["name"].endswith("-tls")], "existing TLS secret: no Certificate"
+    tests = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    assert tests and tests[0]["spec"]["containers"][0]["args"][0] == "scan", f"{name}: helm test runs tlsward scan"
+print("chart checks: %d value sets rendered and asserted, 4 contradictory sets refused" % len((out / "sets").read_text().splitlines()))
+PY
