@@ -10,6 +10,7 @@ run: deps build
 ## make test: every test (installs PostgreSQL, openssl and curl when missing)
 test: deps
 	$(CARGO) test --locked --lib --bins --tests
+	scripts/check-chart.sh
 
 ## make lint: formatting, clippy, and one crypto provider (no ring)
 lint:
