@@ -3,7 +3,7 @@
 # several value sets and assert what the chart promises: no subPath anywhere, every object
 # in the release namespace, RBAC limited to the named Secrets, selectors that match the pod,
 # Certificate names for the Service and localhost, a hardened pod, and contradictory values
-# refused. helm comes from $HELM, the PATH, or ../shared/k8s-tools/install-helm-kubectl.sh.
+# refused; and manifests/tlsward.yaml must equal the default render. helm comes from $HELM, the PATH, or ../shared/k8s-tools/install-helm-kubectl.sh.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 HELM=${HELM:-$(command -v helm || true)}
@@ -15,6 +15,17 @@ fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyyaml >/dev/null
 CHART=charts/tlsward
 "$HELM" lint --strict "$CHART" >/dev/null
+# manifests/tlsward.yaml is the chart with default values, except that the token keys come
+# from an existing Secret (a committed file must not carry a generated key); --write-manifests
+# refreshes it.
+RENDERED=$("$HELM" template tlsward "$CHART" -n tlsward --set tokens.existingSecret=tlsward-tokens | sed '/^# Source:/d')
+if [ "${1:-}" = --write-manifests ]; then
+  printf '# Rendered from charts/tlsward with default values by `make manifests`; do not edit.\n%s\n' "$RENDERED" >manifests/tlsward.yaml
+  echo "wrote manifests/tlsward.yaml"; exit 0
+fi
+if ! diff -q <(printf '# Rendered from charts/tlsward with default values by `make manifests`; do not edit.\n%s\n' "$RENDERED") manifests/tlsward.yaml >/dev/null; then
+  echo "manifests/tlsward.yaml is stale: run make manifests" >&2; exit 1
+fi
 OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT
 render() { local name=$1; shift; "$HELM" template rel "$CHART" -n ns "$@" >"$OUT/$name.yaml"; echo "$name $*" >>"$OUT/sets"; }
 render default
