@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{kubelet_write, machine, ms, now_utc, percentile};
+use common::{header, kubelet_write, ms, percentile, write_results};
 use tlsward::cli::{Cli, Command as Sub};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
 
@@ -246,16 +246,11 @@ async fn main() {
     running.shutdown().await;
     pg(&["destroy", cluster.to_str().unwrap()]);
 
-    let mut out = String::from("# DB client-certificate rotation under load\n\n");
-    out.push_str(&format!(
-        "Measured by `make bench-db-rotation` (`cargo bench --bench db_rotation`) on {} UTC.\n\n",
-        now_utc()
-    ));
-    out.push_str(&format!(
-        "Machine: {}; tlsward {} (release profile).\n\n",
-        machine(),
-        env!("CARGO_PKG_VERSION")
-    ));
+    let mut out = header(
+        "DB client-certificate rotation under load",
+        "bench-db-rotation",
+        "db_rotation",
+    );
     out.push_str(&format!(
         "Load: {CONNS} keep-alive HTTPS/1.1 connections from the benchmark's own process (reqwest, sharing the 2 cores with the server), `GET /users/{{random 1..10000}}` with a bearer token, {}s per phase after a {}s warm-up; PostgreSQL 15 on loopback with TLS and client-certificate auth (`sslmode=verify-full`), pool size 16. In the rotation phase a new client certificate is written kubelet-style every second; each one makes tlsward build, verify (`SELECT 1`) and publish a new pool while the old one drains.\n\n",
         PHASE.as_secs(),
@@ -279,8 +274,5 @@ async fn main() {
         rss_before / 1024,
         rss_after / 1024,
     ));
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/db-rotation-results.md");
-    print!("{out}");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &out).unwrap();
+    write_results("db-rotation-results.md", &out);
 }

@@ -14,7 +14,7 @@ use tlsward::pki::{Ca, Issued, KeyType, LeafSpec, write_file};
 
 mod common;
 
-use common::{machine, now_utc, stage, summary, swap};
+use common::{header, stage, summary, swap, write_results};
 
 const ROTATIONS: usize = 100;
 
@@ -183,17 +183,7 @@ async fn main() {
         let _ = child.wait();
     }
 
-    let mut out = String::new();
-    out.push_str("# Reload latency\n\n");
-    out.push_str(&format!(
-        "Measured by `make bench-reload` (`cargo bench --bench reload`) on {} UTC.\n\n",
-        now_utc()
-    ));
-    out.push_str(&format!(
-        "Machine: {}; tlsward {} (release profile).\n\n",
-        machine(),
-        env!("CARGO_PKG_VERSION")
-    ));
+    let mut out = header("Reload latency", "bench-reload", "reload");
     out.push_str("Each rotation is kubelet's AtomicWriter sequence; the clock starts at the `rename(..data_tmp, ..data)` and stops when a new TLS handshake (full, no resumption) presents the new certificate, or negotiates the ALPN of the new policy. The server runs in the benchmark's process on 2 worker threads; the prober handshakes back to back.\n\n");
     out.push_str("| what | n | p50 ms | p99 ms | min ms | max ms |\n| --- | --- | --- | --- | --- | --- |\n");
     out.push_str(&summary(
@@ -206,9 +196,5 @@ async fn main() {
     ));
     out.push_str(&summary("restart instead (spawn → first handshake)", restart));
     out.push_str("\nThe reload path's floor is the watcher's coalescing window (10 ms of quiet after the last event of a burst) plus one read-validate-build of the snapshot; the restart row is the best case of a restart-based reload on this machine (no pod rescheduling, no image pull, no readiness delay) and also drops every open connection.\n");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reload-results.md");
-    print!("{out}");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &out).unwrap();
-    eprintln!("written to {}", path.display());
+    write_results("reload-results.md", &out);
 }

@@ -116,3 +116,21 @@ pub fn now_utc() -> String {
         t.second()
     )
 }
+
+/// The first lines of a results file: title, when, how to reproduce, and the machine.
+pub fn header(title: &str, make_target: &str, bench: &str) -> String {
+    format!(
+        "# {title}\n\nMeasured by `make {make_target}` (`cargo bench --bench {bench}`) on {} UTC.\n\nMachine: {}; tlsward {} (release profile).\n\n",
+        now_utc(),
+        machine(),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Prints a results file and writes it under `bench/`.
+pub fn write_results(name: &str, text: &str) {
+    print!("{text}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+}

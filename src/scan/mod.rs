@@ -363,14 +363,7 @@ fn protocol_findings(
     out: &mut Vec<Finding>,
 ) {
     let on = |p: &str| protocols.get(p).copied().unwrap_or(false);
-    let mut add = |id, severity, title, evidence: String| {
-        out.push(Finding {
-            id,
-            severity,
-            title,
-            evidence,
-        })
-    };
+    let mut add = |id, severity, title, evidence: String| out.push(Finding::new(id, severity, title, evidence));
     if on("SSLv3") {
         add(
             "poodle",
@@ -532,14 +525,7 @@ async fn fallback_findings(
 
 fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
     let leaf = &c.chain[0];
-    let mut add = |id, severity, title, evidence: String| {
-        out.push(Finding {
-            id,
-            severity,
-            title,
-            evidence,
-        })
-    };
+    let mut add = |id, severity, title, evidence: String| out.push(Finding::new(id, severity, title, evidence));
     if c.expires_in < 0 {
         add(
             "cert_expired",

@@ -37,6 +37,18 @@ pub struct Finding {
     pub evidence: String,
 }
 
+impl Finding {
+    /// A finding.
+    pub fn new(id: &'static str, severity: Severity, title: &'static str, evidence: String) -> Self {
+        Self {
+            id,
+            severity,
+            title,
+            evidence,
+        }
+    }
+}
+
 /// A suite the server accepted.
 #[derive(Debug, Clone, Serialize)]
 pub struct AcceptedSuite {
