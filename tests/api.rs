@@ -18,6 +18,11 @@ async fn create(s: &TestServer, username: &str, email: &str) -> reqwest::Respons
         .unwrap()
 }
 
+/// Status and error code of an authenticated `GET url`.
+async fn authed_error(s: &TestServer, url: &str) -> (StatusCode, String) {
+    error_code(s.client.get(url).bearer_auth(s.token()).send().await.unwrap()).await
+}
+
 async fn error_code(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
@@ -56,15 +61,7 @@ async fn users_crud_over_tls_with_token() {
         .await
         .unwrap();
     assert_eq!(del.status(), StatusCode::NO_CONTENT);
-    let (status, code) = error_code(
-        s.client
-            .get(format!("{}{location}", s.base))
-            .bearer_auth(s.token())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code) = authed_error(&s, &format!("{}{location}", s.base)).await;
     assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
     let again = s
         .client
@@ -117,15 +114,7 @@ async fn lists_users_with_keyset_pagination() {
     }
     assert_eq!(seen, ids);
     for bad in ["limit=0", "limit=1001", "limit=x", "after=-1", "offset=3"] {
-        let (status, code) = error_code(
-            s.client
-                .get(format!("{}/users?{bad}", s.base))
-                .bearer_auth(s.token())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, code) = authed_error(&s, &format!("{}/users?{bad}", s.base)).await;
         assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_query"), "{bad}");
     }
     s.running.shutdown().await;
@@ -246,15 +235,7 @@ async fn bad_input_gets_400_and_writes_nothing() {
         );
     }
     for bad_id in ["abc", "0", "-5", "99999999999999999999", "1%20OR%201=1"] {
-        let (status, code) = error_code(
-            s.client
-                .get(format!("{}/users/{bad_id}", s.base))
-                .bearer_auth(s.token())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, code) = authed_error(&s, &format!("{}/users/{bad_id}", s.base)).await;
         assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_id"), "{bad_id}");
     }
     let page: Value = s
