@@ -216,6 +216,28 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "TLSWARD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Kubernetes Events on this Pod for every reload and DB pool outcome: `auto` (on when
+    /// POD_NAME and POD_NAMESPACE are set and a client configuration is found), `on`, `off`.
+    #[arg(long, env = "TLSWARD_KUBE_EVENTS", value_enum, default_value = "auto")]
+    pub kube_events: crate::k8s::KubeMode,
+    /// How Secret changes arrive: `files` (kubelet updates the mounted files, up to about a
+    /// minute later) or `api` (also watch the Secrets named by --kube-secret through the API and
+    /// apply each version at once; the files stay the fallback).
+    #[arg(long, env = "TLSWARD_WATCH_SECRETS", value_enum, default_value = "files")]
+    pub watch_secrets: crate::k8s::WatchSecrets,
+    /// SECRET=DIR: the Secret mounted at DIR, one of the source directories, for
+    /// --watch-secrets api (repeatable, or comma-separated in the environment).
+    #[arg(long = "kube-secret", env = "TLSWARD_KUBE_SECRETS", value_delimiter = ',')]
+    pub kube_secrets: Vec<String>,
+    /// This Pod's name (downward API), for Events and the Secret watch.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// This Pod's namespace (downward API).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
+    /// This Pod's UID (downward API), so that Events point at this very Pod.
+    #[arg(long, env = "POD_UID")]
+    pub pod_uid: Option<String>,
     /// How long SIGTERM/SIGINT waits for open connections to finish.
     #[arg(long, env = "TLSWARD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::cli::ServeArgs;
 use crate::db::dsn::{DbTarget, SslMode};
 use crate::db::pool::PoolSettings;
+use crate::k8s::{KubeMode, KubeSettings, PodRef, WatchSecrets};
 use crate::snapshot::{Snapshot, Sources};
 
 /// Exit code for configuration errors (EX_USAGE).
@@ -65,6 +66,8 @@ pub struct Config {
     pub file_watch: bool,
     /// Expiry warning threshold.
     pub expiry_warning: Duration,
+    /// Kubernetes Events and Secret watch.
+    pub kube: KubeSettings,
 }
 
 fn need<T: Clone>(v: &Option<T>, flag: &str, env: &str, fix: &str, problems: &mut Vec<String>) -> Option<T> {
@@ -72,6 +75,87 @@ fn need<T: Clone>(v: &Option<T>, flag: &str, env: &str, fix: &str, problems: &mu
         problems.push(format!("--{flag} ({env}) is not set; {fix}"));
     }
     v.clone()
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// Checks the Kubernetes flags: Events need the Pod's name and namespace when forced on, and
+/// each --kube-secret must name a valid Secret and one of the source directories.
+fn kube_settings(
+    events: KubeMode,
+    watch: WatchSecrets,
+    secrets: &[String],
+    [name, namespace, uid]: [Option<String>; 3],
+    sources: &Sources,
+    p: &mut Vec<String>,
+) -> KubeSettings {
+    let pod = match (non_empty(name), non_empty(namespace)) {
+        (Some(name), Some(namespace)) => Some(PodRef {
+            name,
+            namespace,
+            uid: non_empty(uid),
+        }),
+        _ => None,
+    };
+    let forced = if events == KubeMode::On {
+        Some("--kube-events on (TLSWARD_KUBE_EVENTS)")
+    } else if watch == WatchSecrets::Api {
+        Some("--watch-secrets api (TLSWARD_WATCH_SECRETS)")
+    } else {
+        None
+    };
+    if let (Some(flag), None) = (forced, &pod) {
+        p.push(format!(
+            "{flag} needs the Pod's identity: set POD_NAME and POD_NAMESPACE (--pod-name, --pod-namespace; the chart sets them from the downward API)"
+        ));
+    }
+    let dirs = sources.dirs();
+    let mut list = Vec::new();
+    for item in secrets.iter().filter(|s| !s.trim().is_empty()) {
+        let Some((secret, dir)) = item.split_once('=') else {
+            p.push(format!(
+                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
+            ));
+            continue;
+        };
+        if !crate::k8s::valid_name(secret) {
+            p.push(format!("--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"));
+        }
+        let dir = std::path::PathBuf::from(dir);
+        if !dirs.contains(&dir) {
+            p.push(format!(
+                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is not a source directory; use one of: {}",
+                dir.display(),
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if list.iter().any(|(_, d): &(String, std::path::PathBuf)| d == &dir) {
+            p.push(format!(
+                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is given twice",
+                dir.display()
+            ));
+        }
+        list.push((secret.to_string(), dir));
+    }
+    match watch {
+        WatchSecrets::Api if list.is_empty() => p.push(
+            "--watch-secrets api (TLSWARD_WATCH_SECRETS) needs at least one --kube-secret SECRET=DIR (TLSWARD_KUBE_SECRETS)".into(),
+        ),
+        WatchSecrets::Files if !list.is_empty() => {
+            p.push("--kube-secret (TLSWARD_KUBE_SECRETS) is only used with --watch-secrets api; add it or drop --kube-secret".into());
+        }
+        _ => {}
+    }
+    KubeSettings {
+        events,
+        pod,
+        secrets: if watch == WatchSecrets::Api { list } else { Vec::new() },
+    }
 }
 
 impl Config {
@@ -104,6 +188,12 @@ impl Config {
             header_timeout,
             max_body_bytes,
             shutdown_grace,
+            kube_events,
+            watch_secrets,
+            kube_secrets,
+            pod_name,
+            pod_namespace,
+            pod_uid,
         } = args.clone();
         let mut p = Vec::new();
         let tls_dir = need(
@@ -196,6 +286,14 @@ impl Config {
             expect_sans,
             db: db.clone(),
         };
+        let kube = kube_settings(
+            kube_events,
+            watch_secrets,
+            &kube_secrets,
+            [pod_name, pod_namespace, pod_uid],
+            &sources,
+            &mut p,
+        );
         let snapshot = Snapshot::load(&sources, 1)
             .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
             .ok();
@@ -229,6 +327,7 @@ impl Config {
             reload_interval,
             file_watch,
             expiry_warning,
+            kube,
         };
         Ok((config, snapshot))
     }
@@ -269,6 +368,20 @@ impl Config {
             self.reload_interval.map_or("off".to_string(), h),
             h(self.expiry_warning),
             self.sources.expect_sans.join(", ")
+        ));
+        let k = &self.kube;
+        out.push_str(&format!(
+            "kubernetes:\n  events: {}\n  pod: {}\n  watch_secrets: {}\n",
+            if k.events_on() { "on" } else { "off" },
+            k.pod
+                .as_ref()
+                .map_or("-".into(), |p| format!("{}/{}", p.namespace, p.name)),
+            if k.secrets.is_empty() {
+                "files".to_string()
+            } else {
+                let list: Vec<String> = k.secrets.iter().map(|(s, d)| format!("{s}={}", d.display())).collect();
+                format!("api [{}]", list.join(", "))
+            }
         ));
         out.push_str(&format!(
             "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",

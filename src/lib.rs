@@ -21,6 +21,8 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod files;
+pub mod k8s;
 pub mod metrics;
 pub mod pki;
 pub mod reload;

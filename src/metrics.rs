@@ -108,6 +108,11 @@ pub struct Metrics {
     pub db_pool_rebuilds: Family<OutcomeLabel, Counter<u64, AtomicU64>>,
     /// `tlsward_db_checkout_wait_seconds`.
     pub db_checkout_wait: Histogram,
+    /// `tlsward_kube_events_total{outcome}`: Events published, failed or dropped.
+    pub kube_events: Family<OutcomeLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_kube_secret_updates_total{outcome}`: Secret data seen through the API
+    /// (`applied`: laid over its directory; `unchanged`; `error`: the watch failed).
+    pub kube_secret_updates: Family<OutcomeLabel, Counter<u64, AtomicU64>>,
     served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -192,6 +197,18 @@ impl Metrics {
             "Generation of the served snapshot",
             generation.clone(),
         );
+        let kube_events = Family::default();
+        registry.register(
+            "tlsward_kube_events",
+            "Kubernetes Events about reloads by outcome (published, failed, dropped)",
+            kube_events.clone(),
+        );
+        let kube_secret_updates = Family::default();
+        registry.register(
+            "tlsward_kube_secret_updates",
+            "Secret data seen through the Kubernetes API by outcome (applied, unchanged, error)",
+            kube_secret_updates.clone(),
+        );
         let cert_info = Family::default();
         registry.register(
             "tlsward_cert_info",
@@ -228,6 +245,8 @@ impl Metrics {
             db_pool_generation,
             db_pool_rebuilds,
             db_checkout_wait,
+            kube_events,
+            kube_secret_updates,
             reloads,
             reload_last_success,
             generation,
@@ -279,6 +298,15 @@ impl Metrics {
             .inc();
         self.db_pool_generation
             .set(i64::try_from(serving_generation).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one outcome in a `{outcome}` family.
+    pub fn count(family: &Family<OutcomeLabel, Counter<u64, AtomicU64>>, outcome: &str) {
+        family
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// Counts one reload outcome.

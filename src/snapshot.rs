@@ -110,7 +110,8 @@ impl Material {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// The human-readable name.
+    pub fn describe(self) -> &'static str {
         match self {
             Self::Server => "server certificate",
             Self::Policy => "policy",
@@ -224,6 +225,17 @@ impl Snapshot {
     /// The served leaf certificate.
     pub fn leaf(&self) -> &CertInfo {
         &self.server_chain[0]
+    }
+
+    /// The certificate a material serves (the leaf, or the first CA of a bundle), if any.
+    pub fn certificate(&self, m: Material) -> Option<&CertInfo> {
+        match m {
+            Material::Server => Some(self.leaf()),
+            Material::ClientCa => self.client_cas.as_ref().and_then(|c| c.first()),
+            Material::DbCa => self.db_tls.as_ref().and_then(|t| t.cas.first()),
+            Material::DbClient => self.db_tls.as_ref().and_then(|t| t.client.as_ref()).map(|c| &c.info),
+            Material::Policy | Material::TokenKeys => None,
+        }
     }
 
     /// The normalized TLS part of `check-config`.

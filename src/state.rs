@@ -27,6 +27,7 @@ pub struct AppState {
     /// Unix milliseconds since which the database has been unreachable (0: reachable).
     db_down_since: std::sync::atomic::AtomicI64,
     snapshots: tokio::sync::watch::Sender<u64>,
+    notices: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::reload::Notice>>,
 }
 
 impl AppState {
@@ -46,6 +47,24 @@ impl AppState {
             draining: AtomicBool::new(false),
             db_down_since: std::sync::atomic::AtomicI64::new(0),
             snapshots: tokio::sync::watch::Sender::new(generation),
+            notices: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Starts delivering [`Notice`](crate::reload::Notice)s to the returned receiver (at most
+    /// one listener; `None` if there is one already). Up to `capacity` notices wait; more are
+    /// dropped and counted, so that a slow listener never holds up a reload.
+    pub fn listen_notices(&self, capacity: usize) -> Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        self.notices.set(tx).ok().map(|()| rx)
+    }
+
+    /// Tells the listener, if any, about a reload or DB pool outcome.
+    pub fn notify(&self, notice: crate::reload::Notice) {
+        if let Some(tx) = self.notices.get()
+            && tx.try_send(notice).is_err()
+        {
+            crate::metrics::Metrics::count(&self.metrics.kube_events, "dropped");
         }
     }
 

@@ -106,19 +106,13 @@ impl TokenKeys {
             reason,
         };
         let entries =
-            std::fs::read_dir(dir).map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
+            crate::files::read_dir(dir).map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
         let mut found = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| err(dir, format!("cannot list: {e}")))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            let path = entry.path();
-            if name.starts_with('.') || path.is_dir() {
-                continue;
-            }
+        for (name, bytes) in entries {
+            let path = dir.join(&name);
             if !valid_kid(&name) {
                 return Err(err(&path, "key file names are key ids: 1-64 of [A-Za-z0-9_.-]".into()));
             }
-            let bytes = std::fs::read(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
             let secret = bytes.trim_ascii();
             if secret.len() < MIN_KEY_BYTES {
                 return Err(err(

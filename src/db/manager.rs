@@ -90,6 +90,7 @@ async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 state.db_pool_outcome(generation, None, now_unix());
                 state.db.store(Some(Arc::new(db)));
                 state.db_reachable(true);
+                state.notify(crate::reload::Notice::DatabasePoolRotated { generation });
                 delay = FIRST_RETRY;
             }
             Err(e) => {
@@ -97,6 +98,10 @@ async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
                 tracing::error!(error = %e, retry_in = ?delay, still_serving_generation = ?serving, "database pool not usable; keeping the current one");
                 state.metrics.db_pool_rebuilt("failed", serving.unwrap_or(0));
                 state.db_pool_outcome(serving.unwrap_or(0), Some(e.to_string()), now_unix());
+                state.notify(crate::reload::Notice::DatabasePoolRotationFailed {
+                    serving_generation: serving.unwrap_or(0),
+                    reason: e.to_string(),
+                });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     r = changes.changed() => if r.is_err() { return },

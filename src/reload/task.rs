@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
+use super::notice::Notice;
 use super::status::Outcome;
 use super::watcher::DirWatcher;
 use crate::snapshot::{Material, Problem, Snapshot};
@@ -151,7 +152,8 @@ fn publish(state: &AppState, snapshot: Snapshot) {
     status.describe_served(&snapshot, now, &changed);
     drop(status);
     m.describe_snapshot(&snapshot);
-    for mat in &changed {
+    let mut notices = Vec::new();
+    for &mat in &changed {
         match mat {
             Material::Server => {
                 let leaf = snapshot.leaf();
@@ -163,8 +165,18 @@ fn publish(state: &AppState, snapshot: Snapshot) {
                 "material reloaded"
             ),
         }
+        let digest = snapshot.digests.get(&mat).map_or("", String::as_str);
+        notices.push(Notice::applied(
+            mat,
+            snapshot.certificate(mat),
+            digest,
+            snapshot.generation,
+        ));
     }
     state.publish(snapshot);
+    for n in notices {
+        state.notify(n);
+    }
 }
 
 fn reject(state: &AppState, problems: &[Problem]) {
@@ -175,17 +187,32 @@ fn reject(state: &AppState, problems: &[Problem]) {
         state
             .metrics
             .reload_outcome(p.material.as_str(), Outcome::Rejected.as_str());
+        state.notify(Notice::ReloadRejected {
+            material: p.material,
+            reason: p.message.clone(),
+        });
     }
 }
 
-/// Sets `tlsward_cert_expiring_soon` and warns when the served certificate is close to expiry.
+/// Sets `tlsward_cert_expiring_soon` and warns (log + notice) when the served server
+/// certificate or the database client certificate is close to expiry.
 pub fn check_expiry(state: &AppState) {
     let snapshot = state.snapshot.load();
-    let leaf = snapshot.leaf();
-    let left = leaf.not_after - now_unix();
-    let soon = left < i64::try_from(state.config.expiry_warning.as_secs()).unwrap_or(i64::MAX);
-    state.metrics.set_expiring_soon("server", soon);
-    if soon {
-        tracing::warn!(serial = %leaf.serial, not_after = %leaf.not_after_rfc3339(), seconds_left = left, "the server certificate expires within --expiry-warning; is cert-manager renewing it?");
+    let warn_within = i64::try_from(state.config.expiry_warning.as_secs()).unwrap_or(i64::MAX);
+    for mat in [Material::Server, Material::DbClient] {
+        let Some(cert) = snapshot.certificate(mat) else {
+            continue;
+        };
+        let left = cert.not_after - now_unix();
+        let soon = left < warn_within;
+        state.metrics.set_expiring_soon(mat.as_str(), soon);
+        if soon {
+            tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
+            state.notify(Notice::CertificateExpiringSoon {
+                material: mat,
+                serial: cert.serial.clone(),
+                not_after: cert.not_after_rfc3339(),
+            });
+        }
     }
 }

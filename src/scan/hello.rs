@@ -185,10 +185,10 @@ pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
                 let msgs = parse_tls_record_with_header(rec.data, &rec.hdr)
                     .map_err(|e| ParseError::NotTls(format!("bad alert: {e:?}")))?
                     .1;
-                if let Some(TlsMessage::Alert(a)) = msgs.first() {
-                    if hello.is_none() || a.severity.0 == 2 {
-                        return Ok(Answer::Alert(a.code.0));
-                    }
+                if let Some(TlsMessage::Alert(a)) = msgs.first()
+                    && (hello.is_none() || a.severity.0 == 2)
+                {
+                    return Ok(Answer::Alert(a.code.0));
                 }
             }
             0x16 => {

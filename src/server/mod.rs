@@ -64,6 +64,12 @@ async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
 /// Binds every listener and starts serving. The DB pool is verified in the background; the
 /// server answers 503 `database_unavailable` and `/readyz` is false until it is.
 pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Running> {
+    start_with(config, snapshot, None).await
+}
+
+/// [`start`], with a given Kubernetes client instead of one inferred from the environment
+/// (tests hand in one that talks to a mock or a fake API server).
+pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::Client>) -> std::io::Result<Running> {
     let tls = bind(config.listen, "--listen").await?;
     let admin = bind(config.admin_listen, "--admin-listen").await?;
     let redirect = match config.http_redirect_listen {
@@ -87,6 +93,9 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
         )));
     }
     let reload = crate::reload::task::spawn(state.clone(), rx.clone());
+    crate::k8s::start(state.clone(), reload.clone(), rx.clone(), kube)
+        .await
+        .map_err(std::io::Error::other)?;
     db::manager::spawn(state.clone(), rx);
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {

@@ -107,7 +107,7 @@ pub fn now_unix() -> i64 {
 
 /// Reads a file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, MaterialError> {
-    std::fs::read(path).map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
+    crate::files::read(path).map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
 }
 
 /// Parses every CERTIFICATE block of a PEM file.

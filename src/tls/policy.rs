@@ -357,12 +357,16 @@ fn parse_alpn(names: &[String], problems: &mut Vec<PolicyProblem>) -> Vec<String
 impl Policy {
     /// Reads and validates a policy file; problems name the file.
     pub fn from_file(path: &Path) -> Result<Self, PolicyErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            PolicyErrors(vec![PolicyProblem::new(
-                path.display().to_string(),
-                format!("cannot read the policy file: {e}"),
-            )])
-        })?;
+        let text = crate::files::read(path)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+            })
+            .map_err(|e| {
+                PolicyErrors(vec![PolicyProblem::new(
+                    path.display().to_string(),
+                    format!("cannot read the policy file: {e}"),
+                )])
+            })?;
         Self::from_yaml(&text).map_err(|PolicyErrors(list)| {
             PolicyErrors(
                 list.into_iter()

@@ -240,8 +240,16 @@ pub async fn start(args: ServeArgs) -> TestServer {
 
 /// Starts a server without waiting for readiness.
 pub async fn start_unready(args: ServeArgs) -> TestServer {
+    start_with_kube(args, None).await
+}
+
+/// Starts a server that talks to the Kubernetes API through `kube` (a mock or a fake API
+/// server), without waiting for readiness.
+pub async fn start_with_kube(args: ServeArgs, kube: Option<kube::Client>) -> TestServer {
     let (config, snapshot) = tlsward::config::Config::load(&args).expect("test config loads");
-    let running = tlsward::server::start(config, snapshot).await.expect("server starts");
+    let running = tlsward::server::start_with(config, snapshot, kube)
+        .await
+        .expect("server starts");
     let client = client_for(running.tls_addr);
     TestServer {
         base: format!("https://localhost:{}", running.tls_addr.port()),
@@ -401,6 +409,7 @@ impl Proxy {
     }
 }
 
+pub mod fake_api;
 pub mod kubelet;
 
 /// The serial of the certificate a new TLS connection to `127.0.0.1:port` is served

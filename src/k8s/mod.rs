@@ -1,0 +1,177 @@
+//! Kubernetes features, on top of the mounted files that stay the source of truth:
+//!
+//! - [`events`]: an Event on this Pod for every reload and DB pool outcome
+//!   (`CertificateRotated`, `ReloadRejected`, `DatabasePoolRotated`,
+//!   `CertificateExpiringSoon`, ...), aggregated as Kubernetes does: a repeat of the same
+//!   happening PATCHes the first Event's series (count, last seen) instead of creating another.
+//! - [`secrets`]: `--watch-secrets api` watches the named Secrets through the API (one
+//!   field-selected list + watch per Secret, so that RBAC by `resourceNames` works) and lays
+//!   their data over the mounted directory at once, instead of waiting up to a minute for
+//!   kubelet (see [`crate::files`]).
+//!
+//! The client comes from the in-cluster service account (or `KUBECONFIG`), via kube-rs with
+//! rustls on aws-lc-rs.
+
+pub mod events;
+pub mod secrets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// `--kube-events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeMode {
+    /// On when `POD_NAME` and `POD_NAMESPACE` are set (the chart sets them) and a client
+    /// configuration is found; else off, with one log line saying why.
+    Auto,
+    /// On; start-up fails without the Pod's identity or a client configuration.
+    On,
+    /// Off.
+    Off,
+}
+
+/// `--watch-secrets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchSecrets {
+    /// Only the mounted files (kubelet's propagation, up to about a minute).
+    Files,
+    /// Also the Secrets named by `--kube-secret`, through the API.
+    Api,
+}
+
+/// The Pod this process runs in (downward API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    /// `POD_NAME`.
+    pub name: String,
+    /// `POD_NAMESPACE`.
+    pub namespace: String,
+    /// `POD_UID`, if given.
+    pub uid: Option<String>,
+}
+
+/// The checked Kubernetes settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeSettings {
+    /// `--kube-events`.
+    pub events: KubeMode,
+    /// The Pod, when known.
+    pub pod: Option<PodRef>,
+    /// Secrets watched through the API and the directories they are mounted at (empty with
+    /// `--watch-secrets files`).
+    pub secrets: Vec<(String, PathBuf)>,
+}
+
+impl Default for KubeSettings {
+    fn default() -> Self {
+        Self {
+            events: KubeMode::Off,
+            pod: None,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+impl KubeSettings {
+    /// Whether anything needs a client.
+    pub fn wanted(&self) -> bool {
+        self.events_on() || !self.secrets.is_empty()
+    }
+
+    /// Whether Events are published (`on`, or `auto` with the Pod known).
+    pub fn events_on(&self) -> bool {
+        match self.events {
+            KubeMode::On => true,
+            KubeMode::Auto => self.pod.is_some(),
+            KubeMode::Off => false,
+        }
+    }
+
+    /// Whether a missing client configuration must fail the start.
+    fn required(&self) -> bool {
+        self.events == KubeMode::On || !self.secrets.is_empty()
+    }
+}
+
+/// Whether `s` is a valid Secret name (a DNS-1123 subdomain).
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Starts the Kubernetes features the settings ask for, with `client` or one inferred from
+/// the environment (in-cluster service account, else `KUBECONFIG`). Fails only when a feature
+/// was asked for explicitly and no client configuration is found.
+pub async fn start(
+    state: Arc<AppState>,
+    reload: UnboundedSender<()>,
+    stop: watch::Receiver<bool>,
+    client: Option<kube::Client>,
+) -> Result<(), String> {
+    let settings = state.config.kube.clone();
+    if !settings.wanted() {
+        return Ok(());
+    }
+    let client = match client {
+        Some(c) => c,
+        None => match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) if settings.required() => {
+                return Err(format!(
+                    "--kube-events on / --watch-secrets api need a Kubernetes client configuration (the service account token mounted in the Pod — automountServiceAccountToken — or KUBECONFIG): {e}"
+                ));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "no Kubernetes client configuration; Events are off (--kube-events auto)");
+                return Ok(());
+            }
+        },
+    };
+    if settings.events_on()
+        && let Some(pod) = &settings.pod
+    {
+        events::spawn(state.clone(), client.clone(), pod.clone(), stop.clone());
+    }
+    if let Some(pod) = &settings.pod {
+        for (secret, dir) in &settings.secrets {
+            secrets::spawn(
+                state.clone(),
+                client.clone(),
+                &pod.namespace,
+                secret,
+                dir,
+                reload.clone(),
+                stop.clone(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        for ok in ["web-tls", "tlsward.db-client", "a", "x1"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "Web", "-a", "a-", "a..b", "a_b", &"a".repeat(254)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

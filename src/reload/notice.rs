@@ -1,0 +1,192 @@
+//! What reloads and DB pool rebuilds tell the outside world beyond logs and metrics: one
+//! [`Notice`] per outcome, sent to whoever listens (the Kubernetes Event publisher, when it
+//! runs). Sending never blocks a reload: when nobody listens, or the listener is behind, the
+//! notice is dropped and counted.
+
+use crate::snapshot::Material;
+use crate::tls::material::CertInfo;
+
+/// One reload or DB pool outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A new certificate (server, client CA, DB CA, DB client) is served.
+    CertificateRotated {
+        /// Which material.
+        material: Material,
+        /// Serial of the new leaf (or first CA), hex.
+        serial: String,
+        /// Its expiry, RFC 3339.
+        not_after: String,
+        /// The snapshot generation that serves it.
+        generation: u64,
+    },
+    /// A new policy or new token keys are served.
+    MaterialReloaded {
+        /// Which material.
+        material: Material,
+        /// Short digest of the new content.
+        digest: String,
+        /// The snapshot generation that serves it.
+        generation: u64,
+    },
+    /// A material was invalid; the last good one is still served.
+    ReloadRejected {
+        /// Which material.
+        material: Material,
+        /// The file and the reason.
+        reason: String,
+    },
+    /// A served certificate expires within `--expiry-warning`.
+    CertificateExpiringSoon {
+        /// Which material.
+        material: Material,
+        /// Serial, hex.
+        serial: String,
+        /// Expiry, RFC 3339.
+        not_after: String,
+    },
+    /// A new DB pool was verified and published.
+    DatabasePoolRotated {
+        /// Its generation.
+        generation: u64,
+    },
+    /// A new DB pool could not be verified; the serving one is kept.
+    DatabasePoolRotationFailed {
+        /// Generation of the pool still serving (0: none).
+        serving_generation: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Notice {
+    /// A certificate rotation (or a reload, for materials without a certificate).
+    pub fn applied(material: Material, cert: Option<&CertInfo>, digest: &str, generation: u64) -> Self {
+        match cert {
+            Some(c) => Self::CertificateRotated {
+                material,
+                serial: c.serial.clone(),
+                not_after: c.not_after_rfc3339(),
+                generation,
+            },
+            None => Self::MaterialReloaded {
+                material,
+                digest: digest.chars().take(12).collect(),
+                generation,
+            },
+        }
+    }
+
+    /// Whether this is a warning (else normal).
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Self::ReloadRejected { .. }
+                | Self::CertificateExpiringSoon { .. }
+                | Self::DatabasePoolRotationFailed { .. }
+        )
+    }
+
+    /// The Event reason (PascalCase, as `kubectl describe` shows it).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::CertificateRotated { .. } => "CertificateRotated",
+            Self::MaterialReloaded { .. } => "MaterialReloaded",
+            Self::ReloadRejected { .. } => "ReloadRejected",
+            Self::CertificateExpiringSoon { .. } => "CertificateExpiringSoon",
+            Self::DatabasePoolRotated { .. } => "DatabasePoolRotated",
+            Self::DatabasePoolRotationFailed { .. } => "DatabasePoolRotationFailed",
+        }
+    }
+
+    /// The human-readable message.
+    pub fn note(&self) -> String {
+        match self {
+            Self::CertificateRotated {
+                material,
+                serial,
+                not_after,
+                generation,
+            } => format!(
+                "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
+                material.describe()
+            ),
+            Self::MaterialReloaded {
+                material,
+                digest,
+                generation,
+            } => format!(
+                "now serving new {} (digest {digest}, generation {generation})",
+                material.describe()
+            ),
+            Self::ReloadRejected { material, reason } => {
+                format!(
+                    "{} not reloaded, the last good one is still served: {reason}",
+                    material.describe()
+                )
+            }
+            Self::CertificateExpiringSoon {
+                material,
+                serial,
+                not_after,
+            } => format!(
+                "the {} with serial {serial} expires at {not_after}: is cert-manager renewing it?",
+                material.describe()
+            ),
+            Self::DatabasePoolRotated { generation } => {
+                format!("database pool generation {generation} verified (verify-full, SELECT 1) and serving")
+            }
+            Self::DatabasePoolRotationFailed {
+                serving_generation,
+                reason,
+            } => format!("new database pool not usable, generation {serving_generation} keeps serving: {reason}"),
+        }
+    }
+
+    /// What makes two notices the same happening, for aggregation: a repeat of the same
+    /// happening becomes a series (count + last seen) on one Event; a different serial,
+    /// generation or reason is a new Event. (kube's and client-go's recorders key on the
+    /// action and reason, not the note, so the distinguishing part goes into the action.)
+    pub fn action(&self) -> String {
+        let short = |s: &str| crate::tls::material::sha256_hex(s.as_bytes())[..12].to_string();
+        match self {
+            Self::CertificateRotated { material, serial, .. } => format!("Serve {} {serial}", material.as_str()),
+            Self::MaterialReloaded { material, digest, .. } => format!("Serve {} {digest}", material.as_str()),
+            Self::ReloadRejected { material, reason } => format!("Reject {} {}", material.as_str(), short(reason)),
+            Self::CertificateExpiringSoon { material, serial, .. } => {
+                format!("Warn {} {serial}", material.as_str())
+            }
+            Self::DatabasePoolRotated { generation } => format!("Publish pool {generation}"),
+            Self::DatabasePoolRotationFailed { reason, .. } => format!("Keep pool {}", short(reason)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_share_an_action_and_differences_do_not() {
+        let rej = |r: &str| Notice::ReloadRejected {
+            material: Material::Server,
+            reason: r.into(),
+        };
+        assert_eq!(rej("tls.key: bad PEM").action(), rej("tls.key: bad PEM").action());
+        assert_ne!(rej("tls.key: bad PEM").action(), rej("tls.crt: expired").action());
+        assert!(rej("x").is_warning());
+        assert!(rej("tls.key: bad PEM").note().contains("tls.key: bad PEM"));
+        let rot = |s: &str| Notice::CertificateRotated {
+            material: Material::Server,
+            serial: s.into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            generation: 2,
+        };
+        assert_ne!(rot("01").action(), rot("02").action());
+        assert!(!rot("01").is_warning());
+        assert!(rot("0a").note().contains("serial 0a"));
+        for n in [rej(&"x".repeat(2000)), rot(&"f".repeat(40))] {
+            assert!(n.action().len() <= 128, "action too long: {}", n.action());
+        }
+    }
+}
