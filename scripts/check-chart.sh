@@ -30,7 +30,8 @@ OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT
 render() { local name=$1; shift; "$HELM" template rel "$CHART" -n ns "$@" >"$OUT/$name.yaml"; echo "$name $*" >>"$OUT/sets"; }
 render default
 render existing --set tls.existingSecret=web-tls --set db.existingSecret=db-client --set tokens.existingSecret=tok
-render kube --set kube.enabled=true --set serviceMonitor.enabled=true
+render nokube --set kube.enabled=false
+render watch --set kube.watchSecrets=true --set serviceMonitor.enabled=true --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 render clientauth --set policy.clientAuth=required --set clientCa.existingSecret=client-cas
 render nonetpol --set networkPolicy.enabled=false --set podDisruptionBudget.enabled=false
 render dev --set certManager.devIssuer.enabled=true
@@ -39,6 +40,7 @@ refuse --set tls.issuerRef.name= --set db.issuerRef.name=
 refuse --set policy.clientAuth=required
 refuse --set podDisruptionBudget.minAvailable=2
 refuse --set unknownKey=1
+refuse --set kube.enabled=false --set kube.watchSecrets=true
 python3 - "$OUT" <<'PY'
 import sys, yaml, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -70,10 +72,25 @@ for line in (out / "sets").read_text().splitlines():
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     c = spec["containers"][0]["securityContext"]
     assert c["readOnlyRootFilesystem"] is True and c["allowPrivilegeEscalation"] is False and c["capabilities"]["drop"] == ["ALL"]
-    kube = "kube.enabled=true" in " ".join(args)
+    kube = "kube.enabled=false" not in " ".join(args)
     assert spec["automountServiceAccountToken"] is kube, f"{name}: token automount must follow kube.enabled"
     roles = by("Role")
     assert bool(roles) == kube, f"{name}: Role only with kube.enabled"
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert env["TLSWARD_KUBE_EVENTS"] == ("on" if kube else "off"), f"{name}: Events follow kube.enabled"
+    assert {"POD_NAME", "POD_NAMESPACE", "POD_UID"} <= env.keys(), f"{name}: downward API"
+    if "kube.watchSecrets=true" in " ".join(args):
+        # Every watched Secret is mounted at the directory it is paired with, and the Role
+        # lets the pod read exactly those Secrets.
+        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        mounted = {v["secret"]["secretName"]: mounts[v["name"]] for v in spec["volumes"] if "secret" in v}
+        pairs = dict(x.split("=", 1) for x in env["TLSWARD_KUBE_SECRETS"].split(","))
+        assert env["TLSWARD_WATCH_SECRETS"] == "api" and pairs == mounted, f"{name}: {pairs} vs {mounted}"
+        readable = next(set(r["resourceNames"]) for rr in roles for r in rr["rules"] if "secrets" in r["resources"])
+        assert readable == set(pairs), f"{name}: Role {readable} vs watched {set(pairs)}"
+        assert "@sha256:" in spec["containers"][0]["image"], f"{name}: image.digest"
+    else:
+        assert "TLSWARD_WATCH_SECRETS" not in env, f"{name}: API watch only with kube.watchSecrets"
     for r in roles:
         for rule in r["rules"]:
             if "secrets" in rule["resources"]:
@@ -91,5 +108,24 @@ for line in (out / "sets").read_text().splitlines():
         assert not [c for c in by("Certificate") if c["metadata"]["name"].endswith("-tls")], "existing TLS secret: no Certificate"
     tests = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
     assert tests and tests[0]["spec"]["containers"][0]["args"][0] == "scan", f"{name}: helm test runs tlsward scan"
-print("chart checks: %d value sets rendered and asserted, 4 contradictory sets refused" % len((out / "sets").read_text().splitlines()))
+print("chart checks: %d value sets rendered and asserted, 5 contradictory sets refused" % len((out / "sets").read_text().splitlines()))
 PY
+# Every rendered set against the Kubernetes schemas (strict: unknown fields fail) of the oldest
+# and the newest version we support, cert-manager and Prometheus Operator CRDs included, and
+# through checkov. The checkov findings that are decisions carry their reason in a
+# checkov.io/skip annotation on the object (see deployment.yaml and tests/test-scan.yaml).
+TOOLS=../shared/k8s-tools
+[ -x "$TOOLS/validate-manifests.sh" ] || [ -f "$TOOLS/validate-manifests.sh" ] || { echo "$TOOLS/validate-manifests.sh not found (the shared k8s-tools beside the repo)" >&2; exit 1; }
+FILES=()
+while read -r name _; do FILES+=("$OUT/$name.yaml"); done <"$OUT/sets"
+for k in 1.31.0 1.37.0; do
+  if ! bash "$TOOLS/validate-manifests.sh" -k "$k" "${FILES[@]}" >"$OUT/validate-$k.log" 2>&1; then
+    grep -v '^ok ' "$OUT/validate-$k.log" >&2; echo "schema validation failed (Kubernetes $k)" >&2; exit 1
+  fi
+done
+CHECKOV_ARGS=()
+for f in "${FILES[@]:1}"; do CHECKOV_ARGS+=(-f "$f"); done
+if ! bash "$TOOLS/scan-chart.sh" "${FILES[0]}" "${CHECKOV_ARGS[@]}" >"$OUT/checkov.log" 2>&1; then
+  cat "$OUT/checkov.log" >&2; echo "checkov found problems" >&2; exit 1
+fi
+echo "schemas: ${#FILES[@]} value sets valid on Kubernetes 1.31 and 1.37 (strict, with cert-manager CRDs); checkov: $(grep -o 'Passed checks: [0-9]*, Failed checks: [0-9]*, Skipped checks: [0-9]*' "$OUT/checkov.log" | head -1)"

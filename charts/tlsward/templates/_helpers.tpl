@@ -48,3 +48,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "tlsward.devIssuer" -}}
 {{- printf "%s-dev-ca" (include "tlsward.fullname" .) -}}
 {{- end -}}
+
+{{/* The image: by digest when image.digest is set, else by tag (default: appVersion). */}}
+{{- define "tlsward.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* SECRET=DIR for each mounted Secret, for --watch-secrets api. */}}
+{{- define "tlsward.kubeSecrets" -}}
+{{- $list := list (printf "%s=/etc/tlsward/tls" (include "tlsward.tlsSecret" .)) (printf "%s=/etc/tlsward/db" (include "tlsward.dbSecret" .)) (printf "%s=/etc/tlsward/tokens" (include "tlsward.tokenSecret" .)) -}}
+{{- if ne .Values.policy.clientAuth "none" -}}
+{{- $list = append $list (printf "%s=/etc/tlsward/client-ca" .Values.clientCa.existingSecret) -}}
+{{- end -}}
+{{- join "," $list -}}
+{{- end -}}

@@ -10,6 +10,9 @@
 {{- if and (ne .Values.policy.clientAuth "none") (not .Values.clientCa.existingSecret) -}}
 {{- fail (printf "policy.clientAuth=%s needs clientCa.existingSecret (the Secret with the client CAs' ca.crt)" .Values.policy.clientAuth) -}}
 {{- end -}}
+{{- if and .Values.kube.watchSecrets (not .Values.kube.enabled) -}}
+{{- fail "kube.watchSecrets=true needs kube.enabled=true (the service account token and the Role that may watch the Secrets)" -}}
+{{- end -}}
 {{- if and .Values.podDisruptionBudget.enabled (ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount)) -}}
 {{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no node could ever be drained" -}}
 {{- end -}}
