@@ -16,6 +16,11 @@
 //!   retries 40001 serialization failures.
 //! - [`token`] mints and verifies short-lived HMAC-signed bearer tokens with key rotation.
 //! - [`pki`] makes the dev PKI and test fixtures with rcgen.
+//! - [`reload`] re-reads the mounted directories on file events, SIGHUP or an interval and
+//!   publishes a new snapshot only when it is valid; [`files`] is where it reads them from.
+//! - [`k8s`] publishes a Kubernetes Event for every reload and DB pool outcome, and with
+//!   `--watch-secrets api` watches the mounted Secrets through the API (kube-rs).
+//! - [`scan`] is `tlsward scan`: protocols, suites, certificate and findings of any endpoint.
 
 pub mod api;
 pub mod cli;
