@@ -286,12 +286,21 @@ async fn answer_raw(handle: &mut Handle, body: String) -> (Method, String, Strin
     (req.method().clone(), uri, String::new(), Value::Null)
 }
 
-fn event_notes(api: &FakeApi, reason: &str) -> Vec<String> {
-    api.events()
-        .into_iter()
-        .filter(|(_, b)| b["reason"] == reason)
-        .map(|(_, b)| b["note"].as_str().unwrap_or_default().to_string())
-        .collect()
+/// Waits for an Event (POST or PATCH) with this reason whose note contains `needle`.
+async fn wait_event(api: &FakeApi, reason: &str, needle: &str, timeout: Duration) -> Value {
+    let find = || {
+        api.events()
+            .into_iter()
+            .map(|(_, b)| b)
+            .find(|b| b["reason"] == reason && b["note"].as_str().is_some_and(|n| n.contains(needle)))
+    };
+    assert_eventually!(
+        find().is_some(),
+        timeout,
+        "no {reason} Event with {needle:?}: {:?}",
+        api.events()
+    );
+    find().unwrap()
 }
 
 #[tokio::test]
@@ -324,12 +333,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
         "{secret_calls:?}"
     );
     // The DB pool's first publication is an Event too (events are on: the Pod is known).
-    assert_eventually!(
-        !event_notes(&api, "DatabasePoolRotated").is_empty(),
-        SOON,
-        "no DatabasePoolRotated Event: {:?}",
-        api.events()
-    );
+    wait_event(&api, "DatabasePoolRotated", "generation 1 verified", SOON).await;
 
     // cert-manager renews: the API has it at once, kubelet would take up to a minute.
     let second = new_server_cert();
@@ -343,19 +347,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     );
     eprintln!("API update to new serial served in {:?}", started.elapsed());
     assert_eq!(std::fs::read(dir.join("tls.crt")).unwrap(), first.cert_pem.as_bytes());
-    assert_eventually!(
-        event_notes(&api, "CertificateRotated")
-            .iter()
-            .any(|n| n.contains(&want)),
-        SOON,
-        "no CertificateRotated Event with the new serial: {:?}",
-        api.events()
-    );
-    let (_, ev) = api
-        .events()
-        .into_iter()
-        .find(|(_, b)| b["reason"] == "CertificateRotated")
-        .unwrap();
+    let ev = wait_event(&api, "CertificateRotated", &want, SOON).await;
     assert_eq!(ev["type"], "Normal");
     assert_eq!(ev["regarding"]["uid"], "u-1");
 
@@ -381,19 +373,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     let mut broken = pair(&third);
     broken[1].1 = b"-----BEGIN PRIVATE KEY-----\nAAAA\n".to_vec();
     api.update_secret(&refs(&broken));
-    assert_eventually!(
-        event_notes(&api, "ReloadRejected")
-            .iter()
-            .any(|n| n.contains("tls.key")),
-        Duration::from_secs(15),
-        "no ReloadRejected Event naming tls.key: {:?}",
-        api.events()
-    );
-    let (_, ev) = api
-        .events()
-        .into_iter()
-        .find(|(_, b)| b["reason"] == "ReloadRejected")
-        .unwrap();
+    let ev = wait_event(&api, "ReloadRejected", "tls.key", Duration::from_secs(15)).await;
     assert_eq!(ev["type"], "Warning");
     assert_eq!(
         served_serial(s.port()).await.unwrap(),
@@ -475,12 +455,14 @@ async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() 
     let text = log.lock().unwrap().clone();
     assert_eq!(text.matches("may not list Secret").count(), 1, "{text}");
     assert!(api.lists() >= 2, "no retry after 403: {:?}", api.seen());
-    assert_eventually!(
-        !event_notes(&api, "DatabasePoolRotated").is_empty(),
+    // Events go through the client inferred from KUBECONFIG.
+    wait_event(
+        &api,
+        "DatabasePoolRotated",
+        "generation 1 verified",
         Duration::from_secs(20),
-        "no Event through the inferred client: {:?}",
-        api.seen()
-    );
+    )
+    .await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "a 403 must not stop the server: {text}"
