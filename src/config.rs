@@ -112,9 +112,10 @@ fn kube_settings(
         ));
     }
     let dirs = sources.dirs();
+    let normalized: Vec<_> = dirs.iter().map(|d| crate::files::normalize(d)).collect();
     let mut list = Vec::new();
-    for item in secrets.iter().filter(|s| !s.trim().is_empty()) {
-        let Some((secret, dir)) = item.split_once('=') else {
+    for item in secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let Some((secret, dir)) = item.split_once('=').map(|(s, d)| (s.trim(), d.trim())) else {
             p.push(format!(
                 "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
             ));
@@ -124,7 +125,7 @@ fn kube_settings(
             p.push(format!("--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"));
         }
         let dir = std::path::PathBuf::from(dir);
-        if !dirs.contains(&dir) {
+        if !normalized.contains(&crate::files::normalize(&dir)) {
             p.push(format!(
                 "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is not a source directory; use one of: {}",
                 dir.display(),
@@ -134,7 +135,10 @@ fn kube_settings(
                     .join(", ")
             ));
         }
-        if list.iter().any(|(_, d): &(String, std::path::PathBuf)| d == &dir) {
+        if list
+            .iter()
+            .any(|(_, d): &(String, std::path::PathBuf)| crate::files::normalize(d) == crate::files::normalize(&dir))
+        {
             p.push(format!(
                 "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is given twice",
                 dir.display()
@@ -372,7 +376,12 @@ impl Config {
         let k = &self.kube;
         out.push_str(&format!(
             "kubernetes:\n  events: {}\n  pod: {}\n  watch_secrets: {}\n",
-            if k.events_on() { "on" } else { "off" },
+            match (k.events, k.events_on()) {
+                (KubeMode::Auto, true) => "on (auto: POD_NAME and POD_NAMESPACE are set)",
+                (KubeMode::Auto, false) => "off (auto: POD_NAME/POD_NAMESPACE not set)",
+                (_, true) => "on",
+                (_, false) => "off",
+            },
             k.pod
                 .as_ref()
                 .map_or("-".into(), |p| format!("{}/{}", p.namespace, p.name)),

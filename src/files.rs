@@ -2,26 +2,50 @@
 //! overlay per directory.
 //!
 //! With `--watch-secrets api` the Secret a directory is mounted from is watched through the
-//! Kubernetes API, and its data is laid over the directory the moment it changes, instead of
-//! waiting up to a minute for kubelet to write it there. The files stay the source of truth:
-//! an overlay lasts only while the directory on disk is what it was when the overlay was
-//! laid; as soon as kubelet writes (the same data, or anything newer), the overlay is dropped
-//! and the files are read again. A Secret whose data equals the files lays nothing.
+//! Kubernetes API, and its latest data is laid over the directory the moment it changes,
+//! instead of waiting up to a minute for kubelet to write it there. The files stay the source
+//! of truth; the overlay is read only while the directory on disk holds something the API has
+//! already superseded:
+//!
+//! - disk = the latest version seen through the API: kubelet caught up, the overlay is dropped;
+//! - disk = what it was when the overlay was laid, or an earlier version seen through the API
+//!   (kubelet writes from its cache and can lag by a version or two): the overlay stays;
+//! - anything else (a version the watch has not shown, a file written by hand): the files win
+//!   and the overlay is dropped.
+//!
+//! A Secret whose data equals the files lays nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
-struct Overlay {
-    files: BTreeMap<String, Vec<u8>>,
+/// How many earlier API versions of a directory are remembered.
+const HISTORY: usize = 16;
+
+#[derive(Default)]
+struct DirState {
+    overlay: Option<BTreeMap<String, Vec<u8>>>,
+    latest: String,
+    older: VecDeque<String>,
     disk_when_laid: String,
 }
 
-static OVERLAYS: LazyLock<Mutex<HashMap<PathBuf, Overlay>>> = LazyLock::new(Default::default);
+static DIRS: LazyLock<Mutex<HashMap<PathBuf, DirState>>> = LazyLock::new(Default::default);
 
-fn overlays() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Overlay>> {
-    OVERLAYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn dirs() -> std::sync::MutexGuard<'static, HashMap<PathBuf, DirState>> {
+    DIRS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A directory path as a key: `.` components dropped, the empty path as `.`, so that
+/// `./tls`, `tls` and `tls/` name the same directory.
+pub fn normalize(p: &Path) -> PathBuf {
+    let out: PathBuf = p.components().filter(|c| *c != Component::CurDir).collect();
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 /// The visible files of a directory on disk (kubelet's `..data` and other dot entries, and
@@ -56,33 +80,49 @@ fn disk_digest(dir: &Path) -> String {
     read_disk(dir).map(|f| digest(&f)).unwrap_or_default()
 }
 
-/// The overlay's files for `dir`, if one is laid and the directory has not changed since.
+/// The overlay's files for `dir`, if one is laid and the directory on disk is still behind it.
+/// The directory is read without holding the lock.
 fn live_overlay(dir: &Path) -> Option<BTreeMap<String, Vec<u8>>> {
-    let mut map = overlays();
-    let o = map.get(dir)?;
-    if disk_digest(dir) != o.disk_when_laid {
-        tracing::debug!(dir = %dir.display(), "the mounted files changed; dropping the API overlay");
-        map.remove(dir);
+    let key = normalize(dir);
+    if dirs().get(&key).is_none_or(|s| s.overlay.is_none()) {
         return None;
     }
-    Some(o.files.clone())
+    let disk = disk_digest(dir);
+    let mut map = dirs();
+    let st = map.get_mut(&key)?;
+    let files = st.overlay.as_ref()?;
+    let behind = disk != st.latest && (disk == st.disk_when_laid || st.older.contains(&disk));
+    if !behind {
+        tracing::debug!(dir = %dir.display(), "the mounted files caught up or moved on; dropping the API overlay");
+        st.overlay = None;
+        return None;
+    }
+    Some(files.clone())
 }
 
-/// Lays `files` (a Secret's data) over `dir`. Returns whether what is read from `dir` changed.
+/// Records `files` as the latest version of the Secret mounted at `dir` (seen through the
+/// API) and lays it over the directory unless the files already hold it. Returns whether
+/// what is read from `dir` changed.
 pub fn lay_over(dir: &Path, files: BTreeMap<String, Vec<u8>>) -> bool {
     let disk = read_disk(dir).unwrap_or_default();
     let before = live_overlay(dir).unwrap_or_else(|| disk.clone());
-    let mut map = overlays();
-    if files == disk {
-        map.remove(dir);
+    let (latest, disk_digest) = (digest(&files), digest(&disk));
+    let mut map = dirs();
+    let st = map.entry(normalize(dir)).or_default();
+    if st.latest != latest {
+        if !st.latest.is_empty() {
+            st.older.push_back(std::mem::take(&mut st.latest));
+            if st.older.len() > HISTORY {
+                st.older.pop_front();
+            }
+        }
+        st.latest = latest.clone();
+    }
+    if latest == disk_digest {
+        st.overlay = None;
     } else {
-        map.insert(
-            dir.to_path_buf(),
-            Overlay {
-                files: files.clone(),
-                disk_when_laid: digest(&disk),
-            },
-        );
+        st.overlay = Some(files.clone());
+        st.disk_when_laid = disk_digest;
     }
     before != files
 }
@@ -144,6 +184,30 @@ mod tests {
         assert!(!has_overlay(d));
         assert_eq!(read(&d.join("tls.crt")).unwrap(), b"newer");
         assert!(read(&d.join("ca.crt")).is_err());
+    }
+
+    #[test]
+    fn kubelet_lagging_a_version_behind_keeps_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("tls.crt"), "A").unwrap();
+        assert!(!lay_over(d, files(&[("tls.crt", "A")])));
+        assert!(lay_over(d, files(&[("tls.crt", "B")])));
+        assert!(lay_over(d, files(&[("tls.crt", "C")])));
+        // kubelet writes B from its cache: older than what the API showed, C stays.
+        std::fs::write(d.join("tls.crt"), "B").unwrap();
+        assert_eq!(read(&d.join("tls.crt")).unwrap(), b"C");
+        // kubelet writes C: caught up, the overlay goes.
+        std::fs::write(d.join("tls.crt"), "C").unwrap();
+        assert!(!has_overlay(d));
+        // A later API version, then a file the API never showed: the file wins.
+        assert!(lay_over(d, files(&[("tls.crt", "D")])));
+        std::fs::write(d.join("tls.crt"), "X").unwrap();
+        assert_eq!(read(&d.join("tls.crt")).unwrap(), b"X");
+        assert!(!has_overlay(d));
+        // ./dir and dir/ name the same directory.
+        assert_eq!(normalize(Path::new("./tls/")), normalize(Path::new("tls")));
+        assert_eq!(normalize(Path::new("")), PathBuf::from("."));
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig(args) => Ok(match Config::load(&args) {
+        Command::CheckConfig(args) => Ok(match load(&args) {
             Ok((config, snapshot)) => {
                 print!("{}", config.describe(&snapshot));
                 ExitCode::SUCCESS
@@ -51,7 +51,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Serve(args) => {
-            let (config, snapshot) = match Config::load(&args) {
+            let (config, snapshot) = match load(&args) {
                 Ok(x) => x,
                 Err(e) => {
                     eprint!("{e}");
@@ -138,6 +138,22 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// [`Config::load`], plus the check that needs the environment: a Kubernetes client
+/// configuration when a kube feature is forced on.
+fn load(
+    args: &tlsward::cli::ServeArgs,
+) -> Result<(Config, tlsward::snapshot::Snapshot), tlsward::config::ConfigErrors> {
+    let loaded = Config::load(args);
+    let problem = match &loaded {
+        Ok((config, _)) => tlsward::k8s::client_config_problem(&config.kube),
+        Err(_) => None,
+    };
+    match (loaded, problem) {
+        (Ok(_), Some(p)) => Err(tlsward::config::ConfigErrors(vec![p])),
+        (loaded, _) => loaded,
     }
 }
 

@@ -227,14 +227,23 @@ impl Snapshot {
         &self.server_chain[0]
     }
 
-    /// The certificate a material serves (the leaf, or the first CA of a bundle), if any.
+    /// The certificate a material serves (the leaf), or the first CA of a bundle, if any.
     pub fn certificate(&self, m: Material) -> Option<&CertInfo> {
+        self.certificates(m).first()
+    }
+
+    /// The certificates a material serves: the leaf, or every CA of a bundle.
+    pub fn certificates(&self, m: Material) -> &[CertInfo] {
         match m {
-            Material::Server => Some(self.leaf()),
-            Material::ClientCa => self.client_cas.as_ref().and_then(|c| c.first()),
-            Material::DbCa => self.db_tls.as_ref().and_then(|t| t.cas.first()),
-            Material::DbClient => self.db_tls.as_ref().and_then(|t| t.client.as_ref()).map(|c| &c.info),
-            Material::Policy | Material::TokenKeys => None,
+            Material::Server => std::slice::from_ref(self.leaf()),
+            Material::ClientCa => self.client_cas.as_deref().unwrap_or_default(),
+            Material::DbCa => self.db_tls.as_ref().map_or(&[], |t| t.cas.as_slice()),
+            Material::DbClient => self
+                .db_tls
+                .as_ref()
+                .and_then(|t| t.client.as_ref())
+                .map_or(&[], |c| std::slice::from_ref(&c.info)),
+            Material::Policy | Material::TokenKeys => &[],
         }
     }
 

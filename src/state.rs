@@ -62,7 +62,7 @@ impl AppState {
     /// Tells the listener, if any, about a reload or DB pool outcome.
     pub fn notify(&self, notice: crate::reload::Notice) {
         if let Some(tx) = self.notices.get()
-            && tx.try_send(notice).is_err()
+            && let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(notice)
         {
             crate::metrics::Metrics::count(&self.metrics.kube_events, "dropped");
         }

@@ -136,8 +136,8 @@ async fn events_are_posted_once_then_repeats_patch_the_series() {
     // A Normal rotation Event carries the serial and the expiry.
     let rotated = Notice::CertificateRotated {
         material: Material::Server,
-        serial: "0a1b2c".into(),
-        not_after: "2027-03-01T00:00:00Z".into(),
+        certs: vec![("0a1b2c".into(), "2027-03-01T00:00:00Z".into())],
+        digest: "5f0e".into(),
         generation: 4,
     };
     let p = publisher.clone();
@@ -351,33 +351,65 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     assert_eq!(ev["type"], "Normal");
     assert_eq!(ev["regarding"]["uid"], "u-1");
 
-    // kubelet catches up: the overlay goes, the same certificate stays.
-    kubelet::write(&dir, &refs(&pair(&second)));
-    assert_eventually!(
-        !tlsward::files::has_overlay(&dir),
-        SOON,
-        "overlay kept after kubelet wrote"
-    );
-    assert_eq!(served_serial(s.port()).await.unwrap(), want);
-    // The files are the source of truth: a newer file wins without any API event.
+    // Renewed again before kubelet wrote anything; then kubelet, a version behind, writes the
+    // second certificate from its cache: the third, latest one stays served.
     let third = new_server_cert();
-    kubelet::write(&dir, &refs(&pair(&third)));
+    api.update_secret(&refs(&pair(&third)));
     let want3 = serial_of(&third.cert_pem);
     assert_eventually!(
         served_serial(s.port()).await.ok() == Some(want3.clone()),
+        SOON,
+        "the second renewal was not served from the API"
+    );
+    let reloads = || async {
+        support::metric(
+            &s.metrics().await,
+            r#"tlsward_reload_total{material="server",outcome="applied"}"#,
+        ) + support::metric(
+            &s.metrics().await,
+            r#"tlsward_reload_total{material="server",outcome="unchanged"}"#,
+        )
+    };
+    let before = reloads().await;
+    kubelet::write(&dir, &refs(&pair(&second)));
+    assert_eventually!(
+        reloads().await > before,
+        SOON,
+        "kubelet's write did not trigger a reload"
+    );
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        want3,
+        "kubelet's older version replaced the latest"
+    );
+    assert!(tlsward::files::has_overlay(&dir));
+    // kubelet catches up: the files hold the latest version, the overlay goes.
+    kubelet::write(&dir, &refs(&pair(&third)));
+    assert_eventually!(
+        !tlsward::files::has_overlay(&dir),
+        SOON,
+        "overlay kept after kubelet caught up"
+    );
+    assert_eq!(served_serial(s.port()).await.unwrap(), want3);
+    // The files are the source of truth: a newer file wins without any API event.
+    let fourth = new_server_cert();
+    kubelet::write(&dir, &refs(&pair(&fourth)));
+    let want4 = serial_of(&fourth.cert_pem);
+    assert_eventually!(
+        served_serial(s.port()).await.ok() == Some(want4.clone()),
         SOON,
         "a file update was not served while the API watch runs"
     );
 
     // A broken Secret in the API is rejected like a broken file; a Warning Event says why.
-    let mut broken = pair(&third);
+    let mut broken = pair(&fourth);
     broken[1].1 = b"-----BEGIN PRIVATE KEY-----\nAAAA\n".to_vec();
     api.update_secret(&refs(&broken));
     let ev = wait_event(&api, "ReloadRejected", "tls.key", Duration::from_secs(15)).await;
     assert_eq!(ev["type"], "Warning");
     assert_eq!(
         served_serial(s.port()).await.unwrap(),
-        want3,
+        want4,
         "a broken Secret replaced the last good one"
     );
     let m = s.metrics().await;
@@ -523,11 +555,12 @@ fn kube_flags_are_checked_with_clear_errors() {
             "{extra:?}: want {want:?} in {err}"
         );
     }
+    // Spaces around an item and a `/.` spelling of the directory are fine.
     let (config, snapshot) = tlsward::config::Config::load(&serve_args(&[
         "--watch-secrets",
         "api",
         "--kube-secret",
-        &format!("web-tls={tls}"),
+        &format!(" web-tls = {tls}/. "),
         "--pod-name",
         "p",
         "--pod-namespace",
@@ -537,7 +570,7 @@ fn kube_flags_are_checked_with_clear_errors() {
     let text = config.describe(&snapshot);
     assert!(
         text.contains(&format!(
-            "kubernetes:\n  events: on\n  pod: n/p\n  watch_secrets: api [web-tls={tls}]"
+            "kubernetes:\n  events: on (auto: POD_NAME and POD_NAMESPACE are set)\n  pod: n/p\n  watch_secrets: api [web-tls={tls}/.]"
         )),
         "{text}"
     );
@@ -574,8 +607,8 @@ async fn real_cluster_event_round_trip() {
     let serial = format!("{:x}", rand::random::<u64>());
     let notice = Notice::CertificateRotated {
         material: Material::Server,
-        serial: serial.clone(),
-        not_after: "2030-01-01T00:00:00Z".into(),
+        certs: vec![(serial.clone(), "2030-01-01T00:00:00Z".into())],
+        digest: serial.clone(),
         generation: 1,
     };
     publisher.publish(&notice).await.unwrap();
@@ -588,4 +621,39 @@ async fn real_cluster_event_round_trip() {
         .find(|e| e.note.as_deref().is_some_and(|n| n.contains(&serial)))
         .expect("the Event is stored");
     assert_eq!(ours.series.as_ref().map(|s| s.count), Some(2));
+}
+
+#[tokio::test]
+async fn forcing_kube_features_without_a_client_configuration_is_a_config_error() {
+    let pg = postgres();
+    let db = pg.create_db();
+    let check = |kubeconfig: &Path| {
+        std::process::Command::new(support::bin())
+            .args(["check-config", "--tls-dir", pg.server_dir.to_str().unwrap()])
+            .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
+            .args(["--db-url", &pg.dsn(&db, &pg.client_dir)])
+            .args(["--kube-events", "on", "--pod-name", "p", "--pod-namespace", "shop"])
+            .env("KUBECONFIG", kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .unwrap()
+    };
+    let missing = check(&pg.scratch().join("no-such-kubeconfig"));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("need a Kubernetes client configuration") && err.contains("automountServiceAccountToken"),
+        "{err}"
+    );
+    let api = FakeApi::start("shop", "web-tls", &[]).await;
+    let kubeconfig = pg.scratch().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let found = check(&kubeconfig);
+    let out = String::from_utf8_lossy(&found.stdout);
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    assert!(
+        out.contains("kubernetes:\n  events: on\n  pod: shop/p\n  watch_secrets: files"),
+        "{out}"
+    );
 }

@@ -92,25 +92,37 @@ pub fn describe_error(e: &kube::Error, namespace: &str) -> String {
     }
 }
 
-/// Starts publishing the state's notices as Events regarding `pod`.
-pub fn spawn(state: Arc<AppState>, client: kube::Client, pod: PodRef, mut stop: watch::Receiver<bool>) {
-    let Some(mut rx) = state.listen_notices(QUEUE) else {
-        tracing::warn!("notices already have a listener; Kubernetes Events are off");
-        return;
-    };
+/// Publishes the notices from `rx` as Events regarding `pod`. A failure is logged when its
+/// cause differs from the last one (a 403 would otherwise repeat with every notice) and
+/// every failure is counted.
+pub fn spawn(
+    state: Arc<AppState>,
+    mut rx: tokio::sync::mpsc::Receiver<Notice>,
+    client: kube::Client,
+    pod: PodRef,
+    mut stop: watch::Receiver<bool>,
+) {
     let publisher = Publisher::new(client, &pod);
     tracing::info!(pod = %pod.name, namespace = %pod.namespace, "publishing Kubernetes Events on reloads");
     tokio::spawn(async move {
+        let mut last_error = String::new();
         loop {
             let notice = tokio::select! {
                 n = rx.recv() => match n { Some(n) => n, None => return },
                 _ = stop.changed() => return,
             };
             match publisher.publish(&notice).await {
-                Ok(()) => Metrics::count(&state.metrics.kube_events, "published"),
+                Ok(()) => {
+                    Metrics::count(&state.metrics.kube_events, "published");
+                    last_error.clear();
+                }
                 Err(e) => {
                     Metrics::count(&state.metrics.kube_events, "failed");
-                    tracing::warn!(reason = notice.reason(), error = %describe_error(&e, &pod.namespace), "could not publish a Kubernetes Event");
+                    let text = describe_error(&e, &pod.namespace);
+                    if text != last_error {
+                        tracing::warn!(reason = notice.reason(), error = %text, "could not publish a Kubernetes Event (repeats of this error are only counted, in tlsward_kube_events_total)");
+                    }
+                    last_error = text;
                 }
             }
         }

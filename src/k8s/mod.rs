@@ -98,6 +98,24 @@ impl KubeSettings {
     }
 }
 
+/// A configuration problem when a feature was asked for explicitly (`--kube-events on`,
+/// `--watch-secrets api`) and no client configuration can be found: neither the in-cluster
+/// service account nor a kubeconfig (`KUBECONFIG`, `~/.kube/config`). Checked by `serve` and
+/// `check-config` before anything starts, so that it is a configuration error (exit 64).
+pub fn client_config_problem(settings: &KubeSettings) -> Option<String> {
+    if !settings.required() {
+        return None;
+    }
+    let incluster = kube::Config::incluster();
+    let kubeconfig = kube::config::Kubeconfig::read();
+    match (incluster, kubeconfig) {
+        (Ok(_), _) | (_, Ok(_)) => None,
+        (Err(a), Err(b)) => Some(format!(
+            "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: no service account token in the Pod ({a}; is automountServiceAccountToken off?) and no kubeconfig ({b})"
+        )),
+    }
+}
+
 /// Whether `s` is a valid Secret name (a DNS-1123 subdomain).
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -113,10 +131,13 @@ pub fn valid_name(s: &str) -> bool {
 }
 
 /// Starts the Kubernetes features the settings ask for, with `client` or one inferred from
-/// the environment (in-cluster service account, else `KUBECONFIG`). Fails only when a feature
-/// was asked for explicitly and no client configuration is found.
+/// the environment (in-cluster service account, else `KUBECONFIG`); `notices` is where the
+/// Events come from (`None`: no Events). Fails only when a feature was asked for explicitly
+/// and no client configuration is found. Without a client, `notices` is dropped, so nothing
+/// queues up.
 pub async fn start(
     state: Arc<AppState>,
+    notices: Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>,
     reload: UnboundedSender<()>,
     stop: watch::Receiver<bool>,
     client: Option<kube::Client>,
@@ -140,10 +161,8 @@ pub async fn start(
             }
         },
     };
-    if settings.events_on()
-        && let Some(pod) = &settings.pod
-    {
-        events::spawn(state.clone(), client.clone(), pod.clone(), stop.clone());
+    if let (Some(rx), Some(pod)) = (notices, &settings.pod) {
+        events::spawn(state.clone(), rx, client.clone(), pod.clone(), stop.clone());
     }
     if let Some(pod) = &settings.pod {
         for (secret, dir) in &settings.secrets {

@@ -1,7 +1,7 @@
 //! What reloads and DB pool rebuilds tell the outside world beyond logs and metrics: one
 //! [`Notice`] per outcome, sent to whoever listens (the Kubernetes Event publisher, when it
-//! runs). Sending never blocks a reload: when nobody listens, or the listener is behind, the
-//! notice is dropped and counted.
+//! runs). Sending never blocks a reload: when nobody listens nothing is sent; when the
+//! listener is behind, the notice is dropped and counted.
 
 use crate::snapshot::Material;
 use crate::tls::material::CertInfo;
@@ -13,10 +13,10 @@ pub enum Notice {
     CertificateRotated {
         /// Which material.
         material: Material,
-        /// Serial of the new leaf (or first CA), hex.
-        serial: String,
-        /// Its expiry, RFC 3339.
-        not_after: String,
+        /// Serial (hex) and expiry (RFC 3339) of the new leaf, or of every CA of a bundle.
+        certs: Vec<(String, String)>,
+        /// Short digest of the new content.
+        digest: String,
         /// The snapshot generation that serves it.
         generation: u64,
     },
@@ -60,20 +60,26 @@ pub enum Notice {
 }
 
 impl Notice {
-    /// A certificate rotation (or a reload, for materials without a certificate).
-    pub fn applied(material: Material, cert: Option<&CertInfo>, digest: &str, generation: u64) -> Self {
-        match cert {
-            Some(c) => Self::CertificateRotated {
+    /// A certificate rotation (`certs`: the leaf, or every CA of a bundle), or a reload for
+    /// materials without certificates.
+    pub fn applied(material: Material, certs: &[CertInfo], digest: &str, generation: u64) -> Self {
+        let digest: String = digest.chars().take(12).collect();
+        if certs.is_empty() {
+            Self::MaterialReloaded {
                 material,
-                serial: c.serial.clone(),
-                not_after: c.not_after_rfc3339(),
+                digest,
                 generation,
-            },
-            None => Self::MaterialReloaded {
+            }
+        } else {
+            Self::CertificateRotated {
                 material,
-                digest: digest.chars().take(12).collect(),
+                certs: certs
+                    .iter()
+                    .map(|c| (c.serial.clone(), c.not_after_rfc3339()))
+                    .collect(),
+                digest,
                 generation,
-            },
+            }
         }
     }
 
@@ -104,13 +110,24 @@ impl Notice {
         match self {
             Self::CertificateRotated {
                 material,
-                serial,
-                not_after,
+                certs,
                 generation,
-            } => format!(
-                "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
-                material.describe()
-            ),
+                ..
+            } => match certs.as_slice() {
+                [(serial, not_after)] => format!(
+                    "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
+                    material.describe()
+                ),
+                many => format!(
+                    "now trusting the {} bundle of {} certificates: {} (generation {generation})",
+                    material.describe(),
+                    many.len(),
+                    many.iter()
+                        .map(|(s, n)| format!("serial {s} until {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             Self::MaterialReloaded {
                 material,
                 digest,
@@ -134,7 +151,7 @@ impl Notice {
                 material.describe()
             ),
             Self::DatabasePoolRotated { generation } => {
-                format!("database pool generation {generation} verified (verify-full, SELECT 1) and serving")
+                format!("database pool generation {generation} verified (connected, SELECT 1) and serving")
             }
             Self::DatabasePoolRotationFailed {
                 serving_generation,
@@ -144,20 +161,34 @@ impl Notice {
     }
 
     /// What makes two notices the same happening, for aggregation: a repeat of the same
-    /// happening becomes a series (count + last seen) on one Event; a different serial,
-    /// generation or reason is a new Event. (kube's and client-go's recorders key on the
-    /// action and reason, not the note, so the distinguishing part goes into the action.)
+    /// happening within kube's six-minute cache becomes a series (count + last seen) on one
+    /// Event; anything else is a new Event. kube's and client-go's recorders key on the action
+    /// and reason and keep the first note, so every part of the note goes into the action.
     pub fn action(&self) -> String {
         let short = |s: &str| crate::tls::material::sha256_hex(s.as_bytes())[..12].to_string();
         match self {
-            Self::CertificateRotated { material, serial, .. } => format!("Serve {} {serial}", material.as_str()),
-            Self::MaterialReloaded { material, digest, .. } => format!("Serve {} {digest}", material.as_str()),
-            Self::ReloadRejected { material, reason } => format!("Reject {} {}", material.as_str(), short(reason)),
-            Self::CertificateExpiringSoon { material, serial, .. } => {
-                format!("Warn {} {serial}", material.as_str())
+            Self::CertificateRotated {
+                material,
+                digest,
+                generation,
+                ..
             }
-            Self::DatabasePoolRotated { generation } => format!("Publish pool {generation}"),
-            Self::DatabasePoolRotationFailed { reason, .. } => format!("Keep pool {}", short(reason)),
+            | Self::MaterialReloaded {
+                material,
+                digest,
+                generation,
+            } => format!("Serve {} {digest} g{generation}", material.as_str()),
+            Self::ReloadRejected { material, reason } => format!("Reject {} {}", material.as_str(), short(reason)),
+            Self::CertificateExpiringSoon {
+                material,
+                serial,
+                not_after,
+            } => format!("Warn {} {}", material.as_str(), short(&format!("{serial} {not_after}"))),
+            Self::DatabasePoolRotated { generation } => format!("Publish pool g{generation}"),
+            Self::DatabasePoolRotationFailed {
+                serving_generation,
+                reason,
+            } => format!("Keep pool g{serving_generation} {}", short(reason)),
         }
     }
 }
@@ -178,13 +209,27 @@ mod tests {
         assert!(rej("tls.key: bad PEM").note().contains("tls.key: bad PEM"));
         let rot = |s: &str| Notice::CertificateRotated {
             material: Material::Server,
-            serial: s.into(),
-            not_after: "2027-01-01T00:00:00Z".into(),
+            certs: vec![(s.into(), "2027-01-01T00:00:00Z".into())],
+            digest: s.into(),
             generation: 2,
         };
         assert_ne!(rot("01").action(), rot("02").action());
         assert!(!rot("01").is_warning());
         assert!(rot("0a").note().contains("serial 0a"));
+        let bundle = Notice::CertificateRotated {
+            material: Material::DbCa,
+            certs: vec![
+                ("01".into(), "2030-01-01T00:00:00Z".into()),
+                ("02".into(), "2031-01-01T00:00:00Z".into()),
+            ],
+            digest: "d".into(),
+            generation: 3,
+        };
+        let note = bundle.note();
+        assert!(
+            note.contains("bundle of 2") && note.contains("serial 02 until 2031"),
+            "{note}"
+        );
         for n in [rej(&"x".repeat(2000)), rot(&"f".repeat(40))] {
             assert!(n.action().len() <= 128, "action too long: {}", n.action());
         }

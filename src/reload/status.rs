@@ -58,6 +58,9 @@ pub struct ReloadStatus {
     pub materials: BTreeMap<&'static str, MaterialStatus>,
     /// The DB pool built from the DB material.
     pub db_pool: DbPoolStatus,
+    /// When an expiring certificate was last logged, per material: (serial, Unix seconds).
+    #[serde(skip)]
+    pub expiry_logged: BTreeMap<&'static str, (String, i64)>,
 }
 
 /// The state of the DB pool.
@@ -83,6 +86,7 @@ impl ReloadStatus {
             last_success: Some(now),
             materials: BTreeMap::new(),
             db_pool: DbPoolStatus::default(),
+            expiry_logged: BTreeMap::new(),
         };
         s.describe_served(snapshot, now, &Material::ALL);
         s

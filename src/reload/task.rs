@@ -19,6 +19,11 @@ use crate::tls::material::now_unix;
 pub const QUIET: Duration = Duration::from_millis(10);
 /// Longest a burst is coalesced before reloading anyway.
 pub const MAX_BURST: Duration = Duration::from_millis(200);
+/// How often the served certificates' expiry is checked. Below kube's six-minute Event cache,
+/// so that the repeated `CertificateExpiringSoon` notice stays one Event with a growing count.
+pub const EXPIRY_CHECK: Duration = Duration::from_secs(300);
+/// How often the same expiring certificate is logged again.
+const EXPIRY_LOG_EVERY: i64 = 3600;
 /// Back-off between attempts at an invalid set (a writer may be between the key and the cert).
 pub const RETRY_BACKOFF: [Duration; 4] = [
     Duration::from_millis(50),
@@ -39,12 +44,12 @@ pub fn spawn(state: Arc<AppState>, stop: watch::Receiver<bool>) -> UnboundedSend
             None
         }
     };
-    spawn_triggers(&state, tx.clone(), stop.clone());
+    spawn_triggers(state.clone(), tx.clone(), stop.clone());
     tokio::spawn(run(state, rx, watcher, stop));
     tx
 }
 
-fn spawn_triggers(state: &AppState, tx: UnboundedSender<()>, stop: watch::Receiver<bool>) {
+fn spawn_triggers(state: Arc<AppState>, tx: UnboundedSender<()>, stop: watch::Receiver<bool>) {
     let interval = state.config.reload_interval;
     tokio::spawn(async move {
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -54,9 +59,10 @@ fn spawn_triggers(state: &AppState, tx: UnboundedSender<()>, stop: watch::Receiv
                 None
             }
         };
-        // The expiry check runs at least hourly even without --reload-interval.
+        // Every source is re-read at least hourly even without --reload-interval.
         let period = interval.unwrap_or(Duration::from_secs(3600));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + EXPIRY_CHECK, EXPIRY_CHECK);
         let mut stop = stop;
         loop {
             tokio::select! {
@@ -64,6 +70,10 @@ fn spawn_triggers(state: &AppState, tx: UnboundedSender<()>, stop: watch::Receiv
                     tracing::info!("SIGHUP: reloading");
                 }
                 _ = tick.tick() => {}
+                _ = expiry.tick() => {
+                    check_expiry(&state);
+                    continue;
+                }
                 _ = stop.changed() => return,
             }
             if tx.send(()).is_err() {
@@ -168,7 +178,7 @@ fn publish(state: &AppState, snapshot: Snapshot) {
         let digest = snapshot.digests.get(&mat).map_or("", String::as_str);
         notices.push(Notice::applied(
             mat,
-            snapshot.certificate(mat),
+            snapshot.certificates(mat),
             digest,
             snapshot.generation,
         ));
@@ -194,25 +204,39 @@ fn reject(state: &AppState, problems: &[Problem]) {
     }
 }
 
-/// Sets `tlsward_cert_expiring_soon` and warns (log + notice) when the served server
-/// certificate or the database client certificate is close to expiry.
+/// Sets `tlsward_cert_expiring_soon` and, when the served server certificate or the database
+/// client certificate is close to expiry, sends a notice (every check) and logs a warning
+/// (the first time for a serial, then hourly).
 pub fn check_expiry(state: &AppState) {
     let snapshot = state.snapshot.load();
+    let now = now_unix();
     let warn_within = i64::try_from(state.config.expiry_warning.as_secs()).unwrap_or(i64::MAX);
     for mat in [Material::Server, Material::DbClient] {
         let Some(cert) = snapshot.certificate(mat) else {
             continue;
         };
-        let left = cert.not_after - now_unix();
+        let left = cert.not_after - now;
         let soon = left < warn_within;
         state.metrics.set_expiring_soon(mat.as_str(), soon);
-        if soon {
-            tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
-            state.notify(Notice::CertificateExpiringSoon {
-                material: mat,
-                serial: cert.serial.clone(),
-                not_after: cert.not_after_rfc3339(),
-            });
+        if !soon {
+            continue;
         }
+        let log = {
+            let mut status = state.reload_status.lock().expect("reload status lock");
+            let last = status.expiry_logged.get(mat.as_str());
+            let due = last.is_none_or(|(serial, at)| serial != &cert.serial || now - at >= EXPIRY_LOG_EVERY);
+            if due {
+                status.expiry_logged.insert(mat.as_str(), (cert.serial.clone(), now));
+            }
+            due
+        };
+        if log {
+            tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
+        }
+        state.notify(Notice::CertificateExpiringSoon {
+            material: mat,
+            serial: cert.serial.clone(),
+            not_after: cert.not_after_rfc3339(),
+        });
     }
 }

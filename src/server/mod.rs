@@ -92,8 +92,15 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             rx.clone(),
         )));
     }
+    // Listen for notices before the first reload outcome (the start-up expiry check) happens.
+    let notices = state
+        .config
+        .kube
+        .events_on()
+        .then(|| state.listen_notices(crate::k8s::events::QUEUE))
+        .flatten();
     let reload = crate::reload::task::spawn(state.clone(), rx.clone());
-    crate::k8s::start(state.clone(), reload.clone(), rx.clone(), kube)
+    crate::k8s::start(state.clone(), notices, reload.clone(), rx.clone(), kube)
         .await
         .map_err(std::io::Error::other)?;
     db::manager::spawn(state.clone(), rx);

@@ -198,6 +198,10 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
         ("--tls-dir", pg.server_dir.display().to_string()),
         ("--token-key-dir", pg.token_dir.display().to_string()),
         ("--db-url", dsn),
+        // The Pod's identity only when a test gives it: the environment (a CI runner inside a
+        // Pod) must not turn Kubernetes Events on under --kube-events auto.
+        ("--pod-name", String::new()),
+        ("--pod-namespace", String::new()),
     ] {
         if !extra.contains(&k) {
             argv.push(k.into());
