@@ -657,3 +657,19 @@ async fn forcing_kube_features_without_a_client_configuration_is_a_config_error(
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_certificate_expiring_at_start_up_is_reported_at_once() {
+    // The first expiry check runs before any reload: its notice must not be lost while the
+    // Kubernetes client is being set up.
+    let pg = postgres();
+    let dir = pg.scratch().join("tls");
+    let cert = new_server_cert();
+    kubelet::write(&dir, &refs(&pair(&cert)));
+    let api = FakeApi::start("shop", "web-tls", &refs(&pair(&cert))).await;
+    let args = api_args(&dir, &["--expiry-warning", "36500d"]);
+    let _s = start_with_kube(args, Some(api.client().await)).await;
+    let ev = wait_event(&api, "CertificateExpiringSoon", &serial_of(&cert.cert_pem), SOON).await;
+    assert_eq!(ev["type"], "Warning");
+    assert!(ev["note"].as_str().unwrap().contains("server certificate"), "{ev}");
+}
