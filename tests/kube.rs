@@ -303,13 +303,18 @@ async fn wait_event(api: &FakeApi, reason: &str, needle: &str, timeout: Duration
     find().unwrap()
 }
 
+/// A TLS directory written as kubelet does and the fake API serving the same Secret `web-tls`.
+async fn mounted_and_served(cert: &Issued) -> (std::path::PathBuf, FakeApi) {
+    let dir = postgres().scratch().join("tls");
+    kubelet::write(&dir, &refs(&pair(cert)));
+    let api = FakeApi::start("shop", "web-tls", &refs(&pair(cert))).await;
+    (dir, api)
+}
+
 #[tokio::test]
 async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_events() {
-    let pg = postgres();
-    let dir = pg.scratch().join("tls");
     let first = new_server_cert();
-    kubelet::write(&dir, &refs(&pair(&first)));
-    let api = FakeApi::start("shop", "web-tls", &refs(&pair(&first))).await;
+    let (dir, api) = mounted_and_served(&first).await;
     // The first watch has expired (410 Gone): the watcher must list again.
     api.plan_watches(&[WatchPlan::Gone]);
     let s = start_with_kube(api_args(&dir, &["--pod-uid", "u-1"]), Some(api.client().await)).await;
@@ -662,11 +667,8 @@ async fn forcing_kube_features_without_a_client_configuration_is_a_config_error(
 async fn a_certificate_expiring_at_start_up_is_reported_at_once() {
     // The first expiry check runs before any reload: its notice must not be lost while the
     // Kubernetes client is being set up.
-    let pg = postgres();
-    let dir = pg.scratch().join("tls");
     let cert = new_server_cert();
-    kubelet::write(&dir, &refs(&pair(&cert)));
-    let api = FakeApi::start("shop", "web-tls", &refs(&pair(&cert))).await;
+    let (dir, api) = mounted_and_served(&cert).await;
     let args = api_args(&dir, &["--expiry-warning", "36500d"]);
     let _s = start_with_kube(args, Some(api.client().await)).await;
     let ev = wait_event(&api, "CertificateExpiringSoon", &serial_of(&cert.cert_pem), SOON).await;
