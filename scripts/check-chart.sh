@@ -31,7 +31,7 @@ render() { local name=$1; shift; "$HELM" template rel "$CHART" -n ns "$@" >"$OUT
 render default
 render existing --set tls.existingSecret=web-tls --set db.existingSecret=db-client --set tokens.existingSecret=tok
 render nokube --set kube.enabled=false
-render watch --set kube.watchSecrets=true --set serviceMonitor.enabled=true --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --set networkPolicy.apiServer[0].ipBlock.cidr=10.96.0.1/32
+render watch --set kube.watchSecrets=true --set serviceMonitor.enabled=true --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --set networkPolicy.apiServer[0].ipBlock.cidr=172.18.0.2/32
 render cakube --set policy.clientAuth=optional --set clientCa.existingSecret=client-cas --set kube.watchSecrets=true
 render clientauth --set policy.clientAuth=required --set clientCa.existingSecret=client-cas
 render nonetpol --set networkPolicy.enabled=false --set podDisruptionBudget.enabled=false
@@ -94,6 +94,11 @@ for line in (out / "sets").read_text().splitlines():
     else:
         assert "TLSWARD_WATCH_SECRETS" not in env, f"{name}: API watch only with kube.watchSecrets"
         assert not [r for rr in roles for r in rr["rules"] if "secrets" in r["resources"]], f"{name}: no Secret access without kube.watchSecrets"
+    for np in by("NetworkPolicy"):
+        api = [e for e in np["spec"]["egress"] if {"port": 6443, "protocol": "TCP"} in e["ports"]]
+        assert bool(api) == kube, f"{name}: API egress only with kube.enabled"
+        if "networkPolicy.apiServer" in " ".join(args):
+            assert api[0].get("to") == [{"ipBlock": {"cidr": "172.18.0.2/32"}}], f"{name}: apiServer peers {api}"
     for r in roles:
         for rule in r["rules"]:
             if "secrets" in rule["resources"]:

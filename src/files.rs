@@ -28,7 +28,9 @@ struct DirState {
     overlay: Option<BTreeMap<String, Vec<u8>>>,
     latest: String,
     older: VecDeque<String>,
-    disk_when_laid: String,
+    /// The directory's digest when the overlay was laid (`None`: unreadable then; the first
+    /// readable state is taken).
+    disk_when_laid: Option<String>,
 }
 
 static DIRS: LazyLock<Mutex<HashMap<PathBuf, DirState>>> = LazyLock::new(Default::default);
@@ -76,37 +78,56 @@ fn digest(files: &BTreeMap<String, Vec<u8>>) -> String {
     crate::tls::material::sha256_hex(&all)
 }
 
-fn disk_digest(dir: &Path) -> String {
-    read_disk(dir).map(|f| digest(&f)).unwrap_or_default()
+fn disk_digest(dir: &Path) -> Option<String> {
+    read_disk(dir).ok().map(|f| digest(&f))
 }
 
-/// The overlay's files for `dir`, if one is laid and the directory on disk is still behind it.
-/// The directory is read without holding the lock.
+/// The overlay's files for `dir` when the directory on disk is behind the latest API version.
+/// The directory is read without holding the lock. A directory that cannot be read, or that
+/// reads differently twice in a row (caught in the middle of kubelet's swap), decides nothing:
+/// the overlay stays.
 fn live_overlay(dir: &Path) -> Option<BTreeMap<String, Vec<u8>>> {
     let key = normalize(dir);
-    if dirs().get(&key).is_none_or(|s| s.overlay.is_none()) {
+    let known = |disk: &str| {
+        let map = dirs();
+        let st = map.get(&key)?;
+        let files = st.overlay.clone()?;
+        let laid = st.disk_when_laid.as_deref().is_none_or(|d| d == disk);
+        Some((disk == st.latest, laid || st.older.iter().any(|o| o == disk), files))
+    };
+    dirs().get(&key)?.overlay.as_ref()?;
+    let Some(disk) = disk_digest(dir) else {
+        return dirs().get(&key)?.overlay.clone();
+    };
+    let (caught_up, behind, files) = known(&disk)?;
+    if caught_up {
         return None;
     }
-    let disk = disk_digest(dir);
-    let mut map = dirs();
-    let st = map.get_mut(&key)?;
-    let files = st.overlay.as_ref()?;
-    let behind = disk != st.latest && (disk == st.disk_when_laid || st.older.contains(&disk));
-    if !behind {
-        tracing::debug!(dir = %dir.display(), "the mounted files caught up or moved on; dropping the API overlay");
+    if behind {
+        let mut map = dirs();
+        if let Some(st) = map.get_mut(&key) {
+            st.disk_when_laid.get_or_insert(disk);
+        }
+        return Some(files);
+    }
+    // A version the watch has not shown: the files win, if they read the same again.
+    if disk_digest(dir).as_deref() != Some(disk.as_str()) {
+        return Some(files);
+    }
+    tracing::debug!(dir = %dir.display(), "the mounted files moved on to a version the API watch has not shown; dropping the API overlay");
+    if let Some(st) = dirs().get_mut(&key) {
         st.overlay = None;
-        return None;
     }
-    Some(files.clone())
+    None
 }
 
 /// Records `files` as the latest version of the Secret mounted at `dir` (seen through the
-/// API) and lays it over the directory unless the files already hold it. Returns whether
-/// what is read from `dir` changed.
+/// API) and lays it over the directory; it is read only while the files are behind it.
+/// Returns whether what is read from `dir` changed.
 pub fn lay_over(dir: &Path, files: BTreeMap<String, Vec<u8>>) -> bool {
-    let disk = read_disk(dir).unwrap_or_default();
-    let before = live_overlay(dir).unwrap_or_else(|| disk.clone());
-    let (latest, disk_digest) = (digest(&files), digest(&disk));
+    let disk = read_disk(dir).ok();
+    let before = live_overlay(dir).or_else(|| disk.clone()).unwrap_or_default();
+    let latest = digest(&files);
     let mut map = dirs();
     let st = map.entry(normalize(dir)).or_default();
     if st.latest != latest {
@@ -116,15 +137,16 @@ pub fn lay_over(dir: &Path, files: BTreeMap<String, Vec<u8>>) -> bool {
                 st.older.pop_front();
             }
         }
-        st.latest = latest.clone();
+        st.latest = latest;
     }
-    if latest == disk_digest {
-        st.overlay = None;
-    } else {
-        st.overlay = Some(files.clone());
-        st.disk_when_laid = disk_digest;
-    }
+    st.disk_when_laid = disk.as_ref().map(digest);
+    st.overlay = Some(files.clone());
     before != files
+}
+
+/// Forgets what the API said about `dir` (its Secret was deleted): only the files are read.
+pub fn forget(dir: &Path) {
+    dirs().remove(&normalize(dir));
 }
 
 /// Whether an overlay is laid over `dir` (and still current).
@@ -205,9 +227,34 @@ mod tests {
         std::fs::write(d.join("tls.crt"), "X").unwrap();
         assert_eq!(read(&d.join("tls.crt")).unwrap(), b"X");
         assert!(!has_overlay(d));
+        // The API reverts to a version the files already hold; kubelet then writes the
+        // reverted-from version from its cache: the API's latest still wins.
+        std::fs::write(d.join("tls.crt"), "E").unwrap();
+        assert!(!lay_over(d, files(&[("tls.crt", "E")])));
+        assert!(lay_over(d, files(&[("tls.crt", "F")])));
+        assert!(lay_over(d, files(&[("tls.crt", "E")])));
+        std::fs::write(d.join("tls.crt"), "F").unwrap();
+        assert_eq!(read(&d.join("tls.crt")).unwrap(), b"E");
+        // A deleted Secret: only the files count.
+        forget(d);
+        assert_eq!(read(&d.join("tls.crt")).unwrap(), b"F");
         // ./dir and dir/ name the same directory.
         assert_eq!(normalize(Path::new("./tls/")), normalize(Path::new("tls")));
         assert_eq!(normalize(Path::new("")), PathBuf::from("."));
+    }
+
+    #[test]
+    fn an_unreadable_directory_decides_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("tls");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("tls.crt"), "A").unwrap();
+        assert!(lay_over(&d, files(&[("tls.crt", "B")])));
+        // Mid-swap, the directory is briefly gone: the overlay stays.
+        std::fs::rename(&d, dir.path().join("moved")).unwrap();
+        assert_eq!(read_dir(&d).unwrap().len(), 1);
+        std::fs::rename(dir.path().join("moved"), &d).unwrap();
+        assert_eq!(read(&d.join("tls.crt")).unwrap(), b"B");
     }
 
     #[test]

@@ -429,26 +429,22 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     );
 }
 
-#[tokio::test]
-async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() {
-    // The binary as deployed: client configuration inferred (KUBECONFIG here, the service
-    // account in a Pod), the Pod's identity from the environment as the downward API sets it.
+/// The binary as deployed, watching `dir` through `api`: its client configuration is inferred
+/// (KUBECONFIG here, the service account in a Pod) and the Pod's identity comes from the
+/// environment as the downward API sets it. Returns the child and its log so far.
+async fn serve_binary(
+    api: &FakeApi,
+    dir: &Path,
+    extra: &[&str],
+) -> (tokio::process::Child, std::sync::Arc<std::sync::Mutex<String>>) {
     let pg = postgres();
-    let dir = pg.scratch().join("tls");
-    kubelet::write(&dir, &refs(&pair(&new_server_cert())));
-    let api = FakeApi::start("shop", "web-tls", &[]).await;
-    api.forbid_list(true);
     let kubeconfig = pg.scratch().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
     let db = pg.create_db();
     let mut child = tokio::process::Command::new(support::bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args([
-            "--tls-dir",
-            dir.to_str().unwrap(),
-            "--token-key-dir",
-            pg.token_dir.to_str().unwrap(),
-        ])
+        .args(["--tls-dir", dir.to_str().unwrap()])
+        .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
         .args(["--db-url", &pg.dsn(&db, &pg.client_dir)])
         .args([
             "--watch-secrets",
@@ -456,6 +452,7 @@ async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() 
             "--kube-secret",
             &format!("web-tls={}", dir.display()),
         ])
+        .args(extra)
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAME", "tlsward-0")
         .env("POD_NAMESPACE", "shop")
@@ -474,6 +471,18 @@ async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() 
             sink.lock().unwrap().push_str(&(l + "\n"));
         }
     });
+    (child, log)
+}
+
+#[tokio::test]
+async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() {
+    // The binary as deployed: client configuration inferred (KUBECONFIG here, the service
+    // account in a Pod), the Pod's identity from the environment as the downward API sets it.
+    let dir = postgres().scratch().join("tls");
+    kubelet::write(&dir, &refs(&pair(&new_server_cert())));
+    let api = FakeApi::start("shop", "web-tls", &[]).await;
+    api.forbid_list(true);
+    let (mut child, log) = serve_binary(&api, &dir, &[]).await;
     assert_eventually!(
         log.lock()
             .unwrap()
@@ -665,13 +674,19 @@ async fn forcing_kube_features_without_a_client_configuration_is_a_config_error(
 
 #[tokio::test]
 async fn a_certificate_expiring_at_start_up_is_reported_at_once() {
-    // The first expiry check runs before any reload: its notice must not be lost while the
-    // Kubernetes client is being set up.
+    // The first expiry check runs at once, while the binary is still setting up its Kubernetes
+    // client (inferred from KUBECONFIG, an await): its notice must not be lost meanwhile.
     let cert = new_server_cert();
     let (dir, api) = mounted_and_served(&cert).await;
-    let args = api_args(&dir, &["--expiry-warning", "36500d"]);
-    let _s = start_with_kube(args, Some(api.client().await)).await;
-    let ev = wait_event(&api, "CertificateExpiringSoon", &serial_of(&cert.cert_pem), SOON).await;
-    assert_eq!(ev["type"], "Warning");
+    let (mut child, log) = serve_binary(&api, &dir, &["--expiry-warning", "36500d"]).await;
+    let ev = wait_event(
+        &api,
+        "CertificateExpiringSoon",
+        &serial_of(&cert.cert_pem),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ev["type"], "Warning", "{}", log.lock().unwrap());
     assert!(ev["note"].as_str().unwrap().contains("server certificate"), "{ev}");
+    child.kill().await.unwrap();
 }

@@ -3,8 +3,8 @@
 //! and action were published in the last six minutes PATCHes that Event's `series` (count,
 //! last observed time) instead of creating a new Event. [`Notice::action`] carries what makes
 //! a happening distinct (the serial, the reason's digest), so only true repeats aggregate:
-//! the same file rejected on every retry, the hourly expiry warning, a DB pool that keeps
-//! failing to verify.
+//! the same file rejected on every retry, the expiry warning (repeated every five minutes), a
+//! DB pool that keeps failing to verify.
 //!
 //! Publishing is best effort and never holds up a reload: failures are logged (a 403 names
 //! the RBAC rule that is missing) and counted in `tlsward_kube_events_total{outcome}`.

@@ -99,21 +99,23 @@ impl KubeSettings {
 }
 
 /// A configuration problem when a feature was asked for explicitly (`--kube-events on`,
-/// `--watch-secrets api`) and no client configuration can be found: neither the in-cluster
-/// service account nor a kubeconfig (`KUBECONFIG`, `~/.kube/config`). Checked by `serve` and
-/// `check-config` before anything starts, so that it is a configuration error (exit 64).
+/// `--watch-secrets api`) and no usable client configuration is found: kube's own inference
+/// (a kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the in-cluster service account)
+/// fails. Checked by `serve` and `check-config` before anything starts, so that it is a
+/// configuration error (exit 64). Runs its own small runtime: call it outside one.
 pub fn client_config_problem(settings: &KubeSettings) -> Option<String> {
     if !settings.required() {
         return None;
     }
-    let incluster = kube::Config::incluster();
-    let kubeconfig = kube::config::Kubeconfig::read();
-    match (incluster, kubeconfig) {
-        (Ok(_), _) | (_, Ok(_)) => None,
-        (Err(a), Err(b)) => Some(format!(
-            "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: no service account token in the Pod ({a}; is automountServiceAccountToken off?) and no kubeconfig ({b})"
-        )),
-    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return Some(format!("cannot check the Kubernetes client configuration: {e}")),
+    };
+    rt.block_on(kube::Config::infer()).err().map(|e| {
+        format!(
+            "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: the service account token mounted in the Pod (is automountServiceAccountToken off?) or a kubeconfig: {e}"
+        )
+    })
 }
 
 /// Whether `s` is a valid Secret name (a DNS-1123 subdomain).

@@ -7,7 +7,8 @@
 //! Each version of the Secret is laid over its mounted directory ([`crate::files::lay_over`])
 //! and a reload is triggered; the reload validates it like any file change, so a bad Secret is
 //! rejected and the last good material keeps serving. The mounted files stay the source of
-//! truth: the overlay is dropped as soon as kubelet writes the directory.
+//! truth: the overlay is read only while the directory holds an older version (see
+//! [`crate::files`]), and a deleted Secret leaves only the files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,7 @@ pub fn describe_error(e: &watcher::Error, namespace: &str, secret: &str) -> Stri
 
 fn forbidden(verb: &str, namespace: &str, secret: &str, message: &str) -> String {
     format!(
-        "forbidden: the ServiceAccount may not {verb} Secret {secret:?} in namespace {namespace}; its Role needs resources [secrets], resourceNames [{secret}], verbs [get, list, watch] (the chart's Role has them with kube.enabled=true); the mounted files keep being used: {message}"
+        "forbidden: the ServiceAccount may not {verb} Secret {secret:?} in namespace {namespace}; its Role needs resources [secrets], resourceNames [{secret}], verbs [get, list, watch] (the chart's Role has them with kube.watchSecrets=true); the mounted files keep being used: {message}"
     )
 }
 
@@ -105,6 +106,10 @@ async fn run(
             }
             Ok(watcher::Event::Delete(_)) => {
                 tracing::warn!(secret = %name, %namespace, "the Secret was deleted; the mounted files keep being used");
+                crate::files::forget(&dir);
+                if reload.send(()).is_err() {
+                    return;
+                }
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
             Err(e) => {

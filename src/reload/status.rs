@@ -58,9 +58,20 @@ pub struct ReloadStatus {
     pub materials: BTreeMap<&'static str, MaterialStatus>,
     /// The DB pool built from the DB material.
     pub db_pool: DbPoolStatus,
-    /// When an expiring certificate was last logged, per material: (serial, Unix seconds).
+    /// When an expiring certificate was last logged and notified, per material.
     #[serde(skip)]
-    pub expiry_logged: BTreeMap<&'static str, (String, i64)>,
+    pub expiry_logged: BTreeMap<&'static str, ExpiryLogged>,
+}
+
+/// When the expiry of one certificate was last logged and notified (Unix seconds).
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryLogged {
+    /// The certificate's serial.
+    pub serial: String,
+    /// Last log line.
+    pub logged: i64,
+    /// Last notice.
+    pub notified: i64,
 }
 
 /// The state of the DB pool.

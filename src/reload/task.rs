@@ -9,7 +9,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use super::notice::Notice;
-use super::status::Outcome;
+use super::status::{ExpiryLogged, Outcome};
 use super::watcher::DirWatcher;
 use crate::snapshot::{Material, Problem, Snapshot};
 use crate::state::AppState;
@@ -140,7 +140,10 @@ fn publish(state: &AppState, snapshot: Snapshot) {
         .collect();
     let now = now_unix();
     let m = &state.metrics;
-    let mut status = state.reload_status.lock().expect("reload status lock");
+    let mut status = state
+        .reload_status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     status.last_success = Some(now);
     m.reload_last_success.set(now);
     for mat in Material::ALL {
@@ -190,7 +193,10 @@ fn publish(state: &AppState, snapshot: Snapshot) {
 }
 
 fn reject(state: &AppState, problems: &[Problem]) {
-    let mut status = state.reload_status.lock().expect("reload status lock");
+    let mut status = state
+        .reload_status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for p in problems {
         tracing::warn!(material = p.material.as_str(), error = %p, "reload rejected; still serving the last good material");
         status.record(p.material, Outcome::Rejected, Some(p.to_string()));
@@ -221,22 +227,48 @@ pub fn check_expiry(state: &AppState) {
         if !soon {
             continue;
         }
-        let log = {
-            let mut status = state.reload_status.lock().expect("reload status lock");
-            let last = status.expiry_logged.get(mat.as_str());
-            let due = last.is_none_or(|(serial, at)| serial != &cert.serial || now - at >= EXPIRY_LOG_EVERY);
-            if due {
-                status.expiry_logged.insert(mat.as_str(), (cert.serial.clone(), now));
-            }
-            due
+        // Logged the first time for a serial, then hourly; a notice at most every EXPIRY_CHECK
+        // (checks also follow every reload, and --reload-interval can be short).
+        let (log, notify) = {
+            let mut status = state
+                .reload_status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let last = status
+                .expiry_logged
+                .get(mat.as_str())
+                .filter(|l| l.serial == cert.serial);
+            let log = last.is_none_or(|l| now - l.logged >= EXPIRY_LOG_EVERY);
+            // A little under EXPIRY_CHECK, so that the periodic check always notifies.
+            let notify = last.is_none_or(|l| now - l.notified >= EXPIRY_CHECK.as_secs() as i64 - 30);
+            let prev = last.cloned();
+            status.expiry_logged.insert(
+                mat.as_str(),
+                ExpiryLogged {
+                    serial: cert.serial.clone(),
+                    logged: if log {
+                        now
+                    } else {
+                        prev.as_ref().map_or(now, |l| l.logged)
+                    },
+                    notified: if notify {
+                        now
+                    } else {
+                        prev.as_ref().map_or(now, |l| l.notified)
+                    },
+                },
+            );
+            (log, notify)
         };
         if log {
             tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
         }
-        state.notify(Notice::CertificateExpiringSoon {
-            material: mat,
-            serial: cert.serial.clone(),
-            not_after: cert.not_after_rfc3339(),
-        });
+        if notify {
+            state.notify(Notice::CertificateExpiringSoon {
+                material: mat,
+                serial: cert.serial.clone(),
+                not_after: cert.not_after_rfc3339(),
+            });
+        }
     }
 }
