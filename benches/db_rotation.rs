@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use common::{header, kubelet_write, ms, percentile, write_results};
-use tlsward::cli::{Cli, Command as Sub};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
 
 const CONNS: usize = 32;
@@ -170,25 +168,15 @@ async fn main() {
         "postgresql://app@localhost:{port}/app?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
         db_secret.display()
     );
-    let argv = [
-        "tlsward",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
+    let running = common::serve(&[
         "--tls-dir",
         server_dir.to_str().unwrap(),
         "--token-key-dir",
         tokens.to_str().unwrap(),
         "--db-url",
         &dsn,
-    ];
-    let Sub::Serve(args) = Cli::parse_from(argv).command else {
-        unreachable!()
-    };
-    let (config, snapshot) = tlsward::config::Config::load(&args).unwrap();
-    let running = tlsward::server::start(config, snapshot).await.unwrap();
+    ])
+    .await;
     let ready = Instant::now();
     while running.state.db.load().is_none() {
         assert!(ready.elapsed() < Duration::from_secs(30), "the pool was never verified");

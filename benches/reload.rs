@@ -8,8 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use tlsward::cli::{Cli, Command};
 use tlsward::pki::{Ca, Issued, KeyType, LeafSpec, write_file};
 
 mod common;
@@ -99,7 +97,7 @@ async fn main() {
         w.join("ca.crt").display()
     );
     let token_dir = w.join("tokens");
-    let common = [
+    let flags = [
         "--tls-dir",
         tls_dir.to_str().unwrap(),
         "--policy-file",
@@ -112,20 +110,7 @@ async fn main() {
         "--db-migrate",
         "false",
     ];
-    let mut argv = vec![
-        "tlsward",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ];
-    argv.extend(common);
-    let Command::Serve(args) = Cli::parse_from(argv).command else {
-        unreachable!()
-    };
-    let (config, snapshot) = tlsward::config::Config::load(&args).expect("bench config");
-    let running = tlsward::server::start(config, snapshot).await.unwrap();
+    let running = common::serve(&flags).await;
     let port = running.tls_addr.port();
     let probe = Probe::new(&ca, true);
 
@@ -173,7 +158,7 @@ async fn main() {
         let t0 = Instant::now();
         let mut child = std::process::Command::new(bin)
             .arg("serve")
-            .args(common)
+            .args(flags)
             .args(["--listen", &listen, "--admin-listen", "127.0.0.1:0"])
             .env("TLSWARD_LOG", "off")
             .spawn()

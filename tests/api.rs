@@ -23,6 +23,19 @@ async fn authed_error(s: &TestServer, url: &str) -> (StatusCode, String) {
     error_code(s.client.get(url).bearer_auth(s.token()).send().await.unwrap()).await
 }
 
+/// The JSON body of an authenticated `GET url`.
+async fn authed_json(s: &TestServer, url: &str) -> Value {
+    s.client
+        .get(url)
+        .bearer_auth(s.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn error_code(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
@@ -39,38 +52,21 @@ async fn users_crud_over_tls_with_token() {
     let id = created["id"].as_i64().unwrap();
     assert_eq!(location, format!("/users/{id}"));
 
-    let got: Value = s
-        .client
-        .get(format!("{}{location}", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = authed_json(&s, &format!("{}{location}", s.base)).await;
     assert_eq!(got["username"], "alice");
     assert_eq!(got["email"], "alice@example.com");
     assert!(got["created_at"].as_str().unwrap().ends_with('Z'));
 
-    let del = s
-        .client
-        .delete(format!("{}{location}", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    let delete = || {
+        s.client
+            .delete(format!("{}{location}", s.base))
+            .bearer_auth(s.token())
+            .send()
+    };
+    assert_eq!(delete().await.unwrap().status(), StatusCode::NO_CONTENT);
     let (status, code) = authed_error(&s, &format!("{}{location}", s.base)).await;
     assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
-    let again = s
-        .client
-        .delete(format!("{}{location}", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete().await.unwrap().status(), StatusCode::NOT_FOUND);
     s.running.shutdown().await;
 }
 
@@ -90,16 +86,7 @@ async fn lists_users_with_keyset_pagination() {
     let mut seen = Vec::new();
     let mut after = 0i64;
     loop {
-        let page: Value = s
-            .client
-            .get(format!("{}/users?limit=2&after={after}", s.base))
-            .bearer_auth(s.token())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = authed_json(&s, &format!("{}/users?limit=2&after={after}", s.base)).await;
         seen.extend(
             page["users"]
                 .as_array()
@@ -238,16 +225,7 @@ async fn bad_input_gets_400_and_writes_nothing() {
         let (status, code) = authed_error(&s, &format!("{}/users/{bad_id}", s.base)).await;
         assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "bad_id"), "{bad_id}");
     }
-    let page: Value = s
-        .client
-        .get(format!("{}/users", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = authed_json(&s, &format!("{}/users", s.base)).await;
     assert_eq!(page["users"].as_array().unwrap().len(), 0, "nothing was written");
     let (status, code) = error_code(s.client.get(format!("{}/nope", s.base)).send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
@@ -274,27 +252,9 @@ async fn sql_metacharacters_are_stored_verbatim() {
     let resp = create(&s, "bobby.tables", email).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let id = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
-    let got: Value = s
-        .client
-        .get(format!("{}/users/{id}", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = authed_json(&s, &format!("{}/users/{id}", s.base)).await;
     assert_eq!(got["email"], email);
-    let page: Value = s
-        .client
-        .get(format!("{}/users", s.base))
-        .bearer_auth(s.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = authed_json(&s, &format!("{}/users", s.base)).await;
     assert_eq!(page["users"].as_array().unwrap().len(), 1, "the table is intact");
     s.running.shutdown().await;
 }

@@ -520,48 +520,38 @@ async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() 
 fn kube_flags_are_checked_with_clear_errors() {
     let pg = postgres();
     let tls = pg.server_dir.display().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    // --watch-secrets api with the Pod known, then the given --kube-secret items.
+    let api = |secrets: &[&str]| -> Vec<String> {
+        let mut argv: Vec<String> = ["--watch-secrets", "api", "--pod-name", "p", "--pod-namespace", "n"]
+            .map(String::from)
+            .to_vec();
+        for item in secrets {
+            argv.extend(["--kube-secret".to_string(), item.to_string()]);
+        }
+        argv
+    };
+    let cases: [(Vec<String>, &str); 5] = [
         (
-            &["--kube-events", "on"],
+            vec!["--kube-events".into(), "on".into()],
             "needs the Pod's identity: set POD_NAME and POD_NAMESPACE",
         ),
+        (api(&[]), "needs at least one --kube-secret"),
         (
-            &["--watch-secrets", "api", "--pod-name", "p", "--pod-namespace", "n"],
-            "needs at least one --kube-secret",
-        ),
-        (
-            &["--kube-secret", &format!("web-tls={tls}")],
+            vec!["--kube-secret".into(), format!("web-tls={tls}")],
             "only used with --watch-secrets api",
         ),
+        (api(&["Web_TLS=/nowhere"]), "is not a Secret name"),
         (
-            &[
-                "--watch-secrets",
-                "api",
-                "--pod-name",
-                "p",
-                "--pod-namespace",
-                "n",
-                "--kube-secret",
-                "Web_TLS=/nowhere",
-            ],
-            "is not a Secret name",
-        ),
-        (
-            &[
-                "--watch-secrets",
-                "api",
-                "--pod-name",
-                "p",
-                "--pod-namespace",
-                "n",
-                "--kube-secret",
-                "web-tls=/nowhere",
-            ],
+            api(&["web-tls=/nowhere"]),
             "/nowhere is not a source directory; use one of:",
         ),
     ];
+    let load = |argv: &[String]| {
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        tlsward::config::Config::load(&serve_args(&refs))
+    };
     for (extra, want) in cases {
-        let Err(err) = tlsward::config::Config::load(&serve_args(extra)) else {
+        let Err(err) = load(&extra) else {
             panic!("{extra:?} accepted")
         };
         assert!(
@@ -570,17 +560,7 @@ fn kube_flags_are_checked_with_clear_errors() {
         );
     }
     // Spaces around an item and a `/.` spelling of the directory are fine.
-    let (config, snapshot) = tlsward::config::Config::load(&serve_args(&[
-        "--watch-secrets",
-        "api",
-        "--kube-secret",
-        &format!(" web-tls = {tls}/. "),
-        "--pod-name",
-        "p",
-        "--pod-namespace",
-        "n",
-    ]))
-    .unwrap();
+    let (config, snapshot) = load(&api(&[&format!(" web-tls = {tls}/. ")])).unwrap();
     let text = config.describe(&snapshot);
     assert!(
         text.contains(&format!(

@@ -37,10 +37,12 @@ fn kube_write(dir: &Path, files: &[(&str, Vec<u8>)]) {
     kubelet::write(dir, &refs);
 }
 
-async fn wait_serial(s: &TestServer, want: &str) {
+/// Waits until new connections are served `cert`.
+async fn wait_serial(s: &TestServer, cert: &Issued) {
+    let want = serial_of(&cert.cert_pem);
     let port = s.port();
     assert_eventually!(
-        served_serial(port).await.as_deref() == Ok(want),
+        served_serial(port).await.as_deref() == Ok(want.as_str()),
         SOON,
         "serial {want} was never served"
     );
@@ -48,6 +50,22 @@ async fn wait_serial(s: &TestServer, want: &str) {
 
 async fn material(s: &TestServer, name: &str) -> Value {
     reload_status(&s.admin).await["materials"][name].clone()
+}
+
+/// Waits until the last reload of material `name` is rejected, checks that `first` is still
+/// served, and returns the material's status.
+async fn wait_rejected(s: &TestServer, name: &str, first: &Issued) -> Value {
+    assert_eventually!(
+        material(s, name).await["last_outcome"] == "rejected",
+        SOON,
+        "the bad {name} was not rejected"
+    );
+    assert_eq!(
+        served_serial(s.port()).await.unwrap(),
+        serial_of(&first.cert_pem),
+        "the last good cert is still served"
+    );
+    material(s, name).await
 }
 
 fn volume() -> PathBuf {
@@ -65,7 +83,7 @@ async fn serves_new_cert_after_atomic_symlink_swap() {
     for i in 0..20 {
         let next = new_server_cert();
         kube_write(&dir, &pair(&next));
-        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+        wait_serial(&s, &next).await;
         let st = material(&s, "server").await;
         assert_eq!(st["serial"], serial_of(&next.cert_pem), "rotation {i}");
         // A late event of the same swap may re-read it: then it is "unchanged", never rejected.
@@ -111,7 +129,7 @@ async fn kubelet_script_from_shared_tools_is_followed() {
             );
             kube_write(&dir, &pair(&next));
         }
-        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+        wait_serial(&s, &next).await;
     }
     s.running.shutdown().await;
 }
@@ -131,7 +149,7 @@ async fn serves_new_cert_after_in_place_rewrite() {
         // Key first, then certificate: in between, the pair does not match and is retried.
         let next = new_server_cert();
         plain_write(&dir, &next);
-        wait_serial(&s, &serial_of(&next.cert_pem)).await;
+        wait_serial(&s, &next).await;
     }
     s.running.shutdown().await;
 }
@@ -146,7 +164,7 @@ async fn serves_new_cert_after_rename_over() {
     std::fs::write(dir.join(".tls.key.tmp"), &next.key_pem).unwrap();
     std::fs::rename(dir.join(".tls.key.tmp"), dir.join("tls.key")).unwrap();
     std::fs::rename(dir.join(".tls.crt.tmp"), dir.join("tls.crt")).unwrap();
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     s.running.shutdown().await;
 }
 
@@ -158,20 +176,10 @@ async fn serves_new_cert_after_delete_and_recreate() {
     let s = server_on(&dir, &[]).await;
     std::fs::remove_file(dir.join("tls.crt")).unwrap();
     std::fs::remove_file(dir.join("tls.key")).unwrap();
-    let port = s.port();
-    assert_eventually!(
-        material(&s, "server").await["last_outcome"] == "rejected",
-        SOON,
-        "deleting the files is a rejected reload"
-    );
-    assert_eq!(
-        served_serial(port).await.unwrap(),
-        serial_of(&first.cert_pem),
-        "the last good cert is served meanwhile"
-    );
+    wait_rejected(&s, "server", &first).await;
     let next = new_server_cert();
     plain_write(&dir, &next);
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     s.running.shutdown().await;
 }
 
@@ -182,20 +190,15 @@ async fn serves_new_cert_when_the_directory_is_recreated() {
     kube_write(&dir, &pair(&first));
     let s = server_on(&dir, &[]).await;
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eventually!(
-        material(&s, "server").await["last_outcome"] == "rejected",
-        SOON,
-        "the vanished directory is noticed"
-    );
-    assert_eq!(served_serial(s.port()).await.unwrap(), serial_of(&first.cert_pem));
+    wait_rejected(&s, "server", &first).await;
     // The directory appears again, later, with new content: the parent watch sees it and the
     // directory watch is re-armed, so the next rotation is seen too.
     let next = new_server_cert();
     kube_write(&dir, &pair(&next));
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     let third = new_server_cert();
     kube_write(&dir, &pair(&third));
-    wait_serial(&s, &serial_of(&third.cert_pem)).await;
+    wait_serial(&s, &third).await;
     s.running.shutdown().await;
 }
 
@@ -207,19 +210,9 @@ async fn keeps_last_good(bad: impl FnOnce(&Path), material_name: &str, reason: &
     kube_write(&dir, &pair(&first));
     let s = server_on(&dir, &[]).await;
     bad(&dir);
-    assert_eventually!(
-        material(&s, material_name).await["last_outcome"] == "rejected",
-        SOON,
-        "the bad {material_name} was not rejected"
-    );
-    let st = material(&s, material_name).await;
+    let st = wait_rejected(&s, material_name, &first).await;
     let err = st["last_error"].as_str().unwrap();
     assert!(err.contains(reason), "{err}");
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        serial_of(&first.cert_pem),
-        "the last good cert is still served"
-    );
     let metrics = s.metrics().await;
     assert!(
         support::metric(
@@ -230,7 +223,7 @@ async fn keeps_last_good(bad: impl FnOnce(&Path), material_name: &str, reason: &
     );
     let next = new_server_cert();
     kube_write(&dir, &pair(&next));
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     assert!(
         material(&s, "server").await["last_error"].is_null(),
         "a good reload clears the error"
@@ -442,14 +435,9 @@ async fn rejects_cert_without_expected_san() {
         .issue(&LeafSpec::server("other", &["other.example"]))
         .unwrap();
     kube_write(&dir, &pair(&wrong));
-    assert_eventually!(
-        material(&s, "server").await["last_outcome"] == "rejected",
-        SOON,
-        "not rejected"
-    );
-    let err = material(&s, "server").await["last_error"].as_str().unwrap().to_string();
+    let st = wait_rejected(&s, "server", &first).await;
+    let err = st["last_error"].as_str().unwrap();
     assert!(err.contains("certificate does not name localhost"), "{err}");
-    assert_eq!(served_serial(s.port()).await.unwrap(), serial_of(&first.cert_pem));
     s.running.shutdown().await;
 }
 
@@ -504,7 +492,7 @@ async fn reloads_on_sighup_and_interval_without_file_events() {
     let s = server_on(&dir, &["--file-watch", "false", "--reload-interval", "300ms"]).await;
     let next = new_server_cert();
     kube_write(&dir, &pair(&next));
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     s.running.shutdown().await;
 
     let dir = volume();
@@ -526,7 +514,7 @@ async fn reloads_on_sighup_and_interval_without_file_events() {
             .unwrap()
             .success()
     );
-    wait_serial(&s, &serial_of(&next.cert_pem)).await;
+    wait_serial(&s, &next).await;
     s.running.shutdown().await;
 }
 
@@ -538,31 +526,14 @@ async fn warns_when_the_certificate_expires_soon() {
         &pair(&cert_with(time::Duration::hours(-1), time::Duration::days(2))),
     );
     let s = server_on(&dir, &["--expiry-warning", "7d"]).await;
-    let admin = s.admin.clone();
     assert_eventually!(
-        support::metric(
-            &reqwest::get(format!("{admin}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            r#"tlsward_cert_expiring_soon{material="server"}"#
-        ) == 1.0,
+        support::metric(&s.metrics().await, r#"tlsward_cert_expiring_soon{material="server"}"#) == 1.0,
         SOON,
         "expiring soon not flagged"
     );
     kube_write(&dir, &pair(&new_server_cert()));
     assert_eventually!(
-        support::metric(
-            &reqwest::get(format!("{admin}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            r#"tlsward_cert_expiring_soon{material="server"}"#
-        ) == 0.0,
+        support::metric(&s.metrics().await, r#"tlsward_cert_expiring_soon{material="server"}"#) == 0.0,
         SOON,
         "a renewed certificate clears the flag"
     );
@@ -601,7 +572,7 @@ async fn fifty_rotations_under_load_drop_nothing() {
         let next = new_server_cert();
         let want = serial_of(&next.cert_pem);
         kube_write(&dir, &pair(&next));
-        wait_serial(&s, &want).await;
+        wait_serial(&s, &next).await;
         for _ in 0..3 {
             assert_eq!(
                 served_serial(s.port()).await.unwrap(),

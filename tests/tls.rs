@@ -56,18 +56,9 @@ async fn assert_refused(s: &TestServer, args: &[&str], reason: &str) {
     let before = failures(&s.metrics().await, reason);
     let out = s_client(s.port(), args).await;
     assert!(!out.status.success(), "{args:?} must fail: {}", text(&out));
-    let admin = s.admin.clone();
     let want = before + 1.0;
     assert_eventually!(
-        failures(
-            &reqwest::get(format!("{admin}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            reason
-        ) >= want,
+        failures(&s.metrics().await, reason) >= want,
         Duration::from_secs(5),
         "{args:?}: the server did not count a {reason} failure: {}\n{}",
         text(&out),

@@ -134,3 +134,25 @@ pub fn write_results(name: &str, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
 }
+
+/// Starts an in-process `tlsward serve` on ephemeral loopback ports with `flags` (the rest of
+/// the command line, as a user would give it).
+pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
+    use clap::Parser;
+    let mut argv = vec![
+        "tlsward",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    argv.extend_from_slice(flags);
+    let tlsward::cli::Command::Serve(args) = tlsward::cli::Cli::parse_from(argv).command else {
+        unreachable!("argv starts with serve")
+    };
+    let (config, snapshot) = tlsward::config::Config::load(&args).expect("bench config");
+    tlsward::server::start(config, snapshot)
+        .await
+        .expect("bench server starts")
+}
