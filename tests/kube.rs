@@ -18,7 +18,7 @@ use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 use support::fake_api::{FakeApi, WatchPlan};
-use support::{kubelet, new_server_cert, postgres, serial_of, serve_args, served_serial, start_with_kube};
+use support::{kubelet, new_server_cert, postgres, serial_of, serve_args, served_serial, start_with_kube, wait_serial};
 use tlsward::k8s::PodRef;
 use tlsward::k8s::events::{Publisher, describe_error};
 use tlsward::pki::Issued;
@@ -242,12 +242,7 @@ async fn secret_is_listed_by_name_then_watched_from_its_version_and_applied() {
     for part in ["fieldSelector=metadata.name=web-tls", "watch=true", "resourceVersion=7"] {
         assert!(uri.contains(part), "{part} missing in {uri}");
     }
-    let want = serial_of(&second.cert_pem);
-    assert_eventually!(
-        served_serial(s.port()).await.ok() == Some(want.clone()),
-        SOON,
-        "the Secret seen through the API was not served"
-    );
+    wait_serial(&s, &second).await;
     // kubelet has not written it: the files still hold the first certificate.
     assert_eq!(std::fs::read(dir.join("tls.crt")).unwrap(), first.cert_pem.as_bytes());
     assert!(tlsward::files::has_overlay(&dir));
@@ -345,11 +340,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     let started = std::time::Instant::now();
     api.update_secret(&refs(&pair(&second)));
     let want = serial_of(&second.cert_pem);
-    assert_eventually!(
-        served_serial(s.port()).await.ok() == Some(want.clone()),
-        SOON,
-        "the renewed certificate was not served from the API"
-    );
+    wait_serial(&s, &second).await;
     eprintln!("API update to new serial served in {:?}", started.elapsed());
     assert_eq!(std::fs::read(dir.join("tls.crt")).unwrap(), first.cert_pem.as_bytes());
     let ev = wait_event(&api, "CertificateRotated", &want, SOON).await;
@@ -361,11 +352,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     let third = new_server_cert();
     api.update_secret(&refs(&pair(&third)));
     let want3 = serial_of(&third.cert_pem);
-    assert_eventually!(
-        served_serial(s.port()).await.ok() == Some(want3.clone()),
-        SOON,
-        "the second renewal was not served from the API"
-    );
+    wait_serial(&s, &third).await;
     let reloads = || async {
         support::metric(
             &s.metrics().await,
@@ -400,11 +387,7 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
     let fourth = new_server_cert();
     kubelet::write(&dir, &refs(&pair(&fourth)));
     let want4 = serial_of(&fourth.cert_pem);
-    assert_eventually!(
-        served_serial(s.port()).await.ok() == Some(want4.clone()),
-        SOON,
-        "a file update was not served while the API watch runs"
-    );
+    wait_serial(&s, &fourth).await;
 
     // A broken Secret in the API is rejected like a broken file; a Warning Event says why.
     let mut broken = pair(&fourth);

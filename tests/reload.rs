@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{
     TestServer, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args, served_serial, start_unready,
+    wait_serial,
 };
 use tlsward::pki::{Issued, LeafSpec};
 
@@ -35,17 +36,6 @@ fn pair(issued: &Issued) -> [(&'static str, Vec<u8>); 2] {
 fn kube_write(dir: &Path, files: &[(&str, Vec<u8>)]) {
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (*n, d.as_slice())).collect();
     kubelet::write(dir, &refs);
-}
-
-/// Waits until new connections are served `cert`.
-async fn wait_serial(s: &TestServer, cert: &Issued) {
-    let want = serial_of(&cert.cert_pem);
-    let port = s.port();
-    assert_eventually!(
-        served_serial(port).await.as_deref() == Ok(want.as_str()),
-        SOON,
-        "serial {want} was never served"
-    );
 }
 
 async fn material(s: &TestServer, name: &str) -> Value {

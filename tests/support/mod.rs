@@ -438,6 +438,17 @@ pub async fn served_serial(port: u16) -> Result<String, String> {
     Ok(tlsward::tls::material::CertInfo::from_der(&certs[0])?.serial)
 }
 
+/// Waits until new connections are served `cert`.
+pub async fn wait_serial(s: &TestServer, cert: &Issued) {
+    let want = serial_of(&cert.cert_pem);
+    let port = s.port();
+    assert_eventually!(
+        served_serial(port).await.as_deref() == Ok(want.as_str()),
+        Duration::from_secs(10),
+        "serial {want} was never served"
+    );
+}
+
 /// The serial of a PEM certificate.
 pub fn serial_of(cert_pem: &str) -> String {
     let der = tlsward::tls::material::parse_certs(Path::new("cert"), cert_pem.as_bytes()).unwrap();
