@@ -41,7 +41,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig(args) => Ok(match load(&args) {
-            Ok((config, snapshot)) => {
+            Ok((config, snapshot, _)) => {
                 print!("{}", config.describe(&snapshot));
                 ExitCode::SUCCESS
             }
@@ -51,7 +51,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Serve(args) => {
-            let (config, snapshot) = match load(&args) {
+            let (config, snapshot, kube) = match load(&args) {
                 Ok(x) => x,
                 Err(e) => {
                     eprint!("{e}");
@@ -59,7 +59,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(config, snapshot))?;
+            rt.block_on(serve(config, snapshot, kube))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(a) => {
@@ -141,24 +141,27 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// [`Config::load`], plus the check that needs the environment: a Kubernetes client
-/// configuration when a kube feature is forced on.
-fn load(
-    args: &tlsward::cli::ServeArgs,
-) -> Result<(Config, tlsward::snapshot::Snapshot), tlsward::config::ConfigErrors> {
-    let loaded = Config::load(args);
-    let problem = match &loaded {
-        Ok((config, _)) => tlsward::k8s::client_config_problem(&config.kube),
-        Err(_) => None,
-    };
-    match (loaded, problem) {
-        (Ok(_), Some(p)) => Err(tlsward::config::ConfigErrors(vec![p])),
-        (loaded, _) => loaded,
-    }
+/// [`Config::load`], plus what needs the environment: the Kubernetes client configuration
+/// when a kube feature is forced on (its absence is a configuration error).
+type Loaded = (Config, tlsward::snapshot::Snapshot, Option<kube::Config>);
+
+fn load(args: &tlsward::cli::ServeArgs) -> Result<Loaded, tlsward::config::ConfigErrors> {
+    let (config, snapshot) = Config::load(args)?;
+    let kube =
+        tlsward::k8s::required_client_config(&config.kube).map_err(|p| tlsward::config::ConfigErrors(vec![p]))?;
+    Ok((config, snapshot, kube))
 }
 
-async fn serve(config: Config, snapshot: tlsward::snapshot::Snapshot) -> anyhow::Result<()> {
-    let running = tlsward::server::start(config, snapshot)
+async fn serve(
+    config: Config,
+    snapshot: tlsward::snapshot::Snapshot,
+    kube: Option<kube::Config>,
+) -> anyhow::Result<()> {
+    let client = kube
+        .map(kube::Client::try_from)
+        .transpose()
+        .context("Kubernetes client")?;
+    let running = tlsward::server::start_with(config, snapshot, client)
         .await
         .context("start-up failed")?;
     shutdown_signal().await;

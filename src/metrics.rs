@@ -291,11 +291,7 @@ impl Metrics {
 
     /// Counts a DB pool rebuild and sets the serving generation.
     pub fn db_pool_rebuilt(&self, outcome: &str, serving_generation: u64) {
-        self.db_pool_rebuilds
-            .get_or_create(&OutcomeLabel {
-                outcome: outcome.into(),
-            })
-            .inc();
+        Self::count(&self.db_pool_rebuilds, outcome);
         self.db_pool_generation
             .set(i64::try_from(serving_generation).unwrap_or(i64::MAX));
     }

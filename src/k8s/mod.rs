@@ -98,20 +98,21 @@ impl KubeSettings {
     }
 }
 
-/// A configuration problem when a feature was asked for explicitly (`--kube-events on`,
-/// `--watch-secrets api`) and no usable client configuration is found: kube's own inference
-/// (a kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the in-cluster service account)
-/// fails. Checked by `serve` and `check-config` before anything starts, so that it is a
-/// configuration error (exit 64). Runs its own small runtime: call it outside one.
-pub fn client_config_problem(settings: &KubeSettings) -> Option<String> {
+/// The client configuration when a feature was asked for explicitly (`--kube-events on`,
+/// `--watch-secrets api`), from kube's own inference (a kubeconfig from `KUBECONFIG` or
+/// `~/.kube/config`, else the in-cluster service account); `Ok(None)` when nothing is forced
+/// (then [`start`] infers it and goes without when there is none). `serve` and `check-config`
+/// call it before anything starts, so that its absence is a configuration error (exit 64) and
+/// `serve` hands the result to [`start`]. Runs its own small runtime: call it outside one.
+pub fn required_client_config(settings: &KubeSettings) -> Result<Option<kube::Config>, String> {
     if !settings.required() {
-        return None;
+        return Ok(None);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return Some(format!("cannot check the Kubernetes client configuration: {e}")),
-    };
-    rt.block_on(kube::Config::infer()).err().map(|e| {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot check the Kubernetes client configuration: {e}"))?;
+    rt.block_on(kube::Config::infer()).map(Some).map_err(|e| {
         format!(
             "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: the service account token mounted in the Pod (is automountServiceAccountToken off?) or a kubeconfig: {e}"
         )
