@@ -67,16 +67,6 @@ pub struct KubeSettings {
     pub secrets: Vec<(String, PathBuf)>,
 }
 
-impl Default for KubeSettings {
-    fn default() -> Self {
-        Self {
-            events: KubeMode::Off,
-            pod: None,
-            secrets: Vec::new(),
-        }
-    }
-}
-
 impl KubeSettings {
     /// Whether anything needs a client.
     pub fn wanted(&self) -> bool {
