@@ -3,15 +3,13 @@
 # several value sets and assert what the chart promises: no subPath anywhere, every object
 # in the release namespace, RBAC limited to the named Secrets, selectors that match the pod,
 # Certificate names for the Service and localhost, a hardened pod, and contradictory values
-# refused; and manifests/tlsward.yaml must equal the default render. helm comes from $HELM, the PATH, or ../shared/k8s-tools/install-helm-kubectl.sh.
+# refused; and manifests/tlsward.yaml must equal the default render. helm comes from $HELM or
+# scripts/k8s-tools (pinned by version and sha256; installed on first use), as do the schema
+# validators and checkov.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-HELM=${HELM:-$(command -v helm || true)}
-if [ -z "$HELM" ]; then
-  BIN=${XDG_CACHE_HOME:-$HOME/.cache}/tlsward-k8s-bin
-  [ -x "$BIN/helm" ] || bash ../shared/k8s-tools/install-helm-kubectl.sh "$BIN" >/dev/null
-  HELM=$BIN/helm
-fi
+TOOLS=scripts/k8s-tools/tools.sh
+HELM=${HELM:-$("$TOOLS" helm)}
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check pyyaml >/dev/null
 CHART=charts/tlsward
 "$HELM" lint --strict "$CHART" >/dev/null
@@ -122,18 +120,14 @@ PY
 # and the newest version we support, cert-manager and Prometheus Operator CRDs included, and
 # through checkov. The checkov findings that are decisions carry their reason in a
 # checkov.io/skip annotation on the object (see deployment.yaml and tests/test-scan.yaml).
-TOOLS=../shared/k8s-tools
-[ -x "$TOOLS/validate-manifests.sh" ] || [ -f "$TOOLS/validate-manifests.sh" ] || { echo "$TOOLS/validate-manifests.sh not found (the shared k8s-tools beside the repo)" >&2; exit 1; }
 FILES=()
 while read -r name _; do FILES+=("$OUT/$name.yaml"); done <"$OUT/sets"
 for k in 1.31.0 1.37.0; do
-  if ! bash "$TOOLS/validate-manifests.sh" -k "$k" "${FILES[@]}" >"$OUT/validate-$k.log" 2>&1; then
+  if ! "$TOOLS" validate "$k" "${FILES[@]}" >"$OUT/validate-$k.log" 2>&1; then
     grep -v '^ok ' "$OUT/validate-$k.log" >&2; echo "schema validation failed (Kubernetes $k)" >&2; exit 1
   fi
 done
-CHECKOV_ARGS=()
-for f in "${FILES[@]:1}"; do CHECKOV_ARGS+=(-f "$f"); done
-if ! bash "$TOOLS/scan-chart.sh" "${FILES[0]}" "${CHECKOV_ARGS[@]}" >"$OUT/checkov.log" 2>&1; then
+if ! "$TOOLS" checkov "${FILES[@]}" >"$OUT/checkov.log" 2>&1; then
   cat "$OUT/checkov.log" >&2; echo "checkov found problems" >&2; exit 1
 fi
 echo "schemas: ${#FILES[@]} value sets valid on Kubernetes 1.31 and 1.37 (strict, with cert-manager CRDs); checkov: $(grep -o 'Passed checks: [0-9]*, Failed checks: [0-9]*, Skipped checks: [0-9]*' "$OUT/checkov.log" | head -1)"
