@@ -90,40 +90,6 @@ async fn serves_new_cert_after_atomic_symlink_swap() {
     s.running.shutdown().await;
 }
 
-#[tokio::test]
-async fn kubelet_script_from_shared_tools_is_followed() {
-    // The reference reproduction of kubelet's AtomicWriter, when this checkout has it beside.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-tools/kubelet-atomic-write.sh");
-    let dir = volume();
-    let first = new_server_cert();
-    kube_write(&dir, &pair(&first));
-    let s = server_on(&dir, &[]).await;
-    for _ in 0..3 {
-        let next = new_server_cert();
-        if script.exists() {
-            let src = postgres().scratch();
-            std::fs::write(src.join("c"), &next.cert_pem).unwrap();
-            std::fs::write(src.join("k"), &next.key_pem).unwrap();
-            let st = std::process::Command::new("bash")
-                .arg(&script)
-                .arg(&dir)
-                .arg(format!("tls.crt={}", src.join("c").display()))
-                .arg(format!("tls.key={}", src.join("k").display()))
-                .status()
-                .unwrap();
-            assert!(st.success());
-        } else {
-            eprintln!(
-                "{} not found: using the test suite's own kubelet writer",
-                script.display()
-            );
-            kube_write(&dir, &pair(&next));
-        }
-        wait_serial(&s, &next).await;
-    }
-    s.running.shutdown().await;
-}
-
 fn plain_write(dir: &Path, issued: &Issued) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("tls.key"), &issued.key_pem).unwrap();
