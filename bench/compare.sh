@@ -9,9 +9,11 @@
 #   static:     the same static routes with keep-alive
 #   tlsward:    RSS idle and under the API load, start-up to /readyz = 200, binary size
 #
-# The database is the peer kit's PostgreSQL set up like a secure CockroachDB (TLS only,
-# client certificates, verify-full) with 10,000 users; every server uses its certificates.
-# env: PEER_DIR (../shared/peer), BENCH_WORK (bench/work, git-ignored), DURATION (20),
+# The peer kit is bench/peer/ (the seed app, its pinned requirements, the database set-up, the
+# nginx reference, the wrk TLS shim). The database is PostgreSQL set up like a secure
+# CockroachDB (TLS only, client certificates, verify-full) with 10,000 users; every server
+# uses the same dev PKI.
+# env: BENCH_WORK (bench/work, git-ignored), DURATION (20),
 #      WARMUP (5), CONNECTIONS (64), DB_PORT (26259), PORT (9443), NGINX_PORT (9444),
 #      PEER_PORT (9445), ADMIN_PORT (9490)
 # Traffic goes only to 127.0.0.1; every wrk run is bounded by -d and `timeout`.
@@ -19,13 +21,13 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PEER=$(cd "${PEER_DIR:-$ROOT/../shared/peer}" && pwd) || { echo "peer kit not found; set PEER_DIR" >&2; exit 1; }
+PEER=$ROOT/bench/peer
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}" && cd "${BENCH_WORK:-$ROOT/bench/work}" && pwd)
 chmod 755 "$W"
 DURATION=${DURATION:-20} WARMUP=${WARMUP:-5} CONNS=${CONNECTIONS:-64}
 DB_PORT=${DB_PORT:-26259} PORT=${PORT:-9443} NGINX_PORT=${NGINX_PORT:-9444} PEER_PORT=${PEER_PORT:-9445}
 ADMIN_PORT=${ADMIN_PORT:-9490}
-BIN=$ROOT/target/release/tlsward
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 OUT=$ROOT/bench/RESULTS.md
 
 need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
@@ -35,13 +37,12 @@ need wrk wrk; need nginx nginx; need python3 python3; need cc gcc
 [ -x "$BIN" ] || cargo build --release --locked
 
 # ---- database (10,000 users) and certificates, shared by every server ----
-DSN=$("$PEER/setup-db.sh" "$W/db" "$DB_PORT" 2>/dev/null | tail -1)
-CERTS=$W/db/certs
-mkdir -p "$W/tls" && ln -sf "$CERTS/server.crt" "$W/tls/tls.crt" && ln -sf "$CERTS/server.key" "$W/tls/tls.key"
+DSN=$(BIN=$BIN "$PEER/setup-db.sh" "$W/db" "$DB_PORT" | tail -1)
+PKI=$W/db/pki
 mkdir -p "$W/tokens"; [ -s "$W/tokens/k1" ] || "$BIN" token new-key --token-key-dir "$W/tokens" --kid k1 >/dev/null
 TOKEN=$("$BIN" token issue --sub bench --ttl 30m --token-key-dir "$W/tokens")
 cc -shared -fPIC -O2 -o "$W/wrk-tls-shim.so" "$PEER/wrk-tls-shim.c" -ldl
-export TLSWARD_LISTEN=127.0.0.1:$PORT TLSWARD_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT TLSWARD_TLS_DIR=$W/tls
+export TLSWARD_LISTEN=127.0.0.1:$PORT TLSWARD_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT TLSWARD_TLS_DIR=$PKI/server
 export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_DB_URL=$DSN TLSWARD_LOG=warn
 
 # ---- helpers ----
@@ -77,7 +78,7 @@ run() {
 
 # ---- the seed's app: 1 and 2 uvicorn workers ----
 for workers in 1 2; do
-  DB_PORT=$DB_PORT "$PEER/run-peer.sh" "$W/venv" "$CERTS" "$PEER_PORT" "$workers" >"$W/peer-$workers.log" 2>&1 &
+  "$PEER/run-seed.sh" "$W/venv" "$PKI" "$PEER_PORT" "$DB_PORT" "$workers" >"$W/peer-$workers.log" 2>&1 &
   PID=$!; wait_up "https://localhost:$PEER_PORT" /users/1
   run "peer-${workers}w" "https://localhost:$PEER_PORT" keepalive "$CONNS"
   [ "$workers" = 1 ] && run "peer-1w" "https://localhost:$PEER_PORT" keepalive 1
@@ -85,7 +86,7 @@ for workers in 1 2; do
 done
 
 # ---- nginx: static JSON over TLS 1.3 ----
-"$PEER/run-nginx.sh" "$CERTS" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 &
+"$PEER/run-nginx.sh" "$PKI" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 &
 PID=$!; wait_up "https://localhost:$NGINX_PORT" /
 run nginx-static "https://localhost:$NGINX_PORT" close-full "$CONNS" /
 run nginx-static "https://localhost:$NGINX_PORT" keepalive "$CONNS" /
@@ -104,7 +105,7 @@ READY=(); for _ in 1 2 3 4 5; do READY+=("$(python3 "$ROOT/bench/ready_time.py" 
 SIZE=$(stat -c %s "$BIN")
 
 # ---- the report ----
-python3 - "$RESULTS" "$OUT" "$RSS_IDLE" "$RSS_LOAD" "$SIZE" "$DURATION" "$WARMUP" "${READY[@]}" <<'PY'
+BIN=$BIN python3 - "$RESULTS" "$OUT" "$RSS_IDLE" "$RSS_LOAD" "$SIZE" "$DURATION" "$WARMUP" "${READY[@]}" <<'PY'
 import os, platform, subprocess, sys, time
 res, out, rss_idle, rss_load, size, duration, warmup, *ready = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(res) if l.strip()]
@@ -132,9 +133,9 @@ L = []
 L.append("# Benchmarks: tlsward side by side\n")
 L.append(f"One run of `make bench` (`bench/compare.sh`) on {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC.\n")
 L.append(f"Machine: {os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, Linux {platform.release()}. "
-         f"tlsward {sh('target/release/tlsward', '--version').split()[-1]} (release: LTO, codegen-units 1, stripped; glibc malloc), "
+         f"tlsward {sh(os.environ['BIN'], '--version').split()[-1]} (release: LTO, codegen-units 1, stripped; glibc malloc), "
          f"{sh('nginx', '-v')}, wrk {sh('wrk', '-v').split()[1] if sh('wrk', '-v') else '?'}, "
-         f"PostgreSQL {sh('psql', '--version').split()[-1]}, the peer's pinned Python packages (`../shared/peer/requirements.txt`) under {sh('python3', '--version')}.\n")
+         f"PostgreSQL {sh('psql', '--version').split()[-1]}, the peer's pinned Python packages (`bench/peer/requirements.txt`) under {sh('python3', '--version')}.\n")
 L.append(f"Every run: wrk, 1 thread, {duration} s measured after a {warmup} s warm-up, random ids 1..10000, same database "
          "(PostgreSQL with TLS + client certificates, `sslmode=verify-full` from every app), same ECDSA P-256 server "
          "certificate. tlsward's API requests carry a valid bearer token that it verifies on every request; the peer has no "
@@ -160,9 +161,10 @@ L.append("\n## Reading the CPU split\n")
 L.append("wrk, the servers and PostgreSQL share the 2 cores. When wrk needs most of a core (keep-alive static runs), the "
          "figure is the load generator's limit as much as the server's: compare the server CPU columns, not only req/s. "
          "For the API rows PostgreSQL's share shows how much of the machine the database itself takes.\n")
-L.append("## Commands\n\n```sh\nmake bench          # = bench/compare.sh (env: DURATION, WARMUP, CONNECTIONS, PEER_DIR)\n```\n")
+L.append("## Commands\n\n```sh\nmake bench          # = bench/compare.sh (env: DURATION, WARMUP, CONNECTIONS)\n```\n")
 L.append("Raw rows: `bench/work/results.tsv` (not committed). The reload and DB-rotation figures are in "
-         "[reload-results.md](reload-results.md) and [db-rotation-results.md](db-rotation-results.md).\n")
+         "[reload-results.md](reload-results.md) and [db-rotation-results.md](db-rotation-results.md); the "
+         "container image's size and start-up in [image-results.md](image-results.md) (`make bench-image`).\n")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY

@@ -8,7 +8,7 @@
 set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
-ROOT=$PWD BIN=$ROOT/target/release/tlsward
+ROOT=$PWD BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/scan" && cd "${BENCH_WORK:-$ROOT/bench/work}/scan" && pwd)
 RUNS=${RUNS:-5}
 command -v testssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null; }
