@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# deps.sh — installs what `make run` and `make test` need and the machine lacks:
-# Debian's postgresql (server binaries), openssl, curl and testssl.sh (the scanner's tests
-# compare verdicts with it), and tlsward's weak test server's tlslite-ng from PyPI. Needs
-# root (or sudo) only when something is missing.
+# deps.sh — installs what `make run`, `make test` and `make image` need and the machine lacks:
+# Debian's postgresql (server binaries), openssl, curl, testssl.sh (the scanner's tests
+# compare verdicts with it), podman + buildah + runc (the image and its tests), python3-venv
+# and npm (the chart checks' validators), and the weak test server's tlslite-ng from PyPI.
+# Needs root (or sudo) only when something is missing.
 set -Eeuo pipefail
 
 missing=()
@@ -11,6 +12,12 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The scanner's tests run a deliberately weak TLS server on tlslite-ng (pure Python, PyPI).
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import tlslite' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check tlslite-ng >/dev/null 2>&1 \
