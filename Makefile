@@ -1,19 +1,21 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release deps testssl clean-dev chart-check manifests fuzz bench bench-scan bench-reload bench-db-rotation
+.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-reload bench-db-rotation
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
 	scripts/run-dev.sh
 
-## make test: every test (installs PostgreSQL, openssl and curl when missing)
-test: deps
+## make test: every test: the cargo tests (the container tests run the image of `make image`)
+## and the chart checks. Installs what is missing (Debian packages: needs root).
+test: deps image
 	$(CARGO) test --locked --lib --bins --tests
 	scripts/check-chart.sh
 
-## make lint: formatting, clippy, and one crypto provider (no ring)
+## make lint: formatting, clippy, one crypto provider (no ring), nothing outside the repository
 lint:
+	scripts/check-standalone.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \
@@ -25,6 +27,10 @@ build:
 release:
 	$(CARGO) build --locked --release
 
+## make image: the OCI image with buildah FROM scratch (no Docker, no base image), plus an OCI archive
+image: deps release
+	scripts/image.sh
+
 deps:
 	scripts/deps.sh
 
@@ -35,6 +41,10 @@ bench: deps release
 ## make bench-scan: tlsward scan vs testssl.sh, time and verdicts (bench/scan-results.md)
 bench-scan: release
 	bench/scan.sh
+
+## make bench-image: image size and start-up to /readyz, container vs bare binary (bench/image-results.md)
+bench-image: image
+	bench/image.sh
 
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:

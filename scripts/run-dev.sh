@@ -3,12 +3,12 @@
 # secure CockroachDB on 127.0.0.1:26257 (TLS only, client certificates), a few users, and
 # `tlsward serve` on https://127.0.0.1:8443. Ctrl-C stops both.
 #
-# env: DEV_DIR (default .dev: git-ignored), DB_PORT (26257), BIN (target/debug/tlsward)
+# env: DEV_DIR (default .dev: git-ignored), DB_PORT (26257), BIN ($CARGO_TARGET_DIR/debug/tlsward)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 DEV_DIR=${DEV_DIR:-.dev}
 DB_PORT=${DB_PORT:-26257}
-BIN=${BIN:-target/debug/tlsward}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/debug/tlsward}
 mkdir -p "$DEV_DIR"; DEV_DIR=$(cd "$DEV_DIR" && pwd)
 PKI=$DEV_DIR/pki
 
