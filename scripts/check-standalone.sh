@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # check-standalone.sh — part of `make lint`: a clone of the repository has nothing beside it,
-# so no tracked file may name the checkout's sibling directory `../shared` or an absolute path
-# of a developer's machine (/work/…, /root/…, /home/…, /Users/…). Prints each offending line
-# and exits 1 if there is one.
+# so no tracked file may name the checkout's sibling directory "shared" (as a relative path
+# one level up) or an absolute path of a developer's machine (under the root directories work,
+# root, home or Users). Prints each offending line and exits 1 if there is one.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 # Written so that this file does not match them itself.
