@@ -216,6 +216,22 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "TLSWARD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Time limit to receive a whole request body (408 past it).
+    #[arg(long, env = "TLSWARD_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive
+    /// and h2 alike).
+    #[arg(long, env = "TLSWARD_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Interval of h2 keep-alive pings (a peer that does not answer within 20 s is dropped;
+    /// 0s: no pings).
+    #[arg(long, env = "TLSWARD_H2_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub h2_keepalive: std::time::Duration,
+    /// Most open connections on the TLS listener; beyond it a new connection is closed at
+    /// once (counted in tlsward_connections_refused_total). Default: 10000, or less when the
+    /// open-files limit (nofile) is lower: that limit minus 256 for everything else.
+    #[arg(long, env = "TLSWARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Kubernetes Events on this Pod for every reload and DB pool outcome: `auto` (on when
     /// POD_NAME and POD_NAMESPACE are set and a client configuration is found), `on`, `off`.
     #[arg(long, env = "TLSWARD_KUBE_EVENTS", value_enum, default_value = "auto")]

@@ -58,6 +58,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Time limit of a whole request body.
+    pub body_timeout: Duration,
+    /// The TLS listener's connection limits.
+    pub tls_limits: crate::edge::Limits,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
     /// Periodic re-read, if on.
@@ -79,6 +83,34 @@ fn need<T: Clone>(v: &Option<T>, flag: &str, env: &str, fix: &str, problems: &mu
 
 fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty())
+}
+
+/// File descriptors kept for everything but client connections (DB pool, watched files,
+/// the admin listener, the Kubernetes client).
+pub const FD_RESERVE: u64 = 256;
+/// The default `--max-connections` when the open-files limit allows it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// `--max-connections`, or its default from the soft open-files limit. A given value above
+/// what that limit allows is kept (the operator may raise the limit) but warned about.
+fn max_connections_or_default(given: Option<usize>, p: &mut Vec<String>) -> usize {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let allowed = nofile.map(|n| usize::try_from(n.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX));
+    match given {
+        Some(0) => {
+            p.push(
+                "--max-connections (TLSWARD_MAX_CONNECTIONS) is 0; give the most open connections, e.g. 10000".into(),
+            );
+            1
+        }
+        Some(n) => {
+            if let Some(a) = allowed.filter(|a| n > *a) {
+                tracing::warn!(max_connections = n, nofile = ?nofile, "--max-connections is above the open-files limit minus {FD_RESERVE} ({a}): accepts will fail with EMFILE before the cap is reached; raise nofile");
+            }
+            n
+        }
+        None => allowed.map_or(DEFAULT_MAX_CONNECTIONS, |a| a.clamp(64, DEFAULT_MAX_CONNECTIONS)),
+    }
 }
 
 /// Checks the Kubernetes flags: Events need the Pod's name and namespace when forced on, and
@@ -191,6 +223,10 @@ impl Config {
             handshake_timeout,
             header_timeout,
             max_body_bytes,
+            body_timeout,
+            idle_timeout,
+            h2_keepalive,
+            max_connections,
             shutdown_grace,
             kube_events,
             watch_secrets,
@@ -252,6 +288,8 @@ impl Config {
             (handshake_timeout, "handshake-timeout", "TLSWARD_HANDSHAKE_TIMEOUT"),
             (db_health_interval, "db-health-interval", "TLSWARD_DB_HEALTH_INTERVAL"),
             (header_timeout, "header-timeout", "TLSWARD_HEADER_TIMEOUT"),
+            (body_timeout, "body-timeout", "TLSWARD_BODY_TIMEOUT"),
+            (idle_timeout, "idle-timeout", "TLSWARD_IDLE_TIMEOUT"),
         ] {
             if d.is_zero() {
                 p.push(format!("--{flag} ({env}) is 0; give a positive duration such as 3s"));
@@ -276,6 +314,7 @@ impl Config {
                 }
             }
         }
+        let max_connections = max_connections_or_default(max_connections, &mut p);
         if reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
             p.push("--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms; use e.g. 30s".into());
         }
@@ -327,6 +366,13 @@ impl Config {
             handshake_timeout,
             header_timeout,
             max_body_bytes,
+            body_timeout,
+            tls_limits: crate::edge::Limits {
+                max_connections,
+                header_timeout,
+                idle_timeout,
+                h2_keepalive,
+            },
             shutdown_grace,
             reload_interval,
             file_watch,
@@ -393,10 +439,14 @@ impl Config {
             }
         ));
         out.push_str(&format!(
-            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
+            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
             h(self.token_max_ttl),
             h(self.handshake_timeout),
             h(self.header_timeout),
+            h(self.body_timeout),
+            h(self.tls_limits.idle_timeout),
+            h(self.tls_limits.h2_keepalive),
+            self.tls_limits.max_connections,
             self.max_body_bytes,
             h(self.shutdown_grace)
         ));

@@ -35,15 +35,44 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
-/// `{route,method,status}`.
+/// `{route,method,status}`: every value from a closed set, whatever a client sends.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// The matched route template.
-    pub route: String,
-    /// Method.
-    pub method: String,
-    /// Status code.
-    pub status: u16,
+    /// The matched route template, or `unmatched`.
+    pub route: &'static str,
+    /// A standard method, or `other`.
+    pub method: &'static str,
+    /// A registered status code, or `other`.
+    pub status: StatusLabel,
+}
+
+/// A status code that IANA registers, or `other` for any other number.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct StatusLabel(Option<u16>);
+
+impl StatusLabel {
+    /// The label of a response status.
+    pub fn of(status: http::StatusCode) -> Self {
+        Self(status.canonical_reason().map(|_| status.as_u16()))
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for StatusLabel {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        match self.0 {
+            Some(code) => write!(encoder, "{code}"),
+            None => encoder.write_str("other"),
+        }
+    }
+}
+
+/// The `method` label: the method if it is one of RFC 9110's (plus PATCH), else `other`.
+pub fn method_label(method: &http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN.into_iter().find(|m| *m == method.as_str()).unwrap_or("other")
 }
 
 /// `{material,outcome}`.
@@ -67,8 +96,8 @@ pub struct SerialLabels {
 /// `{route}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    /// The matched route template.
-    pub route: String,
+    /// The matched route template, or `unmatched`.
+    pub route: &'static str,
 }
 
 /// All metrics of the process.
@@ -113,7 +142,32 @@ pub struct Metrics {
     /// `tlsward_kube_secret_updates_total{outcome}`: Secret data seen through the API
     /// (`applied`: laid over its directory; `unchanged`; `error`: the watch failed).
     pub kube_secret_updates: Family<OutcomeLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_connections_open{listener}`.
+    pub connections_open: Family<ListenerLabel, Gauge>,
+    /// `tlsward_connections_refused_total{listener,reason}`: closed at accept (`max_connections`).
+    pub connections_refused: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_connections_closed_total{listener,reason}`: closed by the server
+    /// (`first_request_timeout`, `idle_timeout`, `shutdown`).
+    pub connections_closed: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_accept_errors_total{listener,reason}` (`out_of_fds`, `other`).
+    pub accept_errors: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
     served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// `{listener}`: `tls` or `admin`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    /// Which listener.
+    pub listener: &'static str,
+}
+
+/// `{listener,reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerReasonLabels {
+    /// Which listener.
+    pub listener: &'static str,
+    /// A fixed reason word.
+    pub reason: &'static str,
 }
 
 /// `{outcome}`.
@@ -188,7 +242,7 @@ impl Metrics {
         let reload_last_success = Gauge::default();
         registry.register(
             "tlsward_reload_last_success_timestamp_seconds",
-            "When a reload last succeeded (applied or unchanged)",
+            "When a reload last succeeded: every material read valid (applied or unchanged), none rejected",
             reload_last_success.clone(),
         );
         let generation = Gauge::default();
@@ -241,7 +295,35 @@ impl Metrics {
             "Time to check a connection out of the DB pool (pre-ping included)",
             db_checkout_wait.clone(),
         );
+        let connections_open = Family::default();
+        registry.register(
+            "tlsward_connections_open",
+            "Open client connections by listener",
+            connections_open.clone(),
+        );
+        let connections_refused = Family::default();
+        registry.register(
+            "tlsward_connections_refused",
+            "Connections closed at accept because the listener was at --max-connections",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::default();
+        registry.register(
+            "tlsward_connections_closed",
+            "Connections the server closed: first_request_timeout, idle_timeout, shutdown",
+            connections_closed.clone(),
+        );
+        let accept_errors = Family::default();
+        registry.register(
+            "tlsward_accept_errors",
+            "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)",
+            accept_errors.clone(),
+        );
         Self {
+            connections_open,
+            connections_refused,
+            connections_closed,
+            accept_errors,
             db_pool_generation,
             db_pool_rebuilds,
             db_checkout_wait,
@@ -264,6 +346,34 @@ impl Metrics {
             db_pool_waiting,
             db_retries,
         }
+    }
+
+    /// Sets the open connections of a listener.
+    pub fn connections_open(&self, listener: &'static str, open: usize) {
+        self.connections_open
+            .get_or_create(&ListenerLabel { listener })
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection closed at accept.
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ListenerReasonLabels { listener, reason })
+            .inc();
+    }
+
+    /// Counts a connection the server asked to close.
+    pub fn connection_closed(&self, listener: &'static str, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ListenerReasonLabels { listener, reason })
+            .inc();
+    }
+
+    /// Counts a failed accept.
+    pub fn accept_error(&self, listener: &'static str, reason: &'static str) {
+        self.accept_errors
+            .get_or_create(&ListenerReasonLabels { listener, reason })
+            .inc();
     }
 
     /// Counts one retry.

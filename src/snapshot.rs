@@ -15,10 +15,10 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use crate::db::dsn::DbTarget;
-use crate::db::material::DbTls;
+use crate::db::material::{ClientCert, DbCa, DbTls};
 use crate::tls::material::{self, CertInfo};
 use crate::tls::policy::{ClientAuth, Policy};
-use crate::tls::server as tls_server;
+use crate::tls::server::{self as tls_server, Resumption};
 use crate::token::TokenKeys;
 
 /// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps). The
@@ -157,69 +157,126 @@ pub struct Snapshot {
     pub digests: BTreeMap<Material, String>,
     /// The database connections' TLS material (`None` with `sslmode=disable`).
     pub db_tls: Option<Arc<DbTls>>,
+    /// The server certificate and key as loaded, for the next reload.
+    server: material::ServerMaterial,
+    /// The client CA bundle as loaded, for the next reload.
+    client_roots: Option<Arc<material::Roots>>,
+    /// TLS sessions, shared with the previous snapshot while the policy and client CAs stay.
+    resumption: Resumption,
 }
 
-/// The parts of a snapshot as they are read, before they are combined.
+/// Each material as read: `Some(Ok)` a valid new value, `Some(Err(()))` a problem (recorded),
+/// `None` not configured.
 struct Parts {
-    policy: Option<Policy>,
-    server: Option<material::ServerMaterial>,
-    client_roots: Option<material::Roots>,
-    token_keys: Option<TokenKeys>,
-    db_tls: Option<Option<Arc<DbTls>>>,
+    policy: Result<Policy, ()>,
+    server: Result<material::ServerMaterial, ()>,
+    client_roots: Option<Result<Arc<material::Roots>, ()>>,
+    token_keys: Result<TokenKeys, ()>,
+    db_ca: Option<Result<DbCa, ()>>,
+    db_client: Option<Result<Option<ClientCert>, ()>>,
+}
+
+/// The materials a snapshot is built from, each the new value or the previous snapshot's.
+struct Chosen {
+    policy: Policy,
+    server: material::ServerMaterial,
+    client_roots: Option<Arc<material::Roots>>,
+    token_keys: TokenKeys,
+    db_tls: Option<Arc<DbTls>>,
+}
+
+/// The new value where it is valid, else the last good one (if there is one).
+fn pick<T: Clone>(new: Result<T, ()>, last: Option<T>) -> Option<T> {
+    new.ok().or(last)
 }
 
 impl Snapshot {
-    /// Reads and validates every given source; all problems are returned, each naming its
-    /// file. A missing required part (reported by the caller) makes the result an error.
+    /// Reads and validates every given source at start-up; all problems are returned, each
+    /// naming its file. There is no last good material yet, so any problem is an error.
     pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<Problem>> {
+        match Self::assemble(src, generation, None) {
+            (Some(s), problems) if problems.is_empty() => Ok(s),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// A reload: every material is read again and each one independently takes its new
+    /// value where that is valid and keeps this snapshot's where it is not, so that one
+    /// broken file never holds up the rotation of the others. Returns the new snapshot
+    /// (equal digests to this one when nothing valid changed) and the problems.
+    pub fn reload(&self, src: &Sources, generation: u64) -> (Self, Vec<Problem>) {
+        let (next, problems) = Self::assemble(src, generation, Some(self));
+        (next.unwrap_or_else(|| self.clone()), problems)
+    }
+
+    fn assemble(src: &Sources, generation: u64, last: Option<&Self>) -> (Option<Self>, Vec<Problem>) {
         let mut problems = Vec::new();
         let parts = read_parts(src, &mut problems);
-        let Parts {
-            policy: Some(policy),
-            server: Some(server),
-            client_roots,
-            token_keys: Some(token_keys),
-            db_tls: Some(db_tls),
-        } = parts
-        else {
-            return Err(problems);
+        let Some(chosen) = choose(parts, last, src, &mut problems) else {
+            return (None, problems);
         };
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let mut digests = BTreeMap::new();
-        digests.insert(Material::Server, server.digest.clone());
-        digests.insert(Material::Policy, material::sha256_hex(policy.describe().as_bytes()));
-        digests.insert(Material::TokenKeys, token_keys.digest.clone());
-        if let Some(r) = &client_roots {
-            digests.insert(Material::ClientCa, r.digest.clone());
-        }
-        if let Some(t) = &db_tls {
-            digests.insert(Material::DbCa, t.ca_digest.clone());
-            if let Some(c) = &t.client {
-                digests.insert(Material::DbClient, c.digest.clone());
+        match Self::build(chosen, generation, last) {
+            Ok(s) => (Some(s), problems),
+            Err(p) => {
+                problems.push(p);
+                (None, problems)
             }
         }
-        let (store, client_cas) = match client_roots {
-            Some(r) => (Some(r.store), Some(r.infos)),
-            None => (None, None),
+    }
+
+    fn build(c: Chosen, generation: u64, last: Option<&Self>) -> Result<Self, Problem> {
+        let mut digests = BTreeMap::new();
+        digests.insert(Material::Server, c.server.digest.clone());
+        digests.insert(Material::Policy, material::sha256_hex(c.policy.describe().as_bytes()));
+        digests.insert(Material::TokenKeys, c.token_keys.digest.clone());
+        if let Some(r) = &c.client_roots {
+            digests.insert(Material::ClientCa, r.digest.clone());
+        }
+        if let Some(t) = &c.db_tls {
+            digests.insert(Material::DbCa, t.ca_digest.clone());
+            if let Some(cl) = &t.client {
+                digests.insert(Material::DbClient, cl.digest.clone());
+            }
+        }
+        // Sessions made under another policy or other client CAs are not resumed.
+        let same_rules = |l: &&Self| {
+            [Material::Policy, Material::ClientCa]
+                .iter()
+                .all(|m| l.digests.get(m) == digests.get(m))
         };
-        let server_config = tls_server::build(&policy, server.certified.clone(), store).map_err(|e| {
-            vec![Problem {
-                material: Material::Policy,
-                message: e.to_string(),
-            }]
-        })?;
+        let resumption = last
+            .filter(same_rules)
+            .map_or_else(Resumption::new, |l| l.resumption.clone());
+        let store = c.client_roots.as_ref().map(|r| r.store.clone());
+        let server_config =
+            tls_server::build(&c.policy, c.server.certified.clone(), store, &resumption).map_err(|e| {
+                let material = match e {
+                    tls_server::ServerConfigError::ClientCa(_) => Material::ClientCa,
+                    _ => Material::Policy,
+                };
+                Problem {
+                    material,
+                    message: e.to_string(),
+                }
+            })?;
         Ok(Self {
             generation,
             server_config,
-            policy,
-            server_chain: server.chain,
-            client_cas,
-            token_keys,
+            policy: c.policy,
+            server_chain: c.server.chain.clone(),
+            client_cas: c.client_roots.as_ref().map(|r| r.infos.clone()),
+            token_keys: c.token_keys,
             digests,
-            db_tls,
+            db_tls: c.db_tls,
+            server: c.server,
+            client_roots: c.client_roots,
+            resumption,
         })
+    }
+
+    /// Whether new handshakes of `self` may resume sessions made under `other`.
+    pub fn shares_sessions_with(&self, other: &Self) -> bool {
+        self.resumption.same(&other.resumption)
     }
 
     /// The served leaf certificate.
@@ -294,65 +351,86 @@ impl Snapshot {
 fn read_parts(src: &Sources, problems: &mut Vec<Problem>) -> Parts {
     let mut fail = |material: Material, message: String| problems.push(Problem { material, message });
     let policy = match &src.policy_file {
-        Some(p) => Policy::from_file(p)
-            .map_err(|e| {
-                for p in e.0 {
-                    fail(Material::Policy, p.to_string());
-                }
-            })
-            .ok(),
-        None => Some(Policy::default()),
+        Some(p) => Policy::from_file(p).map_err(|e| {
+            for p in e.0 {
+                fail(Material::Policy, p.to_string());
+            }
+        }),
+        None => Ok(Policy::default()),
     };
     let now = material::now_unix();
-    let server = src.tls_dir.as_deref().and_then(|dir| {
-        let crt = dir.join(material::TLS_CRT);
-        material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
-            .and_then(|m| material::check_sans(&crt, &m.chain[0], &src.expect_sans).map(|()| m))
-            .map_err(|e| fail(Material::Server, e.to_string()))
-            .ok()
-    });
-    let client_roots = src.client_ca_dir.as_deref().and_then(|dir| {
-        material::load_roots(&dir.join(material::CA_CRT))
-            .map_err(|e| fail(Material::ClientCa, e.to_string()))
-            .ok()
-    });
-    let token_keys = src.token_key_dir.as_deref().and_then(|dir| {
-        TokenKeys::load_dir(dir)
-            .map_err(|e| fail(Material::TokenKeys, e.to_string()))
-            .ok()
-    });
-    let db_tls = match &src.db {
-        Some(target) => DbTls::load(target, now)
-            .map_err(|e| {
-                let m = if target.sslrootcert.as_ref() == Some(&e.path) {
-                    Material::DbCa
-                } else {
-                    Material::DbClient
-                };
-                fail(m, e.to_string());
-            })
-            .ok(),
-        None => Some(None),
+    let server = match src.tls_dir.as_deref() {
+        Some(dir) => {
+            let crt = dir.join(material::TLS_CRT);
+            material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
+                .and_then(|m| material::check_sans(&crt, &m.chain[0], &src.expect_sans).map(|()| m))
+                .map_err(|e| fail(Material::Server, e.to_string()))
+        }
+        None => Err(()),
     };
-    if let Some(p) = &policy
-        && p.client_auth != ClientAuth::None
-        && src.client_ca_dir.is_none()
-    {
-        fail(
-            Material::Policy,
-            format!(
-                "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
-                p.client_auth.as_str()
-            ),
-        );
-    }
+    let client_roots = src.client_ca_dir.as_deref().map(|dir| {
+        material::load_roots(&dir.join(material::CA_CRT))
+            .map(Arc::new)
+            .map_err(|e| fail(Material::ClientCa, e.to_string()))
+    });
+    let token_keys = match src.token_key_dir.as_deref() {
+        Some(dir) => TokenKeys::load_dir(dir).map_err(|e| fail(Material::TokenKeys, e.to_string())),
+        None => Err(()),
+    };
+    let tls_target = src.db.as_ref().filter(|t| DbTls::wanted(t));
+    let db_ca = tls_target.map(|t| DbCa::load(t).map_err(|e| fail(Material::DbCa, e.to_string())));
+    let db_client = tls_target.map(|t| ClientCert::load(t, now).map_err(|e| fail(Material::DbClient, e.to_string())));
     Parts {
         policy,
         server,
         client_roots,
         token_keys,
-        db_tls,
+        db_ca,
+        db_client,
     }
+}
+
+/// Each material's new value, or the last good one where the new one failed; `None` when a
+/// required material has neither (start-up). A policy that asks for client certificates
+/// without a client CA bundle is a problem of the policy.
+fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut Vec<Problem>) -> Option<Chosen> {
+    let policy = parts.policy.and_then(|p| {
+        if p.client_auth != ClientAuth::None && src.client_ca_dir.is_none() {
+            problems.push(Problem {
+                material: Material::Policy,
+                message: format!(
+                    "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
+                    p.client_auth.as_str()
+                ),
+            });
+            return Err(());
+        }
+        Ok(p)
+    });
+    let policy = pick(policy, last.map(|l| l.policy.clone()));
+    let server = pick(parts.server, last.map(|l| l.server.clone()));
+    let token_keys = pick(parts.token_keys, last.map(|l| l.token_keys.clone()));
+    let client_roots = match parts.client_roots {
+        None => Some(None),
+        Some(r) => pick(r, last.and_then(|l| l.client_roots.clone())).map(Some),
+    };
+    let last_db = last.and_then(|l| l.db_tls.as_deref());
+    let db_tls = match (parts.db_ca, parts.db_client) {
+        (Some(ca), Some(client)) => {
+            let ca = pick(ca, last_db.map(DbTls::ca));
+            let client = pick(client, last_db.map(|t| t.client.clone()));
+            ca.zip(client)
+                .map(|(ca, client)| Some(Arc::new(DbTls::from_parts(ca, client))))
+        }
+        _ => Some(None),
+    };
+    Some(Chosen {
+        policy: policy?,
+        server: server?,
+        client_roots: client_roots?,
+        token_keys: token_keys?,
+        db_tls: db_tls?,
+    })
 }
 
 fn describe_cert(c: &CertInfo) -> String {

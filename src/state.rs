@@ -18,11 +18,13 @@ pub struct AppState {
     /// The current verified DB pool; `None` until one has been verified.
     pub db: ArcSwapOption<DbPool>,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: std::sync::Arc<Metrics>,
     /// The configuration the server was started with.
     pub config: Config,
     /// What the reloads did, for `/reload-status`.
     pub reload_status: std::sync::Mutex<ReloadStatus>,
+    /// Aggregates repeated request failures into one log line per interval.
+    pub log_throttle: crate::logs::Throttle,
     draining: AtomicBool,
     /// Unix milliseconds since which the database has been unreachable (0: reachable).
     db_down_since: std::sync::atomic::AtomicI64,
@@ -34,13 +36,14 @@ impl AppState {
     /// State with a first snapshot and no DB pool yet.
     pub fn new(config: Config, snapshot: Snapshot) -> Self {
         let generation = snapshot.generation;
-        let metrics = Metrics::new();
+        let metrics = std::sync::Arc::new(Metrics::new());
         metrics.describe_snapshot(&snapshot);
         let now = crate::tls::material::now_unix();
         metrics.reload_last_success.set(now);
         Self {
             reload_status: std::sync::Mutex::new(ReloadStatus::initial(&snapshot, now)),
             snapshot: ArcSwap::from_pointee(snapshot),
+            log_throttle: crate::logs::Throttle::default(),
             db: ArcSwapOption::empty(),
             metrics,
             config,

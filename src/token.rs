@@ -49,9 +49,15 @@ pub enum TokenError {
     /// Past its `exp`.
     #[error("token expired")]
     Expired,
-    /// Issued for longer than the server accepts.
+    /// Issued for longer than the server accepts (or with a lifetime that does not compute).
     #[error("token lifetime exceeds the server's limit")]
     TooLong,
+    /// Its `nbf` is still in the future.
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// Its header lists a critical extension (`crit`) this server does not implement.
+    #[error("token uses an unsupported critical header extension")]
+    UnsupportedCrit,
 }
 
 /// The claims of a token.
@@ -65,6 +71,9 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// Not before, Unix seconds (optional; tlsward does not issue it, but honours it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,14 +81,28 @@ struct Header {
     alg: String,
     typ: Option<String>,
     kid: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand. None are implemented,
+    /// so any entry refuses the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crit: Option<Vec<String>>,
 }
 
 /// The accepted keys, sorted by id; the last one signs.
 #[derive(Clone)]
 pub struct TokenKeys {
     keys: Vec<(String, hmac::Key)>,
-    /// SHA-256 over ids and secrets, to detect changes.
+    /// Identifies the key set without revealing it: SHA-256 over each key id and its key
+    /// check value ([`key_check_value`]), never over the secrets themselves. Shown in
+    /// `/reload-status` and Events, and compared to detect a change.
     pub digest: String,
+}
+
+/// A key's check value: the first 8 bytes (hex) of HMAC-SHA256(secret, a fixed label). It
+/// tells two keys apart (and the same key on two replicas) but, HMAC being a PRF, says
+/// nothing about the secret, unlike a plain hash that can be checked against guesses.
+pub fn key_check_value(key: &hmac::Key) -> String {
+    let tag = hmac::sign(key, b"tlsward token key check value v1");
+    tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -132,19 +155,17 @@ impl TokenKeys {
             ));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut digest_input = Vec::new();
-        for (kid, secret) in &found {
-            digest_input.extend_from_slice(kid.as_bytes());
-            digest_input.push(0);
-            digest_input.extend_from_slice(secret);
-            digest_input.push(0);
-        }
+        let keys: Vec<(String, hmac::Key)> = found
+            .into_iter()
+            .map(|(kid, s)| (kid, hmac::Key::new(hmac::HMAC_SHA256, &s)))
+            .collect();
+        let listing: String = keys
+            .iter()
+            .map(|(kid, key)| format!("{kid}:{}\n", key_check_value(key)))
+            .collect();
         Ok(Self {
-            digest: crate::tls::material::sha256_hex(&digest_input),
-            keys: found
-                .into_iter()
-                .map(|(kid, s)| (kid, hmac::Key::new(hmac::HMAC_SHA256, &s)))
-                .collect(),
+            digest: crate::tls::material::sha256_hex(listing.as_bytes()),
+            keys,
         })
     }
 
@@ -160,12 +181,14 @@ impl TokenKeys {
             alg: "HS256".into(),
             typ: Some("JWT".into()),
             kid: Some(kid.clone()),
+            crit: None,
         };
         let claims = Claims {
             iss: ISSUER.into(),
             sub: sub.into(),
             iat: now,
-            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            nbf: None,
         };
         let signing_input = format!(
             "{}.{}",
@@ -177,7 +200,10 @@ impl TokenKeys {
     }
 
     /// Verifies a token at `now` (Unix seconds) and returns its claims. Tokens issued for
-    /// longer than `max_ttl` are refused, so a leaked long-lived token is worthless.
+    /// longer than `max_ttl` are refused, so a leaked long-lived token is worthless; so are
+    /// tokens issued in the future (beyond the clock-skew leeway), not valid yet (`nbf`), or
+    /// with a critical header extension. Time arithmetic is checked: no claim value, however
+    /// large, wraps around a limit.
     pub fn verify(&self, token: &str, now: i64, max_ttl: Duration) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
@@ -186,6 +212,9 @@ impl TokenKeys {
         let header: Header = decode_json(h)?;
         if header.alg != "HS256" {
             return Err(TokenError::Malformed);
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::UnsupportedCrit);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKid)?;
         let (_, key) = self
@@ -197,16 +226,31 @@ impl TokenKeys {
         let signing_input = &token[..h.len() + 1 + c.len()];
         hmac::verify(key, signing_input.as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
         let claims: Claims = decode_json(c)?;
-        if claims.iss != ISSUER || claims.iat > now + LEEWAY_SECS {
+        check_times(&claims, now, max_ttl)?;
+        if claims.iss != ISSUER {
             return Err(TokenError::Malformed);
         }
-        if claims.exp + LEEWAY_SECS <= now {
-            return Err(TokenError::Expired);
-        }
-        if claims.exp - claims.iat > i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX) {
-            return Err(TokenError::TooLong);
-        }
         Ok(claims)
+    }
+}
+
+/// `iat` not in the future, `exp` not past, `nbf` reached, and `exp - iat` within `max_ttl`,
+/// all with [`LEEWAY_SECS`] of clock skew and checked arithmetic.
+fn check_times(claims: &Claims, now: i64, max_ttl: Duration) -> Result<(), TokenError> {
+    let late = now.saturating_add(LEEWAY_SECS);
+    if claims.iat > late {
+        return Err(TokenError::Malformed);
+    }
+    if claims.exp.saturating_add(LEEWAY_SECS) <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > late) {
+        return Err(TokenError::NotYetValid);
+    }
+    let max = i64::try_from(max_ttl.as_secs()).unwrap_or(i64::MAX);
+    match claims.exp.checked_sub(claims.iat) {
+        Some(lifetime) if lifetime <= max => Ok(()),
+        _ => Err(TokenError::TooLong),
     }
 }
 
@@ -274,6 +318,74 @@ mod tests {
             t.split('.').nth(1).unwrap()
         );
         assert_eq!(k.verify(&none_alg, 1001, HOUR), Err(TokenError::Malformed));
+    }
+
+    /// Signs arbitrary header and claims JSON with `k`'s signing key, as a forger holding
+    /// the key (or a buggy issuer) could.
+    fn sign_raw(dir: &Path, kid: &str, header: &str, claims: &str) -> String {
+        let secret = std::fs::read(dir.join(kid)).unwrap();
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.trim_ascii());
+        let input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+        let sig = hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    const HS256_K1: &str = r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#;
+
+    #[test]
+    fn refuses_a_lifetime_that_overflows_instead_of_wrapping_under_the_limit() {
+        let (d, k) = keys(&["k1"]);
+        let claims = format!(
+            r#"{{"iss":"tlsward","sub":"x","iat":{},"exp":{}}}"#,
+            -i64::MAX,
+            i64::MAX - 100
+        );
+        let t = sign_raw(d.path(), "k1", HS256_K1, &claims);
+        assert_eq!(k.verify(&t, 1000, HOUR), Err(TokenError::TooLong));
+    }
+
+    #[test]
+    fn refuses_iat_in_the_future_beyond_the_skew() {
+        let (d, k) = keys(&["k1"]);
+        let claims = |iat: i64| format!(r#"{{"iss":"tlsward","sub":"x","iat":{iat},"exp":{}}}"#, iat + 60);
+        let early = sign_raw(d.path(), "k1", HS256_K1, &claims(1000 + LEEWAY_SECS + 1));
+        assert_eq!(k.verify(&early, 1000, HOUR), Err(TokenError::Malformed));
+        let within = sign_raw(d.path(), "k1", HS256_K1, &claims(1000 + LEEWAY_SECS));
+        assert!(k.verify(&within, 1000, HOUR).is_ok());
+    }
+
+    #[test]
+    fn honours_nbf() {
+        let (d, k) = keys(&["k1"]);
+        let claims = r#"{"iss":"tlsward","sub":"x","iat":1000,"exp":1600,"nbf":1300}"#;
+        let t = sign_raw(d.path(), "k1", HS256_K1, claims);
+        assert_eq!(k.verify(&t, 1200, HOUR), Err(TokenError::NotYetValid));
+        assert_eq!(k.verify(&t, 1300, HOUR).unwrap().nbf, Some(1300));
+    }
+
+    #[test]
+    fn refuses_unknown_critical_header_extensions() {
+        let (d, k) = keys(&["k1"]);
+        let header = r#"{"alg":"HS256","kid":"k1","crit":["exp"],"exp":1}"#;
+        let claims = r#"{"iss":"tlsward","sub":"x","iat":1000,"exp":1060}"#;
+        let t = sign_raw(d.path(), "k1", header, claims);
+        assert_eq!(k.verify(&t, 1001, HOUR), Err(TokenError::UnsupportedCrit));
+        let plain = sign_raw(d.path(), "k1", HS256_K1, claims);
+        assert!(k.verify(&plain, 1001, HOUR).is_ok());
+    }
+
+    #[test]
+    fn digest_is_not_a_plain_hash_of_the_secrets_and_follows_a_change() {
+        let (d, k) = keys(&["k1"]);
+        let secret = std::fs::read(d.path().join("k1")).unwrap();
+        let mut plain = b"k1\0".to_vec();
+        plain.extend_from_slice(secret.trim_ascii());
+        plain.push(0);
+        assert_ne!(k.digest, crate::tls::material::sha256_hex(&plain));
+        assert_ne!(k.digest, crate::tls::material::sha256_hex(secret.trim_ascii()));
+        assert_eq!(TokenKeys::load_dir(d.path()).unwrap().digest, k.digest);
+        std::fs::write(d.path().join("k1"), generate_key_text()).unwrap();
+        assert_ne!(TokenKeys::load_dir(d.path()).unwrap().digest, k.digest);
     }
 
     #[test]

@@ -66,13 +66,12 @@ impl ApiError {
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
+/// The answer to a database error (logged by the caller, aggregated: see `crate::logs`).
+impl From<&DbError> for ApiError {
+    fn from(e: &DbError) -> Self {
         if e.is_unavailable() {
-            tracing::warn!(error = %e, "database unavailable");
             Self::db_unavailable()
         } else {
-            tracing::error!(error = %e, "database error");
             Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
     }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::metrics::{HttpLabels, RouteLabel};
+use crate::metrics::{HttpLabels, RouteLabel, StatusLabel};
 use crate::state::AppState;
 use error::ApiError;
 
@@ -46,21 +46,27 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The route templates of the TLS listener: the only values of the `route` label besides
+/// `unmatched`.
+pub const ROUTES: [&str; 3] = ["/", "/users", "/users/{id}"];
+
+/// The `route` label of a request: its matched template, or `unmatched`.
+fn route_label(req: &Request) -> &'static str {
+    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    ROUTES.into_iter().find(|r| Some(*r) == matched).unwrap_or("unmatched")
+}
+
 async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| m.as_str())
-        .to_string();
-    let method = req.method().to_string();
+    let route = route_label(&req);
+    let method = crate::metrics::method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
     m.http_requests
         .get_or_create(&HttpLabels {
-            route: route.clone(),
+            route,
             method,
-            status: resp.status().as_u16(),
+            status: StatusLabel::of(resp.status()),
         })
         .inc();
     m.http_duration
@@ -71,12 +77,13 @@ async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
 
 /// The router of the TLS listener.
 pub fn router(state: Arc<AppState>) -> Router {
+    let [root_route, users_route, user_route] = ROUTES;
     let users = Router::new()
-        .route("/users", get(users::list_users).post(users::create_user))
-        .route("/users/{id}", get(users::get_user).delete(users::delete_user))
+        .route(users_route, get(users::list_users).post(users::create_user))
+        .route(user_route, get(users::get_user).delete(users::delete_user))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let mut app = Router::new()
-        .route("/", get(root))
+        .route(root_route, get(root))
         .merge(users)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,20 +25,30 @@ fn pool(state: &AppState) -> Result<Arc<DbPool>, ApiError> {
     state.db.load_full().ok_or_else(ApiError::db_unavailable)
 }
 
-/// Notes the database as up or down (for `/readyz`) and turns errors into API errors.
+/// Notes the database as up or down (for `/readyz`), logs failures (one line per kind per
+/// interval, with a count) and turns them into API errors.
 fn seen<T>(state: &AppState, r: Result<T, DbError>) -> Result<T, ApiError> {
-    match r {
+    let e = match r {
         Ok(v) => {
             state.db_reachable(true);
-            Ok(v)
+            return Ok(v);
         }
-        Err(e) => {
-            if e.is_unavailable() {
-                state.db_reachable(false);
-            }
-            Err(e.into())
+        Err(e) => e,
+    };
+    let kind = if e.is_unavailable() {
+        state.db_reachable(false);
+        "database unavailable"
+    } else {
+        "database error"
+    };
+    if let Some(suppressed) = state.log_throttle.admit(kind, std::time::Instant::now()) {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, suppressed, "{kind}: answering 503 (suppressed = the same failure since the previous line)");
+        } else {
+            tracing::error!(error = %e, suppressed, "{kind}: answering 500 (suppressed = the same failure since the previous line)");
         }
     }
+    Err(ApiError::from(&e))
 }
 
 /// Parses a path id.
@@ -151,11 +160,55 @@ pub struct NewUser {
     pub email: String,
 }
 
+/// Reads the whole body within `--body-timeout`: 413 beyond `--max-body-bytes` (at once when
+/// `Content-Length` says so), 408 when it does not arrive in time.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(state.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {}",
+                humantime::format_duration(state.config.body_timeout)
+            ),
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::bad_request("bad_body", "the request body could not be read")),
+    }
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        src = err.source();
+    }
+    false
+}
+
 /// `POST /users`: 201 with `Location`, 409 when the username is taken.
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -169,20 +222,7 @@ pub async fn create_user(
             "send the body as Content-Type: application/json",
         ));
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the body is larger than the limit of {} bytes",
-                    state.config.max_body_bytes
-                ),
-            )
-        } else {
-            ApiError::bad_request("bad_body", "the request body could not be read")
-        }
-    })?;
+    let body = read_body(&state, &headers, body).await?;
     let text = std::str::from_utf8(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",

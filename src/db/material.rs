@@ -12,13 +12,24 @@ use super::dsn::{DbTarget, SslMode};
 use crate::tls::material::{self, CertInfo, MaterialError};
 
 /// The parsed client certificate chain and key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientCert {
     /// Chain + signing key (read once: the key is never re-read apart from its certificate).
     pub certified: Arc<CertifiedKey>,
     /// What the leaf is.
     pub info: CertInfo,
     /// Digest of chain + key.
+    pub digest: String,
+}
+
+/// The CA bundle the database's certificate is verified against (`sslrootcert`).
+#[derive(Debug, Clone)]
+pub struct DbCa {
+    /// Trusted CAs (the whole bundle).
+    pub roots: RootCertStore,
+    /// One entry per CA.
+    pub cas: Vec<CertInfo>,
+    /// Digest of the bundle.
     pub digest: String,
 }
 
@@ -35,36 +46,76 @@ pub struct DbTls {
     pub client: Option<ClientCert>,
 }
 
-impl DbTls {
-    /// Reads the files of `target`; `None` when the DSN uses no TLS.
-    pub fn load(target: &DbTarget, now: i64) -> Result<Option<Arc<Self>>, MaterialError> {
-        if target.sslmode == SslMode::Disable {
-            return Ok(None);
-        }
-        let (roots, cas, ca_digest) = match &target.sslrootcert {
+impl DbCa {
+    /// Reads `sslrootcert` (none: an empty bundle, for `sslmode` without verification).
+    pub fn load(target: &DbTarget) -> Result<Self, MaterialError> {
+        Ok(match &target.sslrootcert {
             Some(p) => {
                 let r = material::load_roots(p)?;
-                (r.store, r.infos, r.digest)
+                Self {
+                    roots: r.store,
+                    cas: r.infos,
+                    digest: r.digest,
+                }
             }
-            None => (RootCertStore::empty(), Vec::new(), String::new()),
+            None => Self {
+                roots: RootCertStore::empty(),
+                cas: Vec::new(),
+                digest: String::new(),
+            },
+        })
+    }
+}
+
+impl ClientCert {
+    /// Reads `sslcert` + `sslkey`, if the DSN names them.
+    pub fn load(target: &DbTarget, now: i64) -> Result<Option<Self>, MaterialError> {
+        let (Some(c), Some(k)) = (&target.sslcert, &target.sslkey) else {
+            return Ok(None);
         };
-        let client = match (&target.sslcert, &target.sslkey) {
-            (Some(c), Some(k)) => {
-                let m = material::load_pair(c, k, now)?;
-                Some(ClientCert {
-                    certified: m.certified,
-                    info: m.chain[0].clone(),
-                    digest: m.digest,
-                })
-            }
-            _ => None,
-        };
-        Ok(Some(Arc::new(Self {
-            roots,
-            cas,
-            ca_digest,
+        let m = material::load_pair(c, k, now)?;
+        Ok(Some(Self {
+            certified: m.certified,
+            info: m.chain[0].clone(),
+            digest: m.digest,
+        }))
+    }
+}
+
+impl DbTls {
+    /// Whether the DSN uses TLS at all.
+    pub fn wanted(target: &DbTarget) -> bool {
+        target.sslmode != SslMode::Disable
+    }
+
+    /// Reads the files of `target`; `None` when the DSN uses no TLS.
+    pub fn load(target: &DbTarget, now: i64) -> Result<Option<Arc<Self>>, MaterialError> {
+        if !Self::wanted(target) {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Self::from_parts(
+            DbCa::load(target)?,
+            ClientCert::load(target, now)?,
+        ))))
+    }
+
+    /// Combines a bundle and a client certificate (each may come from another reload).
+    pub fn from_parts(ca: DbCa, client: Option<ClientCert>) -> Self {
+        Self {
+            roots: ca.roots,
+            cas: ca.cas,
+            ca_digest: ca.digest,
             client,
-        })))
+        }
+    }
+
+    /// The bundle part, to combine with another client certificate.
+    pub fn ca(&self) -> DbCa {
+        DbCa {
+            roots: self.roots.clone(),
+            cas: self.cas.clone(),
+            digest: self.ca_digest.clone(),
+        }
     }
 
     /// One digest over the bundle and the client pair: a new pool is needed when it changes.

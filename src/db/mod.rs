@@ -1,5 +1,6 @@
 //! The database side: DSN parsing, the verified TLS pool, retries, and the users queries.
 
+pub mod breaker;
 pub mod dsn;
 pub mod manager;
 pub mod material;

@@ -4,11 +4,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::{IsolationLevel, Transaction};
 
+use super::breaker::{Admission, Breaker};
 use super::dsn::{DbTarget, SslMode};
 use super::material::DbTls;
 use super::retry::{RetryPolicy, is_connection_broken, is_retryable};
@@ -31,6 +32,25 @@ pub struct PoolSettings {
     pub max_lifetime: Duration,
 }
 
+impl PoolSettings {
+    /// The client-side deadline of one query or transaction attempt: the server-side
+    /// statement timeout plus a margin for the round trip, or [`NO_STATEMENT_TIMEOUT_DEADLINE`]
+    /// when there is none. A frozen server cannot enforce its own `statement_timeout`; this
+    /// deadline holds anyway.
+    pub fn query_deadline(&self) -> Duration {
+        if self.statement_timeout.is_zero() {
+            NO_STATEMENT_TIMEOUT_DEADLINE
+        } else {
+            self.statement_timeout + QUERY_DEADLINE_MARGIN
+        }
+    }
+}
+
+/// Added to the statement timeout for the client-side deadline of a query.
+pub const QUERY_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// The client-side deadline of a query when `--db-statement-timeout` is 0.
+pub const NO_STATEMENT_TIMEOUT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Database errors, with what the operator needs to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -51,6 +71,10 @@ pub enum DbError {
     /// No connection could be had in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A query (or transaction attempt) did not finish within the client-side deadline; its
+    /// connection was discarded.
+    #[error("the database did not answer within {0:?} (statement timeout + margin); the connection was discarded")]
+    Deadline(Duration),
     /// A statement failed.
     #[error("query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
@@ -60,7 +84,7 @@ impl DbError {
     /// Whether this error means the database cannot be reached right now (answer 503).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Unavailable(_) | Self::Connect { .. } => true,
+            Self::Unavailable(_) | Self::Connect { .. } | Self::Deadline(_) => true,
             Self::Query(e) => is_connection_broken(e),
             _ => false,
         }
@@ -137,6 +161,10 @@ pub struct DbPool {
     pub retry: RetryPolicy,
     /// Digest of the TLS material the pool's connections use.
     pub tls_digest: Option<String>,
+    /// Deadline of each query or transaction attempt ([`PoolSettings::query_deadline`]).
+    pub query_deadline: Duration,
+    /// Fails requests fast while the database does not answer.
+    pub breaker: std::sync::Arc<Breaker>,
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
@@ -204,6 +232,8 @@ pub fn build(
         generation,
         retry: RetryPolicy::default(),
         tls_digest: tls.map(DbTls::digest),
+        query_deadline: settings.query_deadline(),
+        breaker: Default::default(),
     })
 }
 
@@ -213,24 +243,56 @@ pub async fn build_and_verify(target: &DbTarget, settings: &PoolSettings, genera
     verify(build(target, settings, generation, tls.as_deref())?).await
 }
 
-/// Verifies a built pool: one connection under the configured `sslmode`, then `SELECT 1`.
+/// Verifies a built pool: one connection under the configured `sslmode`, then `SELECT 1`
+/// within the query deadline.
 pub async fn verify(db: DbPool) -> Result<DbPool, DbError> {
     let target = &db.target;
     let client = db.pool.get().await.map_err(|e| pool_error(target, e))?;
-    client.simple_query("SELECT 1").await.map_err(|e| DbError::Connect {
-        target: format!("{}:{}", target.host, target.port),
-        reason: error_chain(&e),
-    })?;
+    match tokio::time::timeout(db.query_deadline, client.simple_query("SELECT 1")).await {
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            return Err(DbError::Deadline(db.query_deadline));
+        }
+        Ok(r) => r.map_err(|e| DbError::Connect {
+            target: format!("{}:{}", target.host, target.port),
+            reason: error_chain(&e),
+        })?,
+    };
     drop(client);
     Ok(db)
 }
 
+/// Whether a checkout failure says the database did not answer (as opposed to a pool whose
+/// connections are all busy).
+fn unreachable(e: &PoolError) -> bool {
+    !matches!(
+        e,
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) | PoolError::Closed
+    )
+}
+
 impl DbPool {
-    /// Checks out a connection (pinged first when it was idle for `PING_AFTER_IDLE`).
+    /// Checks out a connection (pinged first when it was idle for `PING_AFTER_IDLE`), unless
+    /// the breaker says the database is down: then it fails fast, except for the one caller
+    /// whose checkout is the next attempt.
     pub async fn get(&self, metrics: &Metrics) -> Result<deadpool_postgres::Object, DbError> {
-        let start = std::time::Instant::now();
+        let admission = self.breaker.admit(Instant::now());
+        if let Admission::FailFast(next) = admission {
+            metrics.db_retry("failing_fast");
+            return Err(DbError::Unavailable(format!(
+                "the database did not answer; failing fast until a reconnect succeeds (next attempt in {} ms)",
+                next.as_millis()
+            )));
+        }
+        let start = Instant::now();
         let got = self.pool.get().await;
         metrics.db_checkout_wait.observe(start.elapsed().as_secs_f64());
+        match &got {
+            Ok(_) => self.breaker.succeeded(),
+            Err(e) if unreachable(e) => self.breaker.failed(Instant::now()),
+            Err(_) if admission == Admission::Probe => self.breaker.probe_done(false, Instant::now()),
+            Err(_) => {}
+        }
         got.map_err(|e| match e {
             PoolError::Timeout(kind) => {
                 DbError::Unavailable(format!("no connection within the checkout timeout ({kind:?})"))
@@ -239,24 +301,40 @@ impl DbPool {
         })
     }
 
-    /// Runs a read; if it fails because the connection broke, runs it once more on a fresh one.
+    /// A query ran past the deadline: the connection is discarded (it may still be waiting
+    /// for the answer, and a later query would queue behind it) and the breaker learns that
+    /// the database did not answer.
+    fn discard_late(&self, client: deadpool_postgres::Object) -> DbError {
+        drop(deadpool_postgres::Object::take(client));
+        self.breaker.failed(Instant::now());
+        DbError::Deadline(self.query_deadline)
+    }
+
+    /// Runs a read within the query deadline; if it fails because the connection broke, runs
+    /// it once more on a fresh one.
     pub async fn read<T, F>(&self, metrics: &Metrics, f: F) -> Result<T, DbError>
     where
         F: for<'c> Fn(&'c deadpool_postgres::Client) -> BoxFut<'c, T>,
     {
         let client = self.get(metrics).await?;
-        match f(&client).await {
-            Err(e) if is_connection_broken(&e) => {
+        match tokio::time::timeout(self.query_deadline, f(&client)).await {
+            Err(_) => Err(self.discard_late(client)),
+            Ok(Err(e)) if is_connection_broken(&e) => {
                 drop(deadpool_postgres::Object::take(client));
                 metrics.db_retry("connection_broken");
                 let fresh = self.get(metrics).await?;
-                Ok(f(&fresh).await?)
+                match tokio::time::timeout(self.query_deadline, f(&fresh)).await {
+                    Err(_) => Err(self.discard_late(fresh)),
+                    Ok(r) => Ok(r?),
+                }
             }
-            other => Ok(other?),
+            Ok(other) => Ok(other?),
         }
     }
 
-    /// Runs `f` in a SERIALIZABLE transaction, retrying SQLSTATE 40001 with back-off.
+    /// Runs `f` in a SERIALIZABLE transaction, retrying SQLSTATE 40001 with back-off; each
+    /// attempt (BEGIN to COMMIT) has the query deadline. Past it the outcome is unknown to
+    /// the caller (COMMIT may have been applied), which is reported as unavailable.
     pub async fn transaction<T, F>(&self, metrics: &Metrics, mut f: F) -> Result<T, DbError>
     where
         F: for<'t> FnMut(&'t Transaction<'_>) -> BoxFut<'t, T>,
@@ -270,24 +348,24 @@ impl DbPool {
         }
         let mut attempt = 1;
         loop {
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::Serializable)
-                .start()
-                .await?;
-            let result = async {
+            let once = async {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .await?;
                 let value = f(&tx).await?;
                 tx.commit().await?;
                 Ok::<T, tokio_postgres::Error>(value)
-            }
-            .await;
-            match result {
-                Err(e) if is_retryable(&e) && attempt < self.retry.max_attempts => {
+            };
+            match tokio::time::timeout(self.query_deadline, once).await {
+                Err(_) => return Err(self.discard_late(client)),
+                Ok(Err(e)) if is_retryable(&e) && attempt < self.retry.max_attempts => {
                     metrics.db_retry("serialization_failure");
                     tokio::time::sleep(self.retry.backoff(attempt, rand::random::<f64>())).await;
                     attempt += 1;
                 }
-                other => return Ok(other?),
+                Ok(other) => return Ok(other?),
             }
         }
     }

@@ -58,7 +58,12 @@ pub async fn migrate(db: &DbPool) -> Result<(), DbError> {
     for sql in MIGRATIONS {
         let mut tries = 0;
         loop {
-            match client.batch_execute(sql).await {
+            let ran = tokio::time::timeout(db.query_deadline, client.batch_execute(sql)).await;
+            let Ok(ran) = ran else {
+                drop(deadpool_postgres::Object::take(client));
+                return Err(DbError::Deadline(db.query_deadline));
+            };
+            match ran {
                 Ok(()) => break,
                 Err(e)
                     if tries < 3

@@ -52,7 +52,7 @@ pub struct MaterialStatus {
 pub struct ReloadStatus {
     /// The served snapshot's generation.
     pub generation: u64,
-    /// When a reload last succeeded (applied or unchanged), Unix seconds.
+    /// When a reload last succeeded (no material rejected), Unix seconds.
     pub last_success: Option<i64>,
     /// Per material.
     pub materials: BTreeMap<&'static str, MaterialStatus>,

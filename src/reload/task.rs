@@ -114,59 +114,90 @@ async fn coalesce(rx: &mut UnboundedReceiver<()>) {
     }
 }
 
-/// Loads until valid or out of retries; publishes or records the rejection.
+/// Re-reads every material; publishes the valid changes at once (each material on its own:
+/// a broken one never holds up the others), and retries the failing ones with a short
+/// back-off (a writer may be between the key and the certificate) before recording them
+/// as rejected.
 pub async fn reload_with_retries(state: &AppState, rx: &mut UnboundedReceiver<()>) {
-    let mut attempt = 0;
-    loop {
-        let next = state.snapshot.load().generation + 1;
-        match Snapshot::load(&state.config.sources, next) {
-            Ok(snapshot) => return publish(state, snapshot),
-            Err(problems) if attempt < RETRY_BACKOFF.len() => {
-                tracing::debug!(attempt, problems = ?problems, "reload attempt failed; retrying");
-                tokio::time::sleep(RETRY_BACKOFF[attempt]).await;
-                while rx.try_recv().is_ok() {}
-                attempt += 1;
-            }
-            Err(problems) => return reject(state, &problems),
+    let mut applied = Vec::new();
+    // One wait after each failing attempt; the attempt after the last wait is the last.
+    let waits = RETRY_BACKOFF.iter().copied().map(Some).chain([None]);
+    for (attempt, wait) in waits.enumerate() {
+        let current = state.snapshot.load_full();
+        let (snapshot, problems) = current.reload(&state.config.sources, current.generation + 1);
+        let changed = changed_materials(&current, &snapshot);
+        let failing: Vec<Material> = problems.iter().map(|p| p.material).collect();
+        let last_try = problems.is_empty() || wait.is_none();
+        if !changed.is_empty() {
+            publish(state, snapshot, &changed, &current);
+            applied.extend(changed);
+        }
+        if last_try {
+            record_unchanged(state, &applied, &failing);
+            reject(state, &problems);
+            return;
+        }
+        tracing::debug!(attempt, problems = ?problems, "reload attempt found problems; retrying them");
+        tokio::time::sleep(wait.unwrap_or_default()).await;
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+fn changed_materials(current: &Snapshot, next: &Snapshot) -> Vec<Material> {
+    Material::ALL
+        .into_iter()
+        .filter(|m| current.digests.get(m) != next.digests.get(m))
+        .collect()
+}
+
+fn lock_status(state: &AppState) -> std::sync::MutexGuard<'_, super::ReloadStatus> {
+    state
+        .reload_status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records `unchanged` for every served material that was read again, valid, and the same:
+/// not applied in this reload and not failing.
+fn record_unchanged(state: &AppState, applied: &[Material], failing: &[Material]) {
+    let snapshot = state.snapshot.load();
+    let now = now_unix();
+    let mut status = lock_status(state);
+    if failing.is_empty() {
+        status.last_success = Some(now);
+        state.metrics.reload_last_success.set(now);
+    }
+    for mat in Material::ALL {
+        if snapshot.digests.contains_key(&mat) && !applied.contains(&mat) && !failing.contains(&mat) {
+            status.record(mat, Outcome::Unchanged, None);
+            state.metrics.reload_outcome(mat.as_str(), Outcome::Unchanged.as_str());
         }
     }
 }
 
-fn publish(state: &AppState, snapshot: Snapshot) {
-    let current = state.snapshot.load_full();
-    let changed: Vec<Material> = Material::ALL
-        .into_iter()
-        .filter(|m| current.digests.get(m) != snapshot.digests.get(m))
-        .collect();
+/// Serves `snapshot`, whose `changed` materials differ from `current`: status, metrics, a
+/// log line and a notice per changed material.
+fn publish(state: &AppState, snapshot: Snapshot, changed: &[Material], current: &Snapshot) {
     let now = now_unix();
     let m = &state.metrics;
-    let mut status = state
-        .reload_status
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    status.last_success = Some(now);
-    m.reload_last_success.set(now);
-    for mat in Material::ALL {
-        if !snapshot.digests.contains_key(&mat) {
-            continue;
+    let mut status = lock_status(state);
+    for &mat in changed {
+        if snapshot.digests.contains_key(&mat) {
+            status.record(mat, Outcome::Applied, None);
+            m.reload_outcome(mat.as_str(), Outcome::Applied.as_str());
         }
-        let outcome = if changed.contains(&mat) {
-            Outcome::Applied
-        } else {
-            Outcome::Unchanged
-        };
-        status.record(mat, outcome, None);
-        m.reload_outcome(mat.as_str(), outcome.as_str());
     }
-    if changed.is_empty() {
-        tracing::debug!("reload: nothing changed");
-        return;
-    }
-    status.describe_served(&snapshot, now, &changed);
+    status.describe_served(&snapshot, now, changed);
     drop(status);
     m.describe_snapshot(&snapshot);
+    if !snapshot.shares_sessions_with(current) {
+        tracing::info!(
+            generation = snapshot.generation,
+            "the policy or the client CAs changed: sessions of the previous ones are not resumed"
+        );
+    }
     let mut notices = Vec::new();
-    for &mat in &changed {
+    for &mat in changed {
         match mat {
             Material::Server => {
                 let leaf = snapshot.leaf();
@@ -193,10 +224,7 @@ fn publish(state: &AppState, snapshot: Snapshot) {
 }
 
 fn reject(state: &AppState, problems: &[Problem]) {
-    let mut status = state
-        .reload_status
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut status = lock_status(state);
     for p in problems {
         tracing::warn!(material = p.material.as_str(), error = %p, "reload rejected; still serving the last good material");
         status.record(p.material, Outcome::Rejected, Some(p.to_string()));
@@ -230,10 +258,7 @@ pub fn check_expiry(state: &AppState) {
         // Logged the first time for a serial, then hourly; a notice at most every EXPIRY_CHECK
         // (checks also follow every reload, and --reload-interval can be short).
         let (log, notify) = {
-            let mut status = state
-                .reload_status
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut status = lock_status(state);
             let last = status
                 .expiry_logged
                 .get(mat.as_str())

@@ -9,10 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::db;
+use crate::edge::{Conn, Edge, Limits};
 use crate::metrics::HandshakeLabels;
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
@@ -81,16 +78,27 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
     let state = Arc::new(AppState::new(config, snapshot));
     let (tx, rx) = watch::channel(false);
-    let mut tasks = vec![
-        tokio::spawn(accept_loop(tls, state.clone(), rx.clone())),
-        tokio::spawn(plain(admin, crate::server::admin::router(state.clone()), rx.clone())),
-    ];
+    let grace = state.config.shutdown_grace;
+    let tls_edge = Edge::new("tls", state.config.tls_limits, state.metrics.clone());
+    let mut tasks = vec![tokio::spawn(tls_edge.run(tls, rx.clone(), grace, {
+        let (state, app) = (state.clone(), crate::api::router(state.clone()));
+        move |tcp, conn| tls_connection(tcp, conn, state.clone(), app.clone())
+    }))];
+    let plain_limits = plain_limits(&state.config);
+    let admin_app = crate::server::admin::router(state.clone());
+    let admin_edge = Edge::new("admin", plain_limits, state.metrics.clone());
+    tasks.push(tokio::spawn(admin_edge.run(
+        admin,
+        rx.clone(),
+        grace,
+        move |tcp, conn| conn.serve_http(tcp, admin_app.clone()),
+    )));
     if let Some(l) = redirect {
-        tasks.push(tokio::spawn(plain(
-            l,
-            crate::api::redirect_router(tls_addr.port()),
-            rx.clone(),
-        )));
+        let app = crate::api::redirect_router(tls_addr.port());
+        let edge = Edge::new("redirect", plain_limits, state.metrics.clone());
+        tasks.push(tokio::spawn(
+            edge.run(l, rx.clone(), grace, move |tcp, conn| conn.serve_http(tcp, app.clone())),
+        ));
     }
     // Listen for notices before the first reload outcome (the start-up expiry check) happens.
     let notices = state
@@ -116,19 +124,21 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     })
 }
 
-async fn wait_for(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return;
-        }
+/// The limits of the plain-HTTP listeners (admin, redirect): few connections (probes and a
+/// scraper), the same header timeout, a short idle timeout.
+fn plain_limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: PLAIN_MAX_CONNECTIONS,
+        header_timeout: config.header_timeout,
+        idle_timeout: PLAIN_IDLE_TIMEOUT,
+        h2_keepalive: Duration::ZERO,
     }
 }
 
-async fn plain(listener: TcpListener, router: axum::Router, rx: watch::Receiver<bool>) {
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(wait_for(rx)).await {
-        tracing::error!(error = %e, "plain HTTP listener failed");
-    }
-}
+/// Most open connections on the admin and redirect listeners each.
+pub const PLAIN_MAX_CONNECTIONS: usize = 128;
+/// Idle timeout of the admin and redirect listeners.
+pub const PLAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Maps a failed handshake to a bounded `reason` label.
 pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
@@ -159,48 +169,9 @@ pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<AppState>, rx: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let app = crate::api::router(state.clone());
-    let stop = wait_for(rx);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => {
-                    let task = connection(tcp, state.clone(), builder.clone(), app.clone(), graceful.watcher());
-                    tokio::spawn(task);
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            () = &mut stop => break,
-        }
-    }
-    drop(listener);
-    let grace = state.config.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "connections still open after the shutdown grace; closing them");
-    }
-}
-
-async fn connection(
-    tcp: TcpStream,
-    state: Arc<AppState>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    app: axum::Router,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
+/// One TLS connection: the handshake under a timeout with the current snapshot's
+/// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
+async fn tls_connection(tcp: TcpStream, conn: Conn, state: Arc<AppState>, app: axum::Router) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(state.snapshot.load().server_config.clone());
     let m = &state.metrics;
@@ -221,11 +192,11 @@ async fn connection(
             return;
         }
     };
-    let (_, conn) = tls.get_ref();
-    let version = conn
+    let (_, session) = tls.get_ref();
+    let version = session
         .protocol_version()
         .map_or("unknown".to_string(), |v| format!("{v:?}"));
-    let suite = conn
+    let suite = session
         .negotiated_cipher_suite()
         .map_or("unknown", crate::tls::policy::suite_name);
     m.handshakes
@@ -234,9 +205,5 @@ async fn connection(
             suite: suite.to_string(),
         })
         .inc();
-    let service = TowerToHyperService::new(app);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
+    conn.serve_http(tls, app).await;
 }

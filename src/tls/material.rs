@@ -217,6 +217,7 @@ pub fn load_pair(cert_path: &Path, key_path: &Path, now: i64) -> Result<ServerMa
 }
 
 /// A CA bundle: the root store, what each CA is, and a digest of the DER.
+#[derive(Debug)]
 pub struct Roots {
     /// For verifiers.
     pub store: RootCertStore,

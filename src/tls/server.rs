@@ -35,11 +35,48 @@ impl ResolvesServerCert for FixedCert {
     }
 }
 
+/// TLS sessions kept for resumption (rustls's stateful resumption: TLS 1.2 session ids and
+/// TLS 1.3 tickets that name a cache entry). One cache is shared by consecutive snapshots,
+/// so that a certificate or token-key rotation does not cost every client a full handshake;
+/// a new one is made when the policy or the client CAs change, so that no session made under
+/// the old rules is resumed under the new ones (rustls does not re-check a resumed
+/// session's client certificate against a new verifier).
+#[derive(Clone)]
+pub struct Resumption(Arc<dyn rustls::server::StoresServerSessions>);
+
+/// Sessions kept for resumption.
+pub const SESSION_CACHE_SIZE: usize = 1024;
+
+impl Resumption {
+    /// A new, empty cache.
+    pub fn new() -> Self {
+        Self(rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_SIZE))
+    }
+
+    /// Whether two snapshots share one cache.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Default for Resumption {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Resumption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resumption(..)")
+    }
+}
+
 /// Builds the server config.
 pub fn build(
     policy: &Policy,
     cert: Arc<CertifiedKey>,
     client_roots: Option<rustls::RootCertStore>,
+    resumption: &Resumption,
 ) -> Result<Arc<ServerConfig>, ServerConfigError> {
     let provider = Arc::new(policy.provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -61,5 +98,6 @@ pub fn build(
     let mut config = builder.with_cert_resolver(Arc::new(FixedCert(cert)));
     config.alpn_protocols = policy.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     config.ignore_client_order = true;
+    config.session_storage = resumption.0.clone();
     Ok(Arc::new(config))
 }

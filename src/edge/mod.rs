@@ -1,0 +1,270 @@
+//! The edge: every listener's accept loop and the life of each connection, with the limits
+//! that keep a hostile client from holding the process (DESIGN §4, "bounded by
+//! construction"):
+//!
+//! - a cap on open connections per listener (`--max-connections`): beyond it a new
+//!   connection is accepted and closed at once, and counted;
+//! - `EMFILE`/`ENFILE` on accept: an exponential back-off and one aggregated log line per
+//!   interval, never a spin;
+//! - a connection must start its first request within the header timeout (also after TLS:
+//!   nothing sent, or a partial h2 preface), and is closed gracefully once it has been idle
+//!   (no request in flight) for the idle timeout; h2 connections are pinged so that dead
+//!   peers are found;
+//! - HTTP/1.1 headers must arrive within the header timeout (hyper's own timer);
+//! - on shutdown every connection is asked to close gracefully (`Connection: close`,
+//!   GOAWAY) and the loop waits up to the grace for them.
+//!
+//! The front door supplies the service (the users API, the admin router); TLS is the
+//! caller's business ([`crate::server`] handshakes before handing the stream here).
+
+mod activity;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+pub use activity::Activity;
+use activity::Close;
+
+use crate::logs::Throttle;
+use crate::metrics::Metrics;
+
+/// How long a connection that was asked to close (idle, shutdown) may take to finish its
+/// current exchange before it is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The h2 ping's time to be answered before the connection is considered dead.
+pub const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// The first request must start, and each request's headers arrive, within this.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Interval of h2 keep-alive pings (none when zero).
+    pub h2_keepalive: Duration,
+}
+
+/// One listener: its name (the `listener` label), limits and shared counters.
+pub struct Edge {
+    name: &'static str,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+/// What a connection task holds: its slot under the cap, a handle that keeps the shutdown
+/// waiting for it, and the shutdown signal.
+pub struct Conn {
+    edge: Arc<Edge>,
+    _slot: OwnedSemaphorePermit,
+    _open: mpsc::Sender<()>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Edge {
+    /// A listener named `name` (`tls`, `admin`) with these limits.
+    pub fn new(name: &'static str, limits: Limits, metrics: Arc<Metrics>) -> Arc<Self> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        let mut h2 = builder.http2();
+        h2.timer(TokioTimer::new());
+        if !limits.h2_keepalive.is_zero() {
+            h2.keep_alive_interval(limits.h2_keepalive)
+                .keep_alive_timeout(H2_PING_TIMEOUT);
+        }
+        Arc::new(Self {
+            name,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            metrics,
+            builder,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.limits.max_connections - self.slots.available_permits()
+    }
+
+    /// Accepts until `stop`, handing each connection within the cap to `serve`; then waits
+    /// up to `grace` for the open connections to finish.
+    pub async fn run<F, Fut>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        stop: watch::Receiver<bool>,
+        grace: Duration,
+        serve: F,
+    ) where
+        F: Fn(TcpStream, Conn) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (open, mut all_closed) = mpsc::channel::<()>(1);
+        let throttle = Throttle::default();
+        let mut backoff = AcceptBackoff::default();
+        let mut stopping = stop.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => {
+                        backoff.reset();
+                        let Some(conn) = self.admit(&open, &stop) else {
+                            drop(tcp);
+                            continue;
+                        };
+                        tokio::spawn(serve(tcp, conn));
+                    }
+                    Err(e) => self.accept_failed(&e, &throttle, &mut backoff).await,
+                },
+                _ = wait_true(&mut stopping) => break,
+            }
+        }
+        drop(listener);
+        drop(open);
+        if tokio::time::timeout(grace, all_closed.recv()).await.is_err() {
+            tracing::warn!(
+                listener = self.name,
+                ?grace,
+                open = self.open_connections(),
+                "connections still open after the shutdown grace; closing them"
+            );
+        }
+    }
+
+    /// A slot under the cap, or `None` (the connection is to be closed, and is counted).
+    fn admit(self: &Arc<Self>, open: &mpsc::Sender<()>, stop: &watch::Receiver<bool>) -> Option<Conn> {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            self.metrics.connection_refused(self.name, "max_connections");
+            return None;
+        };
+        self.metrics.connections_open(self.name, self.open_connections());
+        Some(Conn {
+            edge: self.clone(),
+            _slot: slot,
+            _open: open.clone(),
+            stop: stop.clone(),
+        })
+    }
+
+    /// Counts an accept failure, logs it aggregated, and backs off when the process or the
+    /// system is out of file descriptors (accepting again at once would fail the same way).
+    async fn accept_failed(&self, e: &std::io::Error, throttle: &Throttle, backoff: &mut AcceptBackoff) {
+        let errno = rustix::io::Errno::from_io_error(e);
+        let out_of_fds = matches!(errno, Some(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE));
+        let kind = if out_of_fds { "out_of_fds" } else { "other" };
+        self.metrics.accept_error(self.name, kind);
+        if let Some(suppressed) = throttle.admit(kind, Instant::now()) {
+            if out_of_fds {
+                tracing::warn!(listener = self.name, error = %e, suppressed, open = self.open_connections(), "accept failed: out of file descriptors; backing off (raise the nofile limit or lower --max-connections)");
+            } else {
+                tracing::warn!(listener = self.name, error = %e, suppressed, "accept failed");
+            }
+        }
+        tokio::time::sleep(backoff.next(out_of_fds)).await;
+    }
+}
+
+/// Waits between failed accepts: doubling from 5 ms to 1 s while out of file descriptors,
+/// a fixed 5 ms for other errors, reset by a successful accept.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    current: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn next(&mut self, out_of_fds: bool) -> Duration {
+        if !out_of_fds {
+            return Self::FIRST;
+        }
+        let d = self.current.map_or(Self::FIRST, |c| (c * 2).min(Self::MAX));
+        self.current = Some(d);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.current = None;
+    }
+}
+
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Conn {
+    /// The limits of the connection's listener.
+    pub fn limits(&self) -> &Limits {
+        &self.edge.limits
+    }
+
+    /// The listener's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.edge.metrics
+    }
+
+    /// Serves HTTP/1.1 or h2 (with upgrades) on `io` with `app` until the client closes,
+    /// the connection turns idle, or the server shuts down.
+    pub async fn serve_http<I>(mut self, io: I, app: axum::Router)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new());
+        let service = activity.clone().service(app);
+        let conn = self
+            .edge
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let limits = self.edge.limits;
+        let closing = tokio::select! {
+            r = conn.as_mut() => return log_end(r),
+            why = activity.idle(limits.header_timeout, limits.idle_timeout) => why,
+            _ = wait_true(&mut self.stop) => Close::Shutdown,
+        };
+        self.edge.metrics.connection_closed(self.edge.name, closing.label());
+        conn.as_mut().graceful_shutdown();
+        // After shutdown the accept loop waits up to the grace; otherwise a short grace.
+        let grace = if closing == Close::Shutdown {
+            Duration::MAX
+        } else {
+            CLOSE_GRACE
+        };
+        match tokio::time::timeout(grace, conn.as_mut()).await {
+            Ok(r) => log_end(r),
+            Err(_) => tracing::debug!(reason = closing.label(), "connection did not close in time; dropped"),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // The slot is released after this; count it as closed already.
+        let open = self.edge.open_connections().saturating_sub(1);
+        self.edge.metrics.connections_open(self.edge.name, open);
+    }
+}
+
+fn log_end<E: std::fmt::Display>(r: Result<(), E>) {
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
