@@ -259,3 +259,89 @@ async fn database_outage_answers_503_fast_and_recovers_by_itself() {
     );
     s.running.shutdown().await;
 }
+
+/// Resumes a stopped cluster when dropped, so that a failed assertion never leaves it frozen.
+struct Thaw<'a>(&'a std::path::Path);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        support::signal_cluster(self.0, "CONT");
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_database_answers_503_within_the_query_deadline_and_recovers_after_sigcont() {
+    let (cluster, port) = extra_cluster(&["localhost", "127.0.0.1"]);
+    let pg = postgres();
+    let mut args = serve_args(&[
+        "--db-statement-timeout",
+        "1s",
+        "--db-checkout-timeout",
+        "1s",
+        "--db-connect-timeout",
+        "1s",
+    ]);
+    args.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
+    let s = support::start(args).await;
+    assert_eq!(status_of(&s, "/users/1").await.0, 404);
+
+    support::signal_cluster(&cluster, "STOP");
+    let thaw = Thaw(&cluster);
+    // A connection is open and idle: the query is sent and never answered. The deadline is
+    // the statement timeout (1 s) plus the 1 s margin.
+    let (status, body, took) = status_of(&s, "/users/1").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("database_unavailable"), "{body}");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    // The breaker is open: the next requests fail fast instead of waiting again.
+    let (status, _, took) = status_of(&s, "/users/2").await;
+    assert_eq!(status, 503);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    drop(thaw);
+    let s_ref = &s;
+    assert_eventually!(
+        status_of(s_ref, "/users/1").await.0 == 404,
+        Duration::from_secs(15),
+        "did not recover after SIGCONT"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_database_outage_logs_a_bounded_number_of_lines() {
+    let (cluster, port) = extra_cluster(&["localhost", "127.0.0.1"]);
+    let pg = postgres();
+    let child = support::spawn_serve(
+        &pg.dsn_at("app", &pg.client_dir, port),
+        &["--db-connect-timeout", "1s", "--db-checkout-timeout", "1s"],
+    )
+    .await;
+    support::stop_cluster(&cluster);
+    let client = support::client_for(format!("127.0.0.1:{}", child.port).parse().unwrap());
+    let token = tlsward::token::TokenKeys::load_dir(&pg.token_dir).unwrap().issue(
+        "t",
+        Duration::from_secs(300),
+        tlsward::tls::material::now_unix(),
+    );
+    let url = format!("https://localhost:{}/users/1", child.port);
+    let mut unavailable = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(4) {
+        let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
+        if r.status() == 503 {
+            unavailable += 1;
+        }
+    }
+    assert!(
+        unavailable >= 50,
+        "only {unavailable} requests in 4 s: not failing fast"
+    );
+    let log = child.log.lock().unwrap().clone();
+    let lines = log.lines().filter(|l| l.contains("database unavailable")).count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{lines} lines for {unavailable} failed requests:\n{log}"
+    );
+    assert!(log.lines().count() < 40, "{log}");
+}

@@ -548,3 +548,107 @@ async fn fifty_rotations_under_load_drop_nothing() {
         ok.load(Ordering::Relaxed)
     );
 }
+
+#[tokio::test]
+async fn a_broken_token_key_file_does_not_stop_a_server_certificate_rotation() {
+    let dir = volume();
+    let first = new_server_cert();
+    kube_write(&dir, &pair(&first));
+    let tokens = volume();
+    let key = std::fs::read(postgres().token_dir.join("k1")).unwrap();
+    kube_write(&tokens, &[("k1", key.clone())]);
+    let s = server_on(&dir, &["--token-key-dir", tokens.to_str().unwrap()]).await;
+    let token = s.token();
+    // One Secret turns bad (a key file too short), and then the server certificate rotates.
+    kube_write(&tokens, &[("k1", key), ("k2", b"short".to_vec())]);
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    wait_serial(&s, &next).await;
+    assert_eventually!(
+        material(&s, "token_keys").await["last_outcome"] == "rejected",
+        SOON,
+        "the bad token key was not reported"
+    );
+    let keys = material(&s, "token_keys").await;
+    assert!(keys["last_error"].as_str().unwrap().contains("k2"), "{keys}");
+    let server = material(&s, "server").await;
+    assert_eq!(server["serial"], serial_of(&next.cert_pem), "{server}");
+    assert_eq!(server["last_outcome"], "applied", "{server}");
+    assert!(server["last_error"].is_null(), "{server}");
+    // The last good token keys still verify.
+    let r = s
+        .client
+        .get(format!("{}/users", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 401);
+    s.running.shutdown().await;
+}
+
+/// One `GET /` on a new connection with `config` (whose session cache persists across
+/// calls); how the handshake went.
+async fn handshake_kind(config: &Arc<rustls::ClientConfig>, port: u16) -> rustls::HandshakeKind {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Reading the answer also takes in the session tickets that follow the handshake.
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    kind
+}
+
+fn resuming_client() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
+    roots.add(ca[0].clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+#[tokio::test]
+async fn sessions_resume_across_a_certificate_only_reload_but_not_across_a_policy_change() {
+    let dir = volume();
+    kube_write(&dir, &pair(&new_server_cert()));
+    let policy_dir = postgres().scratch();
+    std::fs::write(policy_dir.join("policy.yaml"), "profile: intermediate\n").unwrap();
+    let policy = policy_dir.join("policy.yaml");
+    let s = server_on(&dir, &["--policy-file", policy.to_str().unwrap()]).await;
+    let client = resuming_client();
+    assert_eq!(handshake_kind(&client, s.port()).await, rustls::HandshakeKind::Full);
+    assert_eq!(handshake_kind(&client, s.port()).await, rustls::HandshakeKind::Resumed);
+    let next = new_server_cert();
+    kube_write(&dir, &pair(&next));
+    wait_serial(&s, &next).await;
+    assert_eq!(
+        handshake_kind(&client, s.port()).await,
+        rustls::HandshakeKind::Resumed,
+        "a certificate rotation dropped the sessions"
+    );
+    // A new policy: sessions made under the old one are not resumed.
+    std::fs::write(&policy, "profile: intermediate\nalpn: [http/1.1]\n").unwrap();
+    assert_eventually!(
+        material(&s, "policy").await["last_outcome"] == "applied",
+        SOON,
+        "the policy was not reloaded"
+    );
+    assert_eq!(handshake_kind(&client, s.port()).await, rustls::HandshakeKind::Full);
+    s.running.shutdown().await;
+}

@@ -124,7 +124,9 @@ impl Activity {
                     _ => return why,
                 }
             };
-            tokio::time::sleep(wait).await;
+            // Never sleep past the shorter limit: a request may start or end meanwhile, and
+            // the next check must come within one limit of the deadline it sets.
+            tokio::time::sleep(wait.min(first.min(idle))).await;
         }
     }
 }

@@ -546,3 +546,96 @@ impl Load {
         )
     }
 }
+
+/// Every process of a cluster (the postmaster and its children), from its pid file and
+/// `/proc`.
+pub fn cluster_pids(cluster: &Path) -> Vec<u32> {
+    let pid_file = std::fs::read_to_string(cluster.join("data/postmaster.pid")).unwrap();
+    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": the fields after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Sends a signal (`STOP`, `CONT`) to every process of a cluster.
+pub fn signal_cluster(cluster: &Path, signal: &str) {
+    let pids: Vec<String> = cluster_pids(cluster).iter().map(u32::to_string).collect();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pids:?}");
+}
+
+/// The binary serving in a child process on ephemeral ports chosen here; its log is
+/// collected line by line.
+pub struct Child {
+    /// The process (killed when dropped).
+    pub process: tokio::process::Child,
+    /// Everything it wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The TLS port.
+    pub port: u16,
+    /// `http://127.0.0.1:ADMIN`.
+    pub admin: String,
+}
+
+/// Starts `tlsward serve` with the test PKI, `db_url` and `extra`, and waits until it is
+/// ready.
+pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
+    let pg = postgres();
+    let (port, admin_port) = (free_port(), free_port());
+    let mut process = tokio::process::Command::new(bin())
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
+        .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
+        .args(["--db-url", db_url, "--kube-events", "off"])
+        .args(extra)
+        .env("TLSWARD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = process.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            sink.lock().unwrap().push_str(&(l + "\n"));
+        }
+    });
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let ready = format!("{admin}/readyz");
+    assert_eventually!(
+        reqwest::get(&ready).await.map(|r| r.status() == 200).unwrap_or(false),
+        Duration::from_secs(20),
+        "child never became ready: {}",
+        log.lock().unwrap()
+    );
+    Child {
+        process,
+        log,
+        port,
+        admin,
+    }
+}

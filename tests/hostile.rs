@@ -1,0 +1,297 @@
+//! Hostile clients against a running server, each test one behaviour: bounded metric series
+//! whatever methods and paths arrive, the connection cap, connections that say nothing
+//! (after TLS, half an h2 preface, idle keep-alive and h2), the admin listener's timeouts,
+//! and the h2 413 that must reach the client.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{metric, postgres, serve_args, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A TLS connection to the server (SNI localhost, the test CA), offering `alpn`.
+async fn tls_connect(port: u16, alpn: &[&[u8]]) -> std::io::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca =
+        tlsward::tls::material::parse_certs(std::path::Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
+    roots.add(ca[0].clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// Reads until the server closes the connection (EOF, close_notify or reset); how long that
+/// took, or `None` if it stayed open for `patience`.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, patience: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_to_end)
+        .await
+        .ok()
+        .map(|()| t0.elapsed())
+}
+
+/// Requests with made-up methods to made-up paths and to a real route, numbered from `from`.
+async fn garbage(s: &support::TestServer, from: usize, n: usize) {
+    for i in from..from + n {
+        let method = reqwest::Method::from_bytes(format!("X{i}Q").as_bytes()).unwrap();
+        let path = if i % 2 == 0 {
+            format!("/p{i}/{}", i * 7)
+        } else {
+            format!("/users/{i}")
+        };
+        let r = s
+            .client
+            .request(method, format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+}
+
+#[tokio::test]
+async fn garbage_methods_and_paths_keep_the_request_series_bounded() {
+    let s = start(serve_args(&[])).await;
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("tlsward_http_request")).count();
+    garbage(&s, 0, 300).await;
+    let first = s.metrics().await;
+    assert!(
+        metric(
+            &first,
+            r#"tlsward_http_requests_total{route="unmatched",method="other",status="404"}"#
+        ) >= 150.0,
+        "{first}"
+    );
+    garbage(&s, 300, 1500).await;
+    let later = s.metrics().await;
+    assert_eq!(series(&later), series(&first), "new series from new garbage:\n{later}");
+    // Only the counters' digits may grow.
+    assert!(
+        later.len() < first.len() + 64,
+        "/metrics grew from {} to {} bytes",
+        first.len(),
+        later.len()
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_cap_closes_new_connections_beyond_it_and_recovers() {
+    let s = start(serve_args(&["--max-connections", "4"])).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tls_connect(s.port(), &[b"http/1.1"]).await.expect("within the cap"));
+    }
+    let beyond = tls_connect(s.port(), &[b"http/1.1"]).await;
+    assert!(beyond.is_err(), "a fifth connection was served");
+    let m = s.metrics().await;
+    assert!(
+        metric(
+            &m,
+            r#"tlsward_connections_refused_total{listener="tls",reason="max_connections"}"#
+        ) >= 1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, r#"tlsward_connections_open{listener="tls"}"#), 4.0, "{m}");
+    drop(held.pop());
+    drop(held.pop());
+    let port = s.port();
+    assert_eventually!(
+        tls_connect(port, &[b"http/1.1"]).await.is_ok(),
+        Duration::from_secs(5),
+        "no connection accepted after two closed"
+    );
+    let r = s.client.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_after_tls_is_closed_after_the_header_timeout() {
+    let s = start(serve_args(&["--header-timeout", "1s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(10))
+        .await
+        .expect("still open after 10 s");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    let m = s.metrics().await;
+    assert!(
+        metric(
+            &m,
+            r#"tlsward_connections_closed_total{listener="tls",reason="first_request_timeout"}"#
+        ) >= 1.0,
+        "{m}"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_partial_h2_preface_is_closed_after_the_header_timeout() {
+    let s = start(serve_args(&["--header-timeout", "1s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"h2"]).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(10))
+        .await
+        .expect("still open after 10 s");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let s = start(serve_args(&["--idle-timeout", "1s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let took = closed_within(&mut tls, Duration::from_secs(10))
+        .await
+        .expect("still open after 10 s");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_h2_connection_gets_goaway_after_the_idle_timeout() {
+    let s = start(serve_args(&["--idle-timeout", "1s"])).await;
+    let tls = tls_connect(s.port(), &[b"h2"]).await.unwrap();
+    let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
+    let conn = tokio::spawn(connection);
+    let req = http::Request::get(format!("{}/", s.base)).body(()).unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    let t0 = Instant::now();
+    // The connection future ends when the server's GOAWAY closes it.
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "h2 connection still open after 10 s idle");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_is_not_cut_by_the_idle_timeout() {
+    // A body sent slowly (within the body timeout) keeps the request in flight past the
+    // idle timeout: the answer still arrives.
+    let s = start(serve_args(&["--idle-timeout", "1s", "--body-timeout", "10s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
+    let body = br#"{"username":"slowpoke","email":"slow@example.com"}"#;
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.token(),
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(&body[..10]).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tls.write_all(&body[10..]).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408() {
+    let s = start(serve_args(&["--body-timeout", "1s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
+    let head = format!(
+        "POST /users HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user",
+        s.token()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.starts_with("HTTP/1.1 408") && text.contains("request_timeout"),
+        "{text}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_listener_closes_a_silent_and_a_slow_client() {
+    let s = start(serve_args(&["--header-timeout", "1s"])).await;
+    let admin = s.running.admin_addr;
+    let mut silent = TcpStream::connect(admin).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(10))
+        .await
+        .expect("silent client kept");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    // Headers trickling in, never finished: hyper's header timeout.
+    let mut slow = TcpStream::connect(admin).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let t0 = Instant::now();
+    let trickle = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow.write_all(b"X-A: b\r\n").await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), trickle).await.unwrap();
+    let took = closed_within(&mut slow, Duration::from_secs(10))
+        .await
+        .expect("slow client kept");
+    assert!(t0.elapsed() < Duration::from_secs(6), "{took:?} {:?}", t0.elapsed());
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_too_large_h2_post_gets_its_413_body() {
+    let s = start(serve_args(&[])).await;
+    let big = vec![b'x'; 1 << 20];
+    let r = s
+        .client
+        .post(format!("{}/users", s.base))
+        .bearer_auth(s.token())
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    s.running.shutdown().await;
+}
