@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-reload bench-db-rotation
+.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-reload bench-db-rotation soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -53,6 +53,10 @@ bench-reload:
 ## make bench-db-rotation: req/s and p99 while the DB client cert rotates every second (bench/db-rotation-results.md)
 bench-db-rotation: deps
 	$(CARGO) bench --locked --bench db_rotation
+
+## make soak: SOAK_SECONDS (600) of load, rotations, DB faults and hostile clients at once (bench/soak-results.md)
+soak: deps release
+	$(CARGO) bench --locked --bench soak
 
 ## make manifests: charts/tlsward rendered with default values into manifests/tlsward.yaml
 manifests:
