@@ -7,28 +7,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{header, kubelet_write, ms, percentile, write_results};
+use common::{free_port, header, kubelet_write, ms, percentile, pg, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
 
 const CONNS: usize = 32;
 const WARMUP: Duration = Duration::from_secs(3);
 const PHASE: Duration = Duration::from_secs(30);
-
-fn pg(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
-    let out = Command::new("bash").arg(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "pg.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 struct Phase {
     reqs: u64,
@@ -149,11 +137,7 @@ async fn main() {
     tlsward::pki::write_file(&tokens.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
     let db_secret = w.join("db-client");
     write_client(&ca, &db_secret, 0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cluster = w.join("pg");
     pg(&[
         "start",

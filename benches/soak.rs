@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{header, kubelet_write, write_results};
+use common::{free_port, header, kubelet_write, pg, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
 use tokio::io::AsyncWriteExt;
 
@@ -29,25 +29,6 @@ const NEW_CONN_CLIENTS: usize = 2;
 const RECOVERY: Duration = Duration::from_secs(15);
 const FLOOD_EVERY: Duration = Duration::from_secs(60);
 const FLOOD_FOR: Duration = Duration::from_secs(15);
-
-fn pg(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
-    let out = Command::new("bash").arg(script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "pg.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn release_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

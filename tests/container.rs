@@ -422,6 +422,22 @@ fn image_files() -> BTreeSet<String> {
         .collect()
 }
 
+/// Copies one file out of the image (through a container that never runs) into `dir`.
+fn copy_from_image(path: &str, dir: &Path) -> PathBuf {
+    let name = support::unique("tlsward-cp-");
+    run(podman().args(["create", "--name", &name, &image()]));
+    let target = dir.join(Path::new(path).file_name().unwrap());
+    let copied = podman()
+        .arg("cp")
+        .arg(format!("{name}:{path}"))
+        .arg(&target)
+        .output()
+        .unwrap();
+    let _ = podman().args(["rm", &name]).output();
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    target
+}
+
 #[test]
 fn image_holds_only_the_binary_its_libraries_ca_roots_and_passwd() {
     if !ready() {
@@ -430,16 +446,7 @@ fn image_holds_only_the_binary_its_libraries_ca_roots_and_passwd() {
     let files = image_files();
     // The libraries are what ldd lists for the binary in the image.
     let dir = tempfile::tempdir().unwrap();
-    let name = support::unique("tlsward-bin-");
-    run(podman().args(["create", "--name", &name, &image()]));
-    let bin = dir.path().join("tlsward");
-    let copied = podman()
-        .args(["cp", &format!("{name}:/usr/local/bin/tlsward")])
-        .arg(&bin)
-        .output()
-        .unwrap();
-    let _ = podman().args(["rm", &name]).output();
-    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let bin = copy_from_image("/usr/local/bin/tlsward", dir.path());
     let ldd = String::from_utf8(Command::new("ldd").arg(&bin).output().unwrap().stdout).unwrap();
     let libs = ldd.lines().filter_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -471,16 +478,6 @@ fn image_passwd_has_only_the_nonroot_user() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let name = support::unique("tlsward-passwd-");
-    run(podman().args(["create", "--name", &name, &image()]));
-    let target = dir.path().join("passwd");
-    let copied = podman()
-        .args(["cp", &format!("{name}:/etc/passwd")])
-        .arg(&target)
-        .output()
-        .unwrap();
-    let _ = podman().args(["rm", &name]).output();
-    assert!(copied.status.success());
-    let passwd = std::fs::read_to_string(target).unwrap();
+    let passwd = std::fs::read_to_string(copy_from_image("/etc/passwd", dir.path())).unwrap();
     assert_eq!(passwd, "nonroot:x:65532:65532:nonroot:/:/sbin/nologin\n");
 }

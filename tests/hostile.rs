@@ -295,3 +295,74 @@ async fn a_too_large_h2_post_gets_its_413_body() {
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
     s.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_backs_off_with_one_log_line_and_recovers() {
+    let pg = postgres();
+    let db = pg.create_db();
+    let (port, admin) = (support::free_port(), support::free_port());
+    // nofile 60: the default cap (at least 64) is above it, so accepts hit EMFILE first.
+    let mut child = tokio::process::Command::new("bash")
+        .args(["-c", r#"ulimit -n 60 && exec "$0" "$@""#, support::bin(), "serve"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
+        .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
+        .args([
+            "--db-url",
+            &pg.dsn(&db, &pg.client_dir),
+            "--kube-events",
+            "off",
+            "--db-pool-size",
+            "2",
+        ])
+        .env("TLSWARD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = support::collect_log(child.stderr.take().unwrap());
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    assert_eventually!(
+        reqwest::get(&ready).await.map(|r| r.status() == 200).unwrap_or(false),
+        Duration::from_secs(20),
+        "never ready: {}",
+        log.lock().unwrap()
+    );
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lines = log
+        .lock()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("out of file descriptors"))
+        .count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{}", log.lock().unwrap());
+    drop(held);
+    let client = support::client_for(format!("127.0.0.1:{port}").parse().unwrap());
+    let url = format!("https://localhost:{port}/");
+    let c = &client;
+    assert_eventually!(
+        c.get(&url).send().await.map(|r| r.status() == 200).unwrap_or(false),
+        Duration::from_secs(15),
+        "no recovery after the connections closed"
+    );
+    let m = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&m, r#"tlsward_accept_errors_total{listener="tls",reason="out_of_fds"}"#) >= 1.0,
+        "{m}"
+    );
+    child.kill().await.unwrap();
+}

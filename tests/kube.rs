@@ -444,16 +444,7 @@ async fn serve_binary(
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    tokio::spawn(async move {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
-            sink.lock().unwrap().push_str(&(l + "\n"));
-        }
-    });
+    let log = support::collect_log(child.stderr.take().unwrap());
     (child, log)
 }
 

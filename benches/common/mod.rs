@@ -80,6 +80,31 @@ pub fn kubelet_write(dir: &Path, files: &[(&str, &[u8])], n: usize) {
     swap(dir, files, old);
 }
 
+/// Runs `scripts/pg.sh` with `args`; its stdout.
+pub fn pg(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// One line describing the machine.
 pub fn machine() -> String {
     format!(

@@ -583,6 +583,20 @@ pub fn signal_cluster(cluster: &Path, signal: &str) {
     assert!(status.success(), "kill -{signal} {pids:?}");
 }
 
+/// Collects a child's stderr, line by line, into a shared string.
+pub fn collect_log(stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            sink.lock().unwrap().push_str(&(l + "\n"));
+        }
+    });
+    log
+}
+
 /// The binary serving in a child process on ephemeral ports chosen here; its log is
 /// collected line by line.
 pub struct Child {
@@ -614,16 +628,7 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let stderr = process.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = log.clone();
-    tokio::spawn(async move {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
-            sink.lock().unwrap().push_str(&(l + "\n"));
-        }
-    });
+    let log = collect_log(process.stderr.take().unwrap());
     let admin = format!("http://127.0.0.1:{admin_port}");
     let ready = format!("{admin}/readyz");
     assert_eventually!(
