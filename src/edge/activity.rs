@@ -97,11 +97,12 @@ impl Activity {
     + 'static {
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = self.begin();
+            let (req, body) = super::hold::lend(req);
             let call = app.clone().oneshot(req);
             async move {
                 let response = call.await;
                 drop(in_flight);
-                response
+                response.map(|r| super::hold::release_with(r, body))
             }
         })
     }

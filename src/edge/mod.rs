@@ -18,6 +18,7 @@
 //! caller's business ([`crate::server`] handshakes before handing the stream here).
 
 mod activity;
+mod hold;
 
 use std::future::Future;
 use std::sync::Arc;
