@@ -2,8 +2,8 @@
 # deps.sh — installs what `make run`, `make test` and `make image` need and the machine lacks:
 # Debian's postgresql (server binaries), openssl, curl, testssl.sh (the scanner's tests
 # compare verdicts with it), podman + buildah + runc (the image and its tests), python3-venv
-# and npm (the chart checks' validators), and the weak test server's tlslite-ng from PyPI.
-# Needs root (or sudo) only when something is missing.
+# and npm (the chart checks' validators), prometheus (promtool, for the alert rules), and the
+# weak test server's tlslite-ng from PyPI. Needs root (or sudo) only when something is missing.
 set -Eeuo pipefail
 
 missing=()
@@ -18,6 +18,8 @@ command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+# promtool (the chart's alert rules and their unit tests) ships in Debian's prometheus package.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The scanner's tests run a deliberately weak TLS server on tlslite-ng (pure Python, PyPI).
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import tlslite' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check tlslite-ng >/dev/null 2>&1 \
@@ -36,6 +38,10 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian's package creates and starts a default cluster on 5432; ours are throwaway clusters
 # on their own ports, so the default one is not needed.
+# Only promtool is wanted from the prometheus package: a server it started would hold :9090.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v service >/dev/null 2>&1; then
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
+fi
 if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null 2>&1; then
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$(pg_lsclusters -h | awk 'NR==1{print $1}')" main stop 2>/dev/null || true
 fi

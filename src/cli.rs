@@ -254,7 +254,15 @@ pub struct ServeArgs {
     /// This Pod's UID (downward API), so that Events point at this very Pod.
     #[arg(long, env = "POD_UID")]
     pub pod_uid: Option<String>,
-    /// How long SIGTERM/SIGINT waits for open connections to finish.
+    /// After SIGTERM/SIGINT, how long both listeners keep accepting and serving while
+    /// /readyz answers 503, before they stop accepting (0s: stop at once).
+    #[arg(long, env = "TLSWARD_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_delay: std::time::Duration,
+    /// Connections older than this (±10 %) are closed after their current request, so that
+    /// clients move to the current certificate, policy and replicas (0s: never).
+    #[arg(long, env = "TLSWARD_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: std::time::Duration,
+    /// Then how long in-flight requests have to finish.
     #[arg(long, env = "TLSWARD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,
 }

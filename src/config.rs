@@ -62,6 +62,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// The TLS listener's connection limits.
     pub tls_limits: crate::edge::Limits,
+    /// Time still serving, not ready, after SIGTERM.
+    pub drain_delay: Duration,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
     /// Periodic re-read, if on.
@@ -227,6 +229,8 @@ impl Config {
             idle_timeout,
             h2_keepalive,
             max_connections,
+            drain_delay,
+            max_connection_age,
             shutdown_grace,
             kube_events,
             watch_secrets,
@@ -372,7 +376,9 @@ impl Config {
                 header_timeout,
                 idle_timeout,
                 h2_keepalive,
+                max_age: max_connection_age,
             },
+            drain_delay,
             shutdown_grace,
             reload_interval,
             file_watch,
@@ -439,7 +445,7 @@ impl Config {
             }
         ));
         out.push_str(&format!(
-            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_body_bytes: {}\n  shutdown_grace: {}\n",
+            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
             h(self.token_max_ttl),
             h(self.handshake_timeout),
             h(self.header_timeout),
@@ -447,7 +453,9 @@ impl Config {
             h(self.tls_limits.idle_timeout),
             h(self.tls_limits.h2_keepalive),
             self.tls_limits.max_connections,
+            h(self.tls_limits.max_age),
             self.max_body_bytes,
+            h(self.drain_delay),
             h(self.shutdown_grace)
         ));
         out

@@ -100,6 +100,23 @@ pub struct RouteLabel {
     pub route: &'static str,
 }
 
+/// The `reason` values of `tlsward_tls_handshake_failures_total`
+/// (`crate::server::handshake_failure_reason`, and `timeout`).
+pub const HANDSHAKE_FAILURE_REASONS: [&str; 12] = [
+    "protocol_version",
+    "no_shared_cipher",
+    "no_shared_group",
+    "incompatible",
+    "client_certificate",
+    "invalid_message",
+    "alert_received",
+    "no_alpn",
+    "other",
+    "eof",
+    "io",
+    "timeout",
+];
+
 /// All metrics of the process.
 pub struct Metrics {
     registry: Registry,
@@ -151,6 +168,11 @@ pub struct Metrics {
     pub connections_closed: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
     /// `tlsward_accept_errors_total{listener,reason}` (`out_of_fds`, `other`).
     pub accept_errors: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
+    /// `tlsward_ready`: 1 while `/readyz` answers 200 (set at each scrape).
+    pub ready: Gauge,
+    /// `tlsward_reload_rejected{material}`: 1 while the last reload of the material was
+    /// rejected (the last good one is served).
+    pub reload_rejected: Family<MaterialLabel, Gauge>,
     served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -319,7 +341,17 @@ impl Metrics {
             "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)",
             accept_errors.clone(),
         );
+        let ready = Gauge::default();
+        registry.register("tlsward_ready", "1 while /readyz answers 200", ready.clone());
+        let reload_rejected = Family::default();
+        registry.register(
+            "tlsward_reload_rejected",
+            "1 while the last reload of the material was rejected (the last good one is served)",
+            reload_rejected.clone(),
+        );
         Self {
+            ready,
+            reload_rejected,
             connections_open,
             connections_refused,
             connections_closed,
@@ -345,6 +377,43 @@ impl Metrics {
             db_pool_available,
             db_pool_waiting,
             db_retries,
+        }
+    }
+
+    /// Creates every series of a closed label set at zero, so that each is exposed from
+    /// the start (a rate or an alert over it needs no first event) and dashboards see it.
+    pub fn init_series(&self) {
+        for reason in HANDSHAKE_FAILURE_REASONS {
+            let _ = self
+                .handshake_failures
+                .get_or_create(&ReasonLabel { reason: reason.into() });
+        }
+        for listener in ["tls", "admin"] {
+            self.connections_open(listener, 0);
+            let _ = self.connections_refused.get_or_create(&ListenerReasonLabels {
+                listener,
+                reason: "max_connections",
+            });
+            for reason in ["first_request_timeout", "idle_timeout", "max_age", "shutdown"] {
+                let _ = self
+                    .connections_closed
+                    .get_or_create(&ListenerReasonLabels { listener, reason });
+            }
+            for reason in ["out_of_fds", "other"] {
+                let _ = self
+                    .accept_errors
+                    .get_or_create(&ListenerReasonLabels { listener, reason });
+            }
+        }
+        for outcome in ["applied", "failed"] {
+            let _ = self.db_pool_rebuilds.get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            });
+        }
+        for outcome in ["published", "failed", "dropped"] {
+            let _ = self.kube_events.get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            });
         }
     }
 
@@ -415,7 +484,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one reload outcome.
+    /// Counts one reload outcome, and sets whether the material stands rejected.
     pub fn reload_outcome(&self, material: &str, outcome: &str) {
         self.reloads
             .get_or_create(&ReloadLabels {
@@ -423,6 +492,27 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+        self.reload_rejected_is(material, outcome == "rejected");
+    }
+
+    /// Creates a material's reload series at zero (not rejected, no outcome counted yet).
+    pub fn init_material(&self, material: &str) {
+        for outcome in ["applied", "rejected", "unchanged"] {
+            let _ = self.reloads.get_or_create(&ReloadLabels {
+                material: material.into(),
+                outcome: outcome.into(),
+            });
+        }
+        self.reload_rejected_is(material, false);
+    }
+
+    /// Sets `tlsward_reload_rejected{material}`.
+    pub fn reload_rejected_is(&self, material: &str, rejected: bool) {
+        self.reload_rejected
+            .get_or_create(&MaterialLabel {
+                material: material.into(),
+            })
+            .set(i64::from(rejected));
     }
 
     /// Sets `tlsward_cert_expiring_soon{material}`.
@@ -438,12 +528,21 @@ impl Metrics {
     pub fn describe_snapshot(&self, snapshot: &crate::snapshot::Snapshot) {
         self.generation
             .set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
+        use crate::snapshot::Material;
+        for m in [Material::Server, Material::ClientCa, Material::DbCa, Material::DbClient] {
+            let certs = snapshot.certificates(m);
+            // A bundle is as good as its first CA to expire.
+            if let Some(first) = certs.iter().min_by_key(|c| c.not_after) {
+                self.set_not_after(m.as_str(), first.not_after);
+            }
+        }
         let leaf = snapshot.leaf();
-        self.set_not_after("server", leaf.not_after);
         self.set_serial("server", &leaf.serial);
         if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
-            self.set_not_after("client_ca", ca.not_after);
             self.set_serial("client_ca", &ca.serial);
+        }
+        if let Some(client) = snapshot.certificate(Material::DbClient) {
+            self.set_serial("db_client", &client.serial);
         }
     }
 

@@ -37,7 +37,11 @@ impl AppState {
     pub fn new(config: Config, snapshot: Snapshot) -> Self {
         let generation = snapshot.generation;
         let metrics = std::sync::Arc::new(Metrics::new());
+        metrics.init_series();
         metrics.describe_snapshot(&snapshot);
+        for material in snapshot.digests.keys() {
+            metrics.init_material(material.as_str());
+        }
         let now = crate::tls::material::now_unix();
         metrics.reload_last_success.set(now);
         Self {

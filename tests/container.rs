@@ -147,6 +147,9 @@ const HARDENED: [&str; 7] = [
     "no-new-privileges",
 ];
 
+/// The drain delay the containers run with.
+const DRAIN_DELAY_S: f64 = 2.0;
+
 /// The arguments of `serve` (or `check-config`) against the test PostgreSQL.
 fn serve_args(db: &str, tls_port: u16, admin_port: u16) -> Vec<String> {
     let dsn = format!(
@@ -168,6 +171,8 @@ fn serve_args(db: &str, tls_port: u16, admin_port: u16) -> Vec<String> {
         "off",
         "--shutdown-grace",
         "10s",
+        "--drain-delay",
+        "2s",
     ]
     .map(String::from)
     .to_vec()
@@ -382,18 +387,40 @@ async fn container_serves_a_kubelet_swapped_cert_without_restart() {
 }
 
 #[tokio::test]
-async fn podman_stop_drains_and_exits_zero_within_the_grace() {
+async fn podman_stop_under_load_serves_through_the_drain_delay_and_exits_zero() {
     if !ready() {
         return;
     }
     let s = Served::start(Mounts::new());
     s.wait_ready().await;
     let t0 = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let out: support::Outcomes = Default::default();
+    let ready_out: support::Outcomes = Default::default();
+    let mut tasks: Vec<_> = [true, false]
+        .into_iter()
+        .map(|keepalive| support::request_loop(s.tls_port, "/", keepalive, t0, stop.clone(), out.clone()))
+        .collect();
+    let readyz = format!("http://127.0.0.1:{}/readyz", s.admin_port);
+    tasks.push(support::readyz_loop(readyz, t0, stop.clone(), ready_out.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // SIGTERM, then SIGKILL after 20 s: an exit 0 before that is the drain's own.
-    run(podman().args(["stop", "-t", "20", &s.name]));
-    let took = t0.elapsed();
+    let term_at = t0.elapsed().as_secs_f64();
+    let name = s.name.clone();
+    tokio::task::spawn_blocking(move || run(podman().args(["stop", "-t", "20", &name])))
+        .await
+        .unwrap();
+    let took = t0.elapsed().as_secs_f64() - term_at;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
     assert_eq!(s.inspect("{{.State.ExitCode}}"), "0", "logs:\n{}", s.logs());
-    assert!(took < Duration::from_secs(12), "stop took {took:?} (grace 10 s)");
+    assert!(
+        (DRAIN_DELAY_S..DRAIN_DELAY_S + 10.0).contains(&took),
+        "stop took {took:.2} s (drain 2 s, grace 10 s)"
+    );
+    support::assert_drained(&out, &ready_out, term_at, term_at + DRAIN_DELAY_S - 0.1, 20);
     assert!(s.logs().contains("stopped"), "logs:\n{}", s.logs());
 }
 

@@ -171,6 +171,8 @@ pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
+        "--drain-delay",
+        "0s",
     ];
     argv.extend_from_slice(flags);
     let tlsward::cli::Command::Serve(args) = tlsward::cli::Cli::parse_from(argv).command else {

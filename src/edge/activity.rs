@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
@@ -19,6 +19,8 @@ pub(super) enum Close {
     FirstRequestTimeout,
     /// No request in flight for the idle timeout.
     IdleTimeout,
+    /// Older than the max connection age.
+    MaxAge,
     /// The server is shutting down.
     Shutdown,
 }
@@ -28,6 +30,7 @@ impl Close {
         match self {
             Self::FirstRequestTimeout => "first_request_timeout",
             Self::IdleTimeout => "idle_timeout",
+            Self::MaxAge => "max_age",
             Self::Shutdown => "shutdown",
         }
     }
@@ -38,6 +41,10 @@ impl Close {
 pub struct Activity {
     born: Instant,
     in_flight: AtomicUsize,
+    /// Set once an h2 request was seen (an h2 connection is closed with GOAWAY).
+    h2: AtomicBool,
+    /// Set when the connection must end after the response in progress or the next one.
+    closing: AtomicBool,
     /// Milliseconds after `born` when a request last ended; `u64::MAX`: none has started.
     last_done_ms: AtomicU64,
 }
@@ -67,6 +74,8 @@ impl Activity {
         Self {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            h2: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             last_done_ms: AtomicU64::new(NONE_YET),
         }
     }
@@ -84,6 +93,17 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// Asks for the connection to end after the response in progress, or the next one
+    /// (HTTP/1.1: that response carries `Connection: close`).
+    pub(super) fn close_after_response(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Whether the connection speaks h2.
+    pub(super) fn saw_h2(&self) -> bool {
+        self.h2.load(Ordering::Acquire)
+    }
+
     /// `app` as a hyper service that keeps this activity up to date.
     pub fn service(
         self: Arc<Self>,
@@ -97,12 +117,23 @@ impl Activity {
     + 'static {
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = self.begin();
+            let h1 = req.version() < http::Version::HTTP_2;
+            if !h1 {
+                self.h2.store(true, Ordering::Relaxed);
+            }
             let (req, body) = super::hold::lend(req);
             let call = app.clone().oneshot(req);
+            let activity = self.clone();
             async move {
                 let response = call.await;
                 drop(in_flight);
-                response.map(|r| super::hold::release_with(r, body))
+                response.map(|mut r| {
+                    if h1 && activity.closing.load(Ordering::Acquire) {
+                        r.headers_mut()
+                            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                    }
+                    super::hold::release_with(r, body)
+                })
             }
         })
     }

@@ -10,6 +10,9 @@
 //!   nothing sent, or a partial h2 preface), and is closed gracefully once it has been idle
 //!   (no request in flight) for the idle timeout; h2 connections are pinged so that dead
 //!   peers are found;
+//! - a connection older than the max age is closed after its current request
+//!   (`Connection: close`, GOAWAY), so that clients move to the current certificate, policy
+//!   and replicas;
 //! - HTTP/1.1 headers must arrive within the header timeout (hyper's own timer);
 //! - on shutdown every connection is asked to close gracefully (`Connection: close`,
 //!   GOAWAY) and the loop waits up to the grace for them.
@@ -53,6 +56,14 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Interval of h2 keep-alive pings (none when zero).
     pub h2_keepalive: Duration,
+    /// A connection older than this (with ±10 % jitter) is closed after its current request
+    /// (none when zero).
+    pub max_age: Duration,
+}
+
+/// `age` give or take 10 %, so that connections opened together do not all close together.
+fn jittered(age: Duration) -> Duration {
+    age.mul_f64(0.9 + 0.2 * rand::random::<f64>())
 }
 
 /// One listener: its name (the `listener` label), limits and shared counters.
@@ -236,12 +247,35 @@ impl Conn {
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         let limits = self.edge.limits;
-        let closing = tokio::select! {
-            r = conn.as_mut() => return log_end(r),
-            why = activity.idle(limits.header_timeout, limits.idle_timeout) => why,
-            _ = wait_true(&mut self.stop) => Close::Shutdown,
+        let aged = async {
+            if limits.max_age.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(jittered(limits.max_age)).await;
         };
-        self.edge.metrics.connection_closed(self.edge.name, closing.label());
+        tokio::pin!(aged);
+        let mut aged_done = false;
+        let closing = loop {
+            tokio::select! {
+                r = conn.as_mut() => return log_end(r),
+                why = activity.idle(limits.header_timeout, limits.idle_timeout) => break why,
+                () = &mut aged, if !aged_done => {
+                    aged_done = true;
+                    self.edge.metrics.connection_closed(self.edge.name, Close::MaxAge.label());
+                    // HTTP/1.1: the next response says `Connection: close` and hyper closes
+                    // after it (closing now, between requests, would fail a request the client
+                    // is about to send). h2: GOAWAY, which lets the open streams finish.
+                    activity.close_after_response();
+                    if activity.saw_h2() {
+                        break Close::MaxAge;
+                    }
+                }
+                _ = wait_true(&mut self.stop) => break Close::Shutdown,
+            }
+        };
+        if closing != Close::MaxAge {
+            self.edge.metrics.connection_closed(self.edge.name, closing.label());
+        }
         conn.as_mut().graceful_shutdown();
         // After shutdown the accept loop waits up to the grace; otherwise a short grace.
         let grace = if closing == Close::Shutdown {

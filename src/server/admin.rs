@@ -29,6 +29,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
+    m.ready.set(i64::from(state.not_ready_reason().is_none()));
     if let Some(db) = state.db.load_full() {
         let s = db.pool.status();
         m.db_pool_size.set(i64::try_from(s.size).unwrap_or(i64::MAX));

@@ -42,9 +42,22 @@ impl Running {
         let _ = self.reload.send(());
     }
 
-    /// Starts draining and waits (up to the grace period) for open connections to finish.
+    /// Shuts down without losing a request: `/readyz` answers 503 at once while both
+    /// listeners keep accepting and serving for `--drain-delay` (the time Endpoints,
+    /// kube-proxy, ingresses and meshes take to stop sending here); then the listeners stop
+    /// accepting, open connections are asked to close (`Connection: close` on HTTP/1.1,
+    /// GOAWAY on h2) and in-flight requests get up to `--shutdown-grace` to finish.
     pub async fn shutdown(self) {
         self.state.start_draining();
+        let delay = self.state.config.drain_delay;
+        if !delay.is_zero() {
+            tracing::info!(
+                ?delay,
+                "draining: /readyz answers 503, still serving until the drain delay is over"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("no longer accepting connections; closing the open ones gracefully");
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -132,6 +145,7 @@ fn plain_limits(config: &Config) -> Limits {
         header_timeout: config.header_timeout,
         idle_timeout: PLAIN_IDLE_TIMEOUT,
         h2_keepalive: Duration::ZERO,
+        max_age: Duration::ZERO,
     }
 }
 

@@ -505,6 +505,47 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
+    /// The chart refuses the same policy values before they reach a pod; its messages must be
+    /// the binary's, word for word.
+    #[test]
+    fn the_chart_refuses_weak_policy_values_with_the_same_reasons() {
+        let chart = include_str!("../../charts/tlsward/templates/_validate.tpl");
+        let weak = [
+            "TLS_RSA_WITH_NULL_SHA256",
+            "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
+            "TLS_DH_ANON_WITH_AES_128_CBC_SHA",
+            "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+            "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+            "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            "TLS_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+        ];
+        let mut reasons: Vec<String> = weak.iter().map(|n| weak_suite_reason(n).unwrap().to_string()).collect();
+        assert_eq!(reasons.len(), 8);
+        for text in [
+            "min_version: 1.1",
+            "min_version: SSLv3",
+            "min_version: 2.0",
+            "kx_groups: [ffdhe2048]",
+            "alpn: [spdy]",
+            "cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]",
+            "{min_version: 1.3, cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]}",
+        ] {
+            let problems = Policy::from_yaml(text).unwrap_err().0;
+            reasons.extend(problems.iter().map(|p| p.reason.clone()));
+        }
+        for reason in &reasons {
+            let stable = reason
+                .split("; one of")
+                .next()
+                .unwrap()
+                .split("; use IANA")
+                .next()
+                .unwrap();
+            assert!(chart.contains(stable), "the chart does not refuse with: {stable}");
+        }
+    }
+
     use super::*;
 
     fn problems(yaml: &str) -> Vec<String> {

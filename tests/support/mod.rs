@@ -202,6 +202,8 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
         // Pod) must not turn Kubernetes Events on under --kube-events auto.
         ("--pod-name", String::new()),
         ("--pod-namespace", String::new()),
+        // Tests stop servers often; a drain delay is only for the tests of the drain.
+        ("--drain-delay", "0s".to_string()),
     ] {
         if !extra.contains(&k) {
             argv.push(k.into());
@@ -622,6 +624,11 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
         .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
         .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
         .args(["--db-url", db_url, "--kube-events", "off"])
+        .args(if extra.contains(&"--drain-delay") {
+            &[][..]
+        } else {
+            &["--drain-delay", "0s"][..]
+        })
         .args(extra)
         .env("TLSWARD_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -643,4 +650,89 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
         port,
         admin,
     }
+}
+
+/// Every request's start (seconds after a common instant) and its status or error.
+pub type Outcomes = std::sync::Arc<std::sync::Mutex<Vec<(f64, Result<u16, String>)>>>;
+
+/// `GET path` on `127.0.0.1:port` in a loop until `stop`, with one pooled client
+/// (keep-alive) or a new client per request (a new TLS connection each time); each outcome
+/// is recorded with its start time after `t0`.
+pub fn request_loop(
+    port: u16,
+    path: &'static str,
+    keepalive: bool,
+    t0: std::time::Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    out: Outcomes,
+) -> tokio::task::JoinHandle<()> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::spawn(async move {
+        let mut client = client_for(addr);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if !keepalive {
+                client = client_for(addr);
+            }
+            let at = t0.elapsed().as_secs_f64();
+            let outcome = match client.get(format!("https://localhost:{port}{path}")).send().await {
+                Ok(r) => Ok(r.status().as_u16()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            out.lock().unwrap().push((at, outcome));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
+/// `GET url` every 50 ms until `stop`: the status (or error) of each, with its time after `t0`.
+pub fn readyz_loop(
+    url: String,
+    t0: std::time::Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    out: Outcomes,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let at = t0.elapsed().as_secs_f64();
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string());
+            out.lock().unwrap().push((at, r));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// Checks a drain: every request that started between `from` and `until` was answered 200
+/// (at least `min` of them), and every readiness probe between them answered 503.
+pub fn assert_drained(requests: &Outcomes, ready: &Outcomes, from: f64, until: f64, min: usize) {
+    let requests = requests.lock().unwrap();
+    let during: Vec<_> = requests.iter().filter(|(at, _)| *at < until).collect();
+    let failed: Vec<_> = during.iter().filter(|(_, r)| *r != Ok(200)).collect();
+    let in_window = during.iter().filter(|(at, _)| *at >= from).count();
+    assert!(in_window >= min, "only {in_window} requests during the drain delay");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed or were refused before the drain delay ended: {:?}",
+        failed.len(),
+        during.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let ready = ready.lock().unwrap();
+    assert!(
+        ready.iter().any(|(at, r)| *at < from && *r == Ok(200)),
+        "never ready before"
+    );
+    let probes: Vec<_> = ready.iter().filter(|(at, _)| *at > from + 0.1 && *at < until).collect();
+    assert!(probes.len() >= 5, "{probes:?}");
+    assert!(probes.iter().all(|(_, r)| *r == Ok(503)), "{probes:?}");
+    eprintln!(
+        "drain: {in_window} requests started during the delay, {} failed or refused; {} readiness probes, all 503",
+        failed.len(),
+        probes.len()
+    );
 }

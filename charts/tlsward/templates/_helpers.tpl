@@ -18,12 +18,41 @@ app.kubernetes.io/name: {{ include "tlsward.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Common labels. */}}
-{{- define "tlsward.labels" -}}
+{{/* Labels of every object: the release's, without the selector's name. */}}
+{{- define "tlsward.releaseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{ include "tlsward.selectorLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tlsward
+{{- end -}}
+
+{{/* Labels of the server's objects. */}}
+{{- define "tlsward.labels" -}}
+{{ include "tlsward.releaseLabels" . }}
+app.kubernetes.io/name: {{ include "tlsward.name" . }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{/* The server pods, as Services, the NetworkPolicy and the PDB select them. The Deployment's
+own selector stays the two selector labels (a selector cannot change on upgrade). */}}
+{{- define "tlsward.serverSelector" -}}
+{{ include "tlsward.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{/* What selects this release's `helm test` Pod. */}}
+{{- define "tlsward.testSelector" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end -}}
+
+{{/* Labels of the `helm test` Pod: not the selector labels, so that neither the ReplicaSet
+(which would adopt it), the Services nor the NetworkPolicy select it. */}}
+{{- define "tlsward.testLabels" -}}
+{{ include "tlsward.releaseLabels" . }}
+app.kubernetes.io/name: {{ include "tlsward.name" . }}-test
+app.kubernetes.io/component: test
 {{- end -}}
 
 {{/* Secret names: existing or created. */}}
