@@ -4,8 +4,8 @@
 //! parsed with the `tls-parser` crate, and any truncation is a clean "need more" or error.
 
 use tls_parser::{
-    TlsExtension, TlsMessage, TlsMessageHandshake, parse_dh_params, parse_tls_message_handshake, parse_tls_raw_record,
-    parse_tls_record_with_header, parse_tls_server_hello_extensions,
+    TlsMessage, TlsMessageHandshake, parse_dh_params, parse_tls_message_handshake, parse_tls_raw_record,
+    parse_tls_record_with_header,
 };
 
 /// SSLv3.
@@ -129,6 +129,10 @@ pub struct ServerHello {
     pub dh_bits: Option<usize>,
     /// The flight ended (ServerHelloDone seen).
     pub done: bool,
+    /// The group of the key_share extension (TLS 1.3), or of the ECDHE ServerKeyExchange.
+    pub group: Option<u16>,
+    /// A HelloRetryRequest: the server wants a key share for `group`.
+    pub retry: bool,
 }
 
 impl ServerHello {
@@ -209,10 +213,54 @@ pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
     }
 }
 
+/// The random of a HelloRetryRequest: SHA-256 of "HelloRetryRequest" (RFC 8446 §4.1.3).
+pub const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
+    0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// The extensions of a ServerHello body, read here rather than by tls-parser, which drops
+/// them from SSLv3 hellos (a server may well send renegotiation_info there). Malformed or
+/// absent: none.
+fn server_hello_extensions(body: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    // version (2), random (32), session id (1 + n), suite (2), compression (1).
+    let Some(&sid_len) = body.get(34) else { return out };
+    let Some(mut rest) = body.get(35 + usize::from(sid_len) + 3..) else {
+        return out;
+    };
+    let Some(len) = rest.get(..2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+        return out;
+    };
+    rest = rest.get(2..2 + len).unwrap_or_default();
+    while rest.len() >= 4 {
+        let kind = u16::from_be_bytes([rest[0], rest[1]]);
+        let n = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let Some(data) = rest.get(4..4 + n) else { break };
+        out.push((kind, data));
+        rest = &rest[4 + n..];
+    }
+    out
+}
+
+fn apply_extensions(h: &mut ServerHello, exts: &[(u16, &[u8])]) {
+    for (kind, data) in exts {
+        match (*kind, *data) {
+            (0xff01, _) => h.secure_renegotiation = true,
+            (0x002b, [a, b]) => h.version = u16::from_be_bytes([*a, *b]),
+            // key_share: the group (and, but for a HelloRetryRequest, the server's share).
+            (0x0033, [a, b, ..]) => h.group = Some(u16::from_be_bytes([*a, *b])),
+            _ => {}
+        }
+    }
+}
+
 fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<ServerHello>, ParseError> {
     let mut hello: Option<ServerHello> = None;
     let mut suite_dhe = false;
+    let mut suite_ecdhe = false;
     while !data.is_empty() {
+        let whole = data;
         let (after, msg) = match parse_tls_message_handshake(data) {
             Ok(x) => x,
             Err(tls_parser::nom::Err::Incomplete(_)) => break,
@@ -235,24 +283,15 @@ fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<
                     version: sh.version.0,
                     suite: sh.cipher.0,
                     random: sh.random.to_vec(),
+                    retry: sh.random == HRR_RANDOM,
                     ..ServerHello::default()
                 };
-                if let Some(ext) = sh.ext
-                    && let Ok((_, exts)) = parse_tls_server_hello_extensions(ext)
-                {
-                    for e in exts {
-                        match e {
-                            TlsExtension::RenegotiationInfo(_) => h.secure_renegotiation = true,
-                            TlsExtension::SupportedVersions(v) => {
-                                if let Some(v) = v.first() {
-                                    h.version = v.0;
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                suite_dhe = super::suites::by_id(h.suite).is_some_and(|s| s.kx == super::suites::Kx::Dhe);
+                let body = &whole[4..whole.len() - after.len()];
+                apply_extensions(&mut h, &server_hello_extensions(body));
+                let suite = super::suites::by_id(h.suite);
+                suite_dhe = suite.is_some_and(|s| s.ffdh);
+                suite_ecdhe = suite
+                    .is_some_and(|s| matches!(s.kx, super::suites::Kx::Ecdhe | super::suites::Kx::Anon) && !s.ffdh);
                 hello = Some(h);
             }
             TlsMessageHandshake::Certificate(c) => {
@@ -263,6 +302,12 @@ fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<
             TlsMessageHandshake::ServerKeyExchange(kx) if suite_dhe => {
                 if let (Some(h), Ok((_, p))) = (hello.as_mut(), parse_dh_params(kx.parameters)) {
                     h.dh_bits = Some(dh_bits(p.dh_p));
+                }
+            }
+            // ECParameters: curve_type named_curve (3), then the group (RFC 8422 §5.4).
+            TlsMessageHandshake::ServerKeyExchange(kx) if suite_ecdhe => {
+                if let (Some(h), [3, a, b, ..]) = (hello.as_mut(), kx.parameters) {
+                    h.group = Some(u16::from_be_bytes([*a, *b]));
                 }
             }
             TlsMessageHandshake::ServerDone(_) => {
@@ -314,6 +359,52 @@ mod tests {
             (TLS12, 0xc02f, true, true)
         );
         assert!(h.downgrade_sentinel());
+    }
+
+    #[test]
+    fn reads_the_extensions_of_an_sslv3_server_hello() {
+        let rec = server_hello_record(SSL3, 0x000a, [0; 8]);
+        let Answer::Hello(h) = parse_answer(&rec, true).unwrap() else {
+            panic!()
+        };
+        assert_eq!((h.version, h.secure_renegotiation), (SSL3, true));
+    }
+
+    /// A ServerHello choosing `suite`, a ServerKeyExchange carrying `params`, ServerHelloDone.
+    fn flight_with_key_exchange(suite: u16, params: &[u8]) -> Vec<u8> {
+        let mut rec = server_hello_record(TLS12, suite, [0; 8]);
+        // Drop the ServerHelloDone of the helper, add the ServerKeyExchange and a new Done.
+        rec.truncate(rec.len() - 4);
+        let mut ske = vec![0x0c, 0];
+        ske.extend_from_slice(&u16be(params.len()));
+        ske.extend_from_slice(params);
+        rec.extend_from_slice(&ske);
+        rec.extend_from_slice(&[0x0e, 0, 0, 0]);
+        let len = rec.len() - 5;
+        rec[3..5].copy_from_slice(&u16be(len));
+        rec
+    }
+
+    #[test]
+    fn measures_the_dh_prime_of_an_anonymous_dh_suite() {
+        // TLS_DH_anon_WITH_AES_128_CBC_SHA: dh_p (1024 bits), dh_g, dh_Ys; no signature.
+        let mut params = u16be(128).to_vec();
+        params.extend_from_slice(&[0xff; 128]);
+        params.extend_from_slice(&[0, 1, 2, 0, 1, 5]);
+        let Answer::Hello(h) = parse_answer(&flight_with_key_exchange(0x0034, &params), true).unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.dh_bits, Some(1024));
+    }
+
+    #[test]
+    fn reads_the_curve_of_an_ecdhe_key_exchange() {
+        // named_curve (3), secp384r1 (24), a one-byte point, then a signature.
+        let params = [3, 0, 24, 1, 4, 4, 3, 0, 1, 0];
+        let Answer::Hello(h) = parse_answer(&flight_with_key_exchange(0xc02f, &params), true).unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.group, Some(24));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use hello::{Answer, Hello, ServerHello, TLS10, TLS11, TLS12, TLS13};
 use probe::{ProbeError, Starttls};
 use report::{AcceptedSuite, Finding, PROTOCOLS, Report, SCHEMA, Severity};
-use suites::{Enc, Kx, LEGACY, Suite};
+use suites::{Enc, Kx, Suite};
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -92,11 +92,7 @@ impl Ctx {
 /// Accepted suites of one legacy version, in the order the server chose them, with the
 /// ServerHello of the first (server-preferred) choice.
 async fn enumerate(ctx: &Ctx, version: u16) -> Result<(Vec<AcceptedSuite>, Option<ServerHello>), ProbeError> {
-    let mut offer: Vec<Suite> = LEGACY
-        .iter()
-        .filter(|s| version >= TLS12 || suites::pre_tls12(s))
-        .copied()
-        .collect();
+    let mut offer: Vec<Suite> = suites::legacy(version).copied().collect();
     let mut accepted = Vec::new();
     let mut first = None;
     while !offer.is_empty() {
@@ -119,12 +115,9 @@ async fn enumerate(ctx: &Ctx, version: u16) -> Result<(Vec<AcceptedSuite>, Optio
             Err(_) => break,
         }
     }
-    // DHE without the FFDHE groups of RFC 7919: the group a server uses for older clients.
-    let dhe: Vec<u16> = accepted
-        .iter()
-        .filter(|a| a.suite.kx == Kx::Dhe)
-        .map(|a| a.suite.id)
-        .collect();
+    // DHE and DH_anon without the FFDHE groups of RFC 7919: the group a server uses for
+    // older clients.
+    let dhe: Vec<u16> = accepted.iter().filter(|a| a.suite.ffdh).map(|a| a.suite.id).collect();
     if !dhe.is_empty()
         && let Ok(Answer::Hello(h)) = ctx.legacy(&ctx.hello(version, dhe, false)).await
         && let Some(bits) = h.dh_bits
@@ -437,7 +430,7 @@ fn protocol_findings(
             "no_forward_secrecy",
             Severity::Low,
             "suites without forward secrecy",
-            |_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh),
+            |_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh | Kx::Psk | Kx::Srp | Kx::Krb5),
         ),
     ];
     for (id, severity, title, applies) in rules {

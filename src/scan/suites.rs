@@ -1,5 +1,6 @@
-//! The cipher suites the scanner offers, by IANA id and name, with what makes each weak.
-//! Legacy probes offer every suite below (rustls cannot); the names are IANA's.
+//! The cipher suites the scanner offers, by IANA id and name, with what makes each weak:
+//! every suite of IANA's registry (tls-parser's table), classified by key exchange and
+//! encryption. Probes offer them all with hand-built hellos (rustls offers but a few).
 
 use serde::Serialize;
 
@@ -21,6 +22,18 @@ pub enum Kx {
     /// Anonymous (EC)DH: the server is not authenticated.
     #[serde(rename = "anon")]
     Anon,
+    /// A pre-shared key only (no forward secrecy, no certificate).
+    #[serde(rename = "PSK")]
+    Psk,
+    /// SRP (no forward secrecy).
+    #[serde(rename = "SRP")]
+    Srp,
+    /// Kerberos (no forward secrecy).
+    #[serde(rename = "KRB5")]
+    Krb5,
+    /// A password (ECCPWD, RFC 8492).
+    #[serde(rename = "PWD")]
+    Pwd,
     /// TLS 1.3: negotiated separately (always ephemeral).
     #[serde(rename = "TLS1.3")]
     Tls13,
@@ -60,6 +73,13 @@ pub struct Suite {
     pub enc: Enc,
     /// EXPORT-grade (40/56-bit).
     pub export: bool,
+    /// Ephemeral finite-field DH parameters in the ServerKeyExchange (DHE, DH_anon): their
+    /// prime's size matters (Logjam).
+    #[serde(skip)]
+    pub ffdh: bool,
+    /// Negotiable in TLS 1.2 only (AEAD, SHA-2 MAC or PRF).
+    #[serde(skip)]
+    pub tls12_only: bool,
 }
 
 fn hex_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
@@ -71,134 +91,95 @@ pub const FALLBACK_SCSV: u16 = 0x5600;
 /// `TLS_EMPTY_RENEGOTIATION_INFO_SCSV` (RFC 5746).
 pub const RENEGOTIATION_SCSV: u16 = 0x00ff;
 
-const fn s(id: u16, name: &'static str, kx: Kx, enc: Enc, export: bool) -> Suite {
+/// Every suite IANA registers, from tls-parser's table (IANA's registry, generated into the
+/// crate), in the order the scanner offers them: forward-secret AEAD first, the weakest last, so
+/// that a server that honours the client's order still shows its best choice first. The
+/// signalling values (the SCSVs) are not suites and are left out.
+static ALL: std::sync::LazyLock<Vec<Suite>> = std::sync::LazyLock::new(|| {
+    let mut all: Vec<Suite> = tls_parser::CIPHERS
+        .values()
+        .filter(|c| !c.name.ends_with("_SCSV"))
+        .map(classify)
+        .collect();
+    all.sort_by_key(|s| (kx_rank(s.kx), enc_rank(s.enc), s.export, s.id));
+    all
+});
+
+fn classify(c: &'static tls_parser::TlsCipherSuite) -> Suite {
+    use tls_parser::{
+        TlsCipherAu as Au, TlsCipherEnc as E, TlsCipherEncMode as M, TlsCipherKx as K, TlsCipherMac as Mac,
+        TlsPRF as Prf,
+    };
+    let anonymous = c.au == Au::Null;
+    let kx = match c.kx {
+        K::Tls13 => Kx::Tls13,
+        K::Ecdhe => Kx::Ecdhe,
+        K::Dhe => Kx::Dhe,
+        K::Rsa => Kx::Rsa,
+        K::Dh | K::Ecdh if anonymous => Kx::Anon,
+        K::Dh | K::Ecdh => Kx::StaticDh,
+        K::Aecdh | K::Null => Kx::Anon,
+        K::Psk => Kx::Psk,
+        K::Srp => Kx::Srp,
+        K::Krb5 => Kx::Krb5,
+        K::Eccpwd => Kx::Pwd,
+    };
+    let enc = match (c.enc, c.enc_mode) {
+        (E::Null, _) => Enc::Null,
+        (E::Rc4, _) => Enc::Rc4,
+        (E::Des | E::TripleDes | E::Idea | E::Rc2, _) => Enc::Block64,
+        (E::Chacha20_Poly1305 | E::Aegis, _) | (_, M::Gcm | M::Ccm) => Enc::Aead,
+        _ => Enc::Cbc,
+    };
+    let tls12_only = kx != Kx::Tls13
+        && (enc == Enc::Aead
+            || matches!(c.prf, Prf::Sha256 | Prf::Sha384)
+            || matches!(c.mac, Mac::HmacSha256 | Mac::HmacSha384));
     Suite {
-        id,
-        name,
+        id: *c.id,
+        name: c.name,
         kx,
         enc,
-        export,
+        export: c.name.contains("EXPORT"),
+        ffdh: c.kx == K::Dhe || (c.kx == K::Dh && anonymous),
+        tls12_only,
     }
 }
 
-use Enc::{Aead, Block64, Cbc, Null, Rc4};
-use Kx::{Anon, Dhe, Ecdhe, Rsa, StaticDh, Tls13};
-
-/// TLS 1.3 suites.
-pub const TLS13: [Suite; 5] = [
-    s(0x1301, "TLS_AES_128_GCM_SHA256", Tls13, Aead, false),
-    s(0x1302, "TLS_AES_256_GCM_SHA384", Tls13, Aead, false),
-    s(0x1303, "TLS_CHACHA20_POLY1305_SHA256", Tls13, Aead, false),
-    s(0x1304, "TLS_AES_128_CCM_SHA256", Tls13, Aead, false),
-    s(0x1305, "TLS_AES_128_CCM_8_SHA256", Tls13, Aead, false),
-];
-
-/// Suites of SSLv3 to TLS 1.2.
-pub const LEGACY: &[Suite] = &[
-    s(0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", Ecdhe, Aead, false),
-    s(0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", Ecdhe, Aead, false),
-    s(0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", Ecdhe, Aead, false),
-    s(0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", Ecdhe, Aead, false),
-    s(
-        0xcca9,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        Ecdhe,
-        Aead,
-        false,
-    ),
-    s(
-        0xcca8,
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        Ecdhe,
-        Aead,
-        false,
-    ),
-    s(0xc0ac, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", Ecdhe, Aead, false),
-    s(0xc0ad, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM", Ecdhe, Aead, false),
-    s(0x009e, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", Dhe, Aead, false),
-    s(0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", Dhe, Aead, false),
-    s(0xccaa, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", Dhe, Aead, false),
-    s(0xc09e, "TLS_DHE_RSA_WITH_AES_128_CCM", Dhe, Aead, false),
-    s(0xc09f, "TLS_DHE_RSA_WITH_AES_256_CCM", Dhe, Aead, false),
-    s(0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256", Rsa, Aead, false),
-    s(0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384", Rsa, Aead, false),
-    s(0xc09c, "TLS_RSA_WITH_AES_128_CCM", Rsa, Aead, false),
-    s(0xc09d, "TLS_RSA_WITH_AES_256_CCM", Rsa, Aead, false),
-    s(0xc023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", Ecdhe, Cbc, false),
-    s(0xc024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", Ecdhe, Cbc, false),
-    s(0xc027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", Ecdhe, Cbc, false),
-    s(0xc028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", Ecdhe, Cbc, false),
-    s(0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", Ecdhe, Cbc, false),
-    s(0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", Ecdhe, Cbc, false),
-    s(0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", Ecdhe, Cbc, false),
-    s(0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", Ecdhe, Cbc, false),
-    s(0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", Dhe, Cbc, false),
-    s(0x006b, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", Dhe, Cbc, false),
-    s(0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", Dhe, Cbc, false),
-    s(0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", Dhe, Cbc, false),
-    s(0x0032, "TLS_DHE_DSS_WITH_AES_128_CBC_SHA", Dhe, Cbc, false),
-    s(0x0038, "TLS_DHE_DSS_WITH_AES_256_CBC_SHA", Dhe, Cbc, false),
-    s(0x0045, "TLS_DHE_RSA_WITH_CAMELLIA_128_CBC_SHA", Dhe, Cbc, false),
-    s(0x0088, "TLS_DHE_RSA_WITH_CAMELLIA_256_CBC_SHA", Dhe, Cbc, false),
-    s(0x009a, "TLS_DHE_RSA_WITH_SEED_CBC_SHA", Dhe, Cbc, false),
-    s(0x003c, "TLS_RSA_WITH_AES_128_CBC_SHA256", Rsa, Cbc, false),
-    s(0x003d, "TLS_RSA_WITH_AES_256_CBC_SHA256", Rsa, Cbc, false),
-    s(0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA", Rsa, Cbc, false),
-    s(0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", Rsa, Cbc, false),
-    s(0x0041, "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA", Rsa, Cbc, false),
-    s(0x0084, "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA", Rsa, Cbc, false),
-    s(0x0096, "TLS_RSA_WITH_SEED_CBC_SHA", Rsa, Cbc, false),
-    s(0xc004, "TLS_ECDH_ECDSA_WITH_AES_128_CBC_SHA", StaticDh, Cbc, false),
-    s(0xc005, "TLS_ECDH_ECDSA_WITH_AES_256_CBC_SHA", StaticDh, Cbc, false),
-    s(0xc00e, "TLS_ECDH_RSA_WITH_AES_128_CBC_SHA", StaticDh, Cbc, false),
-    s(0xc00f, "TLS_ECDH_RSA_WITH_AES_256_CBC_SHA", StaticDh, Cbc, false),
-    s(0xc008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA", Ecdhe, Block64, false),
-    s(0xc012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", Ecdhe, Block64, false),
-    s(0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA", Dhe, Block64, false),
-    s(0x0013, "TLS_DHE_DSS_WITH_3DES_EDE_CBC_SHA", Dhe, Block64, false),
-    s(0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", Rsa, Block64, false),
-    s(0x0007, "TLS_RSA_WITH_IDEA_CBC_SHA", Rsa, Block64, false),
-    s(0x0015, "TLS_DHE_RSA_WITH_DES_CBC_SHA", Dhe, Block64, false),
-    s(0x0009, "TLS_RSA_WITH_DES_CBC_SHA", Rsa, Block64, false),
-    s(0xc011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", Ecdhe, Rc4, false),
-    s(0xc007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", Ecdhe, Rc4, false),
-    s(0x0005, "TLS_RSA_WITH_RC4_128_SHA", Rsa, Rc4, false),
-    s(0x0004, "TLS_RSA_WITH_RC4_128_MD5", Rsa, Rc4, false),
-    s(0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", Anon, Rc4, false),
-    s(0x0034, "TLS_DH_anon_WITH_AES_128_CBC_SHA", Anon, Cbc, false),
-    s(0x003a, "TLS_DH_anon_WITH_AES_256_CBC_SHA", Anon, Cbc, false),
-    s(0x00a6, "TLS_DH_anon_WITH_AES_128_GCM_SHA256", Anon, Aead, false),
-    s(0x00a7, "TLS_DH_anon_WITH_AES_256_GCM_SHA384", Anon, Aead, false),
-    s(0x006c, "TLS_DH_anon_WITH_AES_128_CBC_SHA256", Anon, Cbc, false),
-    s(0x006d, "TLS_DH_anon_WITH_AES_256_CBC_SHA256", Anon, Cbc, false),
-    s(0x001b, "TLS_DH_anon_WITH_3DES_EDE_CBC_SHA", Anon, Block64, false),
-    s(0xc018, "TLS_ECDH_anon_WITH_AES_128_CBC_SHA", Anon, Cbc, false),
-    s(0xc019, "TLS_ECDH_anon_WITH_AES_256_CBC_SHA", Anon, Cbc, false),
-    s(0xc017, "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA", Anon, Block64, false),
-    s(0xc016, "TLS_ECDH_anon_WITH_RC4_128_SHA", Anon, Rc4, false),
-    s(0xc015, "TLS_ECDH_anon_WITH_NULL_SHA", Anon, Null, false),
-    s(0xc006, "TLS_ECDHE_ECDSA_WITH_NULL_SHA", Ecdhe, Null, false),
-    s(0xc010, "TLS_ECDHE_RSA_WITH_NULL_SHA", Ecdhe, Null, false),
-    s(0x003b, "TLS_RSA_WITH_NULL_SHA256", Rsa, Null, false),
-    s(0x0002, "TLS_RSA_WITH_NULL_SHA", Rsa, Null, false),
-    s(0x0001, "TLS_RSA_WITH_NULL_MD5", Rsa, Null, false),
-    s(0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", Rsa, Rc4, true),
-    s(0x0006, "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", Rsa, Block64, true),
-    s(0x0008, "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA", Rsa, Block64, true),
-    s(0x0014, "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA", Dhe, Block64, true),
-    s(0x0011, "TLS_DHE_DSS_EXPORT_WITH_DES40_CBC_SHA", Dhe, Block64, true),
-    s(0x0017, "TLS_DH_anon_EXPORT_WITH_RC4_40_MD5", Anon, Rc4, true),
-    s(0x0019, "TLS_DH_anon_EXPORT_WITH_DES40_CBC_SHA", Anon, Block64, true),
-];
-
-/// The suite with this id, from either table.
-pub fn by_id(id: u16) -> Option<Suite> {
-    TLS13.iter().chain(LEGACY.iter()).find(|s| s.id == id).copied()
+fn kx_rank(kx: Kx) -> u8 {
+    match kx {
+        Kx::Tls13 | Kx::Ecdhe => 0,
+        Kx::Dhe => 1,
+        Kx::Rsa => 2,
+        Kx::StaticDh | Kx::Psk | Kx::Srp | Kx::Krb5 | Kx::Pwd => 3,
+        Kx::Anon => 4,
+    }
 }
 
-/// Whether a suite can be negotiated below TLS 1.2 (no GCM/CCM/ChaCha, no SHA-2 MACs).
-pub fn pre_tls12(s: &Suite) -> bool {
-    s.enc != Enc::Aead && !s.name.ends_with("SHA256") && !s.name.ends_with("SHA384")
+fn enc_rank(enc: Enc) -> u8 {
+    match enc {
+        Enc::Aead => 0,
+        Enc::Cbc => 1,
+        Enc::Block64 => 2,
+        Enc::Rc4 => 3,
+        Enc::Null => 4,
+    }
+}
+
+/// The suites of TLS 1.3 (RFC 8446's five, RFC 8998's SM4, RFC 9150's integrity-only, …).
+pub fn tls13() -> impl Iterator<Item = &'static Suite> {
+    ALL.iter().filter(|s| s.kx == Kx::Tls13)
+}
+
+/// The suites of SSLv3 to TLS 1.2 that can be negotiated at `version`.
+pub fn legacy(version: u16) -> impl Iterator<Item = &'static Suite> {
+    ALL.iter()
+        .filter(move |s| s.kx != Kx::Tls13 && (version >= super::hello::TLS12 || !s.tls12_only))
+}
+
+/// The suite with this id.
+pub fn by_id(id: u16) -> Option<Suite> {
+    ALL.iter().find(|s| s.id == id).copied()
 }
 
 #[cfg(test)]
@@ -206,30 +187,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_unique_and_names_are_consistent() {
-        let all: Vec<Suite> = TLS13.iter().chain(LEGACY.iter()).copied().collect();
+    fn the_whole_registry_is_offered_and_classified_by_name() {
+        let all: Vec<Suite> = ALL.iter().copied().collect();
+        assert!(all.len() > 300, "{} suites", all.len());
         for (i, a) in all.iter().enumerate() {
             assert!(all[i + 1..].iter().all(|b| b.id != a.id), "duplicate {}", a.name);
             let n = a.name;
-            let expect_enc = if n.contains("NULL") {
-                Enc::Null
+            if n.contains("_NULL_") || n.ends_with("_NULL") || n.starts_with("TLS_SHA") {
+                assert_eq!(a.enc, Enc::Null, "{n}");
             } else if n.contains("RC4") {
-                Enc::Rc4
+                assert_eq!(a.enc, Enc::Rc4, "{n}");
             } else if n.contains("3DES") || n.contains("_DES") || n.contains("IDEA") || n.contains("RC2") {
-                Enc::Block64
+                assert_eq!(a.enc, Enc::Block64, "{n}");
             } else if n.contains("CBC") {
-                Enc::Cbc
+                assert_eq!(a.enc, Enc::Cbc, "{n}");
             } else {
-                Enc::Aead
-            };
-            assert_eq!(a.enc, expect_enc, "{n}");
+                assert_eq!(a.enc, Enc::Aead, "{n}");
+            }
             assert_eq!(a.export, n.contains("EXPORT"), "{n}");
-            if n.contains("anon") {
+            if n.contains("_anon_") {
                 assert_eq!(a.kx, Kx::Anon, "{n}");
             }
         }
+        let names = |it: &mut dyn Iterator<Item = &'static Suite>| it.map(|s| s.name).collect::<Vec<_>>();
+        let t13 = names(&mut tls13());
+        for want in [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_AES_128_CCM_SHA256",
+            "TLS_AES_128_CCM_8_SHA256",
+        ] {
+            assert!(t13.contains(&want), "{want}");
+        }
+        let l12 = names(&mut legacy(super::super::hello::TLS12));
+        assert!(l12.contains(&"TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8") && l12.contains(&"TLS_PSK_WITH_AES_128_CCM_8"));
+        assert!(!l12.iter().any(|n| n.ends_with("_SCSV")));
+        let l10 = names(&mut legacy(super::super::hello::TLS10));
+        assert!(l10.contains(&"TLS_RSA_WITH_AES_128_CBC_SHA") && !l10.contains(&"TLS_RSA_WITH_AES_128_GCM_SHA256"));
+        assert!(by_id(0x0034).unwrap().ffdh && by_id(0x0033).unwrap().ffdh && !by_id(0xc018).unwrap().ffdh);
         assert_eq!(by_id(0xc02b).unwrap().name, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
-        assert!(pre_tls12(&by_id(0x002f).unwrap()));
-        assert!(!pre_tls12(&by_id(0xc02b).unwrap()));
     }
 }
