@@ -588,3 +588,135 @@ async fn verdicts_agree_with_testssl_on_tlsward() {
     assert_agrees_with_testssl(s.port()).await;
     s.running.shutdown().await;
 }
+
+fn group_names(r: &Value, proto: &str) -> Vec<String> {
+    r["groups"][proto]["groups"].as_array().map_or(Vec::new(), |l| {
+        l.iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+    })
+}
+
+#[tokio::test]
+async fn tlsward_offers_the_post_quantum_hybrid_first() {
+    let s = start(serve_args(&[])).await;
+    let (_, r, err) = scan(&[&target(s.port()), "--ca", &ca_file()]).await;
+    assert_eq!(
+        group_names(&r, "TLSv1.3"),
+        ["X25519MLKEM768", "x25519", "secp256r1", "secp384r1"],
+        "{r:#} {err}"
+    );
+    assert_eq!(
+        group_names(&r, "TLSv1.2"),
+        ["x25519", "secp256r1", "secp384r1"],
+        "{r:#}"
+    );
+    // rustls takes the client's order: the scanner's, which puts the hybrid first.
+    assert_eq!(r["groups"]["TLSv1.3"]["preference"], "client", "{r:#}");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn ccm_and_ccm_8_suites_are_found_on_tls13_and_tls12() {
+    let srv = s_server(
+        &ec_leaf(),
+        None,
+        &[
+            "-ciphersuites",
+            "TLS_AES_128_CCM_8_SHA256:TLS_AES_128_CCM_SHA256",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES256-CCM",
+        ],
+    )
+    .await;
+    let (_, r, err) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
+    let mut t13 = suite_names(&r, "TLSv1.3");
+    t13.sort();
+    assert_eq!(
+        t13,
+        ["TLS_AES_128_CCM_8_SHA256", "TLS_AES_128_CCM_SHA256"],
+        "{r:#} {err}"
+    );
+    let mut t12 = suite_names(&r, "TLSv1.2");
+    t12.sort();
+    assert_eq!(
+        t12,
+        ["TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", "TLS_ECDHE_ECDSA_WITH_AES_256_CCM"],
+        "{r:#}"
+    );
+}
+
+#[tokio::test]
+async fn groups_are_listed_in_the_servers_order_and_a_client_order_server_is_told_apart() {
+    let ordered = s_server(
+        &ec_leaf(),
+        None,
+        &["-groups", "secp384r1:X25519:prime256v1", "-serverpref"],
+    )
+    .await;
+    let (_, r, err) = scan(&[&target(ordered.port), "--ca", &ca_file()]).await;
+    assert_eq!(
+        group_names(&r, "TLSv1.3"),
+        ["secp384r1", "x25519", "secp256r1"],
+        "{r:#} {err}"
+    );
+    assert_eq!(r["groups"]["TLSv1.3"]["preference"], "server", "{r:#}");
+    assert_eq!(
+        group_names(&r, "TLSv1.2"),
+        ["secp384r1", "x25519", "secp256r1"],
+        "{r:#}"
+    );
+    // Without -serverpref, OpenSSL takes the client's first supported curve in TLS 1.2.
+    let follows = s_server(&ec_leaf(), None, &["-groups", "secp384r1:X25519:prime256v1"]).await;
+    let (_, r, _) = scan(&[&target(follows.port), "--ca", &ca_file()]).await;
+    assert_eq!(r["groups"]["TLSv1.2"]["preference"], "client", "{r:#}");
+    assert_eq!(
+        group_names(&r, "TLSv1.2"),
+        ["x25519", "secp256r1", "secp384r1"],
+        "{r:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_curve_under_224_bits_is_found() {
+    let srv = s_server(
+        &ec_leaf(),
+        None,
+        &[
+            "-tls1_2",
+            "-groups",
+            "prime192v1",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256@SECLEVEL=0",
+        ],
+    )
+    .await;
+    let (code, r, err) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
+    assert_eq!(group_names(&r, "TLSv1.2"), ["secp192r1"], "{r:#} {err}");
+    assert!(finding_ids(&r).contains(&"weak_curve".to_string()), "{r:#}");
+    assert_eq!(code, 1);
+}
+
+#[tokio::test]
+async fn sslv3_with_renegotiation_info_is_not_reported_insecure() {
+    let srv = weak_server("ssl3", "aes128", &[]).await;
+    let (_, r, ids) = scan_ids(srv.port).await;
+    assert!(ids.contains(&"poodle".to_string()), "{r:#}");
+    assert!(!ids.contains(&"no_secure_renegotiation".to_string()), "{r:#}");
+}
+
+#[tokio::test]
+async fn anonymous_dh_on_a_1024_bit_group_is_weak_dh() {
+    let srv = weak_server(
+        "tls1.2",
+        "aes128",
+        &["--kex", "dh_anon", "--dh-params", "RFC2409_GROUP2"],
+    )
+    .await;
+    let (_, r, ids) = scan_ids(srv.port).await;
+    let suites = r["cipher_suites"]["TLSv1.2"].as_array().unwrap();
+    assert!(suites.iter().all(|s| s["kx"] == "anon"), "{r:#}");
+    assert!(suites.iter().any(|s| s["dh_bits"] == 1024), "{r:#}");
+    assert!(
+        ids.contains(&"weak_dh".to_string()) && ids.contains(&"anon_cipher".to_string()),
+        "{ids:?}"
+    );
+}

@@ -27,14 +27,32 @@ pub const DOWNGRADE_TLS11: [u8; 8] = *b"DOWNGRD\x00";
 /// What a probe offers.
 #[derive(Debug, Clone)]
 pub struct Hello {
-    /// `client_version`.
+    /// The version to negotiate: `client_version` up to TLS 1.2; for TLS 1.3 the hello
+    /// says 1.2 and offers 1.3 in `supported_versions` (RFC 8446 §4.1.2).
     pub version: u16,
     /// Suite ids, in preference order (SCSVs included as wanted).
     pub suites: Vec<u16>,
     /// SNI host name (omitted for IP addresses).
     pub sni: Option<String>,
-    /// Advertise the FFDHE groups of RFC 7919 in `supported_groups` as well.
-    pub ffdhe: bool,
+    /// `supported_groups`, in preference order.
+    pub groups: Vec<u16>,
+    /// TLS 1.3: the groups that get a key share. Only X25519 can be given one (any 32 bytes
+    /// are a valid X25519 public key); an empty list asks the server to name its group in a
+    /// HelloRetryRequest.
+    pub shares: Vec<u16>,
+}
+
+/// X25519's group id.
+pub const X25519: u16 = 0x001d;
+
+/// The groups a legacy probe offers: every curve TLS 1.2 can use (a server whose only
+/// curve is an odd or weak one must still be found), and with `ffdhe` RFC 7919's groups.
+pub fn default_groups(ffdhe: bool) -> Vec<u16> {
+    let mut groups = super::groups::tls12_curves();
+    if ffdhe {
+        groups.extend_from_slice(&[0x0100, 0x0101, 0x0102, 0x0103, 0x0104]);
+    }
+    groups
 }
 
 fn u16be(v: usize) -> [u8; 2] {
@@ -58,36 +76,21 @@ fn list16(items: &[u16]) -> Vec<u8> {
 impl Hello {
     /// The complete record (handshake header included).
     pub fn to_record(&self, random: [u8; 32]) -> Vec<u8> {
+        let tls13 = self.version >= TLS13;
         let mut body = Vec::with_capacity(512);
-        body.extend_from_slice(&self.version.to_be_bytes());
+        body.extend_from_slice(&self.version.min(TLS12).to_be_bytes());
         body.extend_from_slice(&random);
-        body.push(0); // no session id
+        if tls13 {
+            // A legacy session id, as TLS 1.3 clients send for middlebox compatibility.
+            body.push(32);
+            body.extend_from_slice(&rand::random::<[u8; 32]>());
+        } else {
+            body.push(0);
+        }
         body.extend_from_slice(&list16(&self.suites));
         body.extend_from_slice(&[1, 0]); // compression: null only
         if self.version > SSL3 {
-            let mut exts = Vec::new();
-            if let Some(name) = &self.sni {
-                let mut sni = u16be(name.len() + 3).to_vec();
-                sni.push(0);
-                sni.extend_from_slice(&u16be(name.len()));
-                sni.extend_from_slice(name.as_bytes());
-                ext(&mut exts, 0x0000, &sni);
-            }
-            let mut groups = vec![0x001d, 0x0017, 0x0018, 0x0019];
-            if self.ffdhe {
-                groups.extend_from_slice(&[0x0100, 0x0101, 0x0102]);
-            }
-            ext(&mut exts, 0x000a, &list16(&groups));
-            ext(&mut exts, 0x000b, &[1, 0]); // ec_point_formats: uncompressed
-            if self.version >= TLS12 {
-                // ECDSA, RSA-PSS, RSA PKCS#1 and SHA-1 variants: legacy servers too must find one.
-                let sigs = [
-                    0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0201, 0x0203,
-                ];
-                ext(&mut exts, 0x000d, &list16(&sigs));
-            }
-            ext(&mut exts, 0xff01, &[0]); // renegotiation_info, empty (RFC 5746)
-            ext(&mut exts, 0x0017, &[]); // extended_master_secret
+            let exts = self.extensions(tls13);
             body.extend_from_slice(&u16be(exts.len()));
             body.extend_from_slice(&exts);
         }
@@ -100,6 +103,45 @@ impl Hello {
         rec.extend_from_slice(&u16be(hs.len()));
         rec.extend_from_slice(&hs);
         rec
+    }
+}
+
+impl Hello {
+    fn extensions(&self, tls13: bool) -> Vec<u8> {
+        let mut exts = Vec::new();
+        if let Some(name) = &self.sni {
+            let mut sni = u16be(name.len() + 3).to_vec();
+            sni.push(0);
+            sni.extend_from_slice(&u16be(name.len()));
+            sni.extend_from_slice(name.as_bytes());
+            ext(&mut exts, 0x0000, &sni);
+        }
+        ext(&mut exts, 0x000a, &list16(&self.groups));
+        ext(&mut exts, 0x000b, &[1, 0]); // ec_point_formats: uncompressed
+        if self.version >= TLS12 {
+            // ECDSA, RSA-PSS, EdDSA, RSA PKCS#1 and SHA-1 variants: every server must find one.
+            let sigs = [
+                0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0804, 0x0805, 0x0806, 0x0809, 0x080a, 0x080b, 0x0401, 0x0501,
+                0x0601, 0x0201, 0x0203,
+            ];
+            ext(&mut exts, 0x000d, &list16(&sigs));
+        }
+        if tls13 {
+            ext(&mut exts, 0x002b, &[2, 0x03, 0x04]); // supported_versions: TLS 1.3 only
+            let mut shares = Vec::new();
+            for g in self.shares.iter().filter(|g| **g == X25519) {
+                shares.extend_from_slice(&g.to_be_bytes());
+                shares.extend_from_slice(&u16be(32));
+                shares.extend_from_slice(&rand::random::<[u8; 32]>());
+            }
+            let mut ks = u16be(shares.len()).to_vec();
+            ks.extend_from_slice(&shares);
+            ext(&mut exts, 0x0033, &ks);
+        } else {
+            ext(&mut exts, 0xff01, &[0]); // renegotiation_info, empty (RFC 5746)
+            ext(&mut exts, 0x0017, &[]); // extended_master_secret
+        }
+        exts
     }
 }
 
@@ -468,7 +510,8 @@ mod tests {
             version: TLS10,
             suites: vec![0x002f, 0x00ff],
             sni: Some("localhost".into()),
-            ffdhe: true,
+            groups: default_groups(true),
+            shares: vec![],
         };
         let rec = h.to_record([1; 32]);
         assert_eq!(&rec[..3], &[0x16, 0x03, 0x01]);
@@ -479,6 +522,59 @@ mod tests {
         };
         assert_eq!(ch.version.0, TLS10);
         assert_eq!(ch.ciphers.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0x002f, 0x00ff]);
+    }
+
+    #[test]
+    fn tls13_client_hello_offers_1_3_with_an_x25519_share() {
+        let h = Hello {
+            version: TLS13,
+            suites: vec![0x1301, 0x1305],
+            sni: None,
+            groups: vec![X25519, 0x0017],
+            shares: vec![X25519],
+        };
+        let rec = h.to_record([1; 32]);
+        let (_, msg) = parse_tls_message_handshake(&rec[5..]).unwrap();
+        let TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) = msg else {
+            panic!()
+        };
+        assert_eq!(ch.version.0, TLS12);
+        assert_eq!(ch.session_id.map(<[u8]>::len), Some(32));
+        let (_, exts) = tls_parser::parse_tls_client_hello_extensions(ch.ext.unwrap()).unwrap();
+        assert!(exts.iter().any(|e| matches!(e, tls_parser::TlsExtension::SupportedVersions(v) if v.iter().map(|x| x.0).collect::<Vec<_>>() == [TLS13])));
+        let share = exts.iter().find_map(|e| match e {
+            tls_parser::TlsExtension::KeyShare(k) => Some(k.to_vec()),
+            _ => None,
+        });
+        // client_shares length 36: one X25519 entry (group 2, length 2, key 32).
+        assert_eq!(&share.unwrap()[..6], &[0, 36, 0, 0x1d, 0, 32]);
+    }
+
+    #[test]
+    fn reads_the_group_of_a_hello_retry_request() {
+        // ServerHello with the HRR random, TLS_AES_128_CCM_8_SHA256, supported_versions 1.3,
+        // key_share naming secp384r1.
+        let mut body = TLS12.to_be_bytes().to_vec();
+        body.extend_from_slice(&HRR_RANDOM);
+        body.push(0);
+        body.extend_from_slice(&0x1305u16.to_be_bytes());
+        body.push(0);
+        let exts = [0x00, 0x2b, 0x00, 0x02, 0x03, 0x04, 0x00, 0x33, 0x00, 0x02, 0x00, 0x18];
+        body.extend_from_slice(&u16be(exts.len()));
+        body.extend_from_slice(&exts);
+        let mut hs = vec![0x02, 0];
+        hs.extend_from_slice(&u16be(body.len()));
+        hs.extend_from_slice(&body);
+        let mut rec = vec![0x16, 0x03, 0x03];
+        rec.extend_from_slice(&u16be(hs.len()));
+        rec.extend_from_slice(&hs);
+        let Answer::Hello(h) = parse_answer(&rec, false).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (h.version, h.suite, h.retry, h.group),
+            (TLS13, 0x1305, true, Some(0x18))
+        );
     }
 
     #[test]

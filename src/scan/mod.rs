@@ -9,6 +9,7 @@
 //! run concurrently under a bound. Only the given host is resolved, once.
 
 pub mod cert;
+pub mod groups;
 pub mod hello;
 pub mod probe;
 pub mod report;
@@ -84,7 +85,8 @@ impl Ctx {
             version,
             suites,
             sni: self.sni_in_hello.clone(),
-            ffdhe,
+            groups: hello::default_groups(ffdhe),
+            shares: vec![hello::X25519],
         }
     }
 }
@@ -128,44 +130,180 @@ async fn enumerate(ctx: &Ctx, version: u16) -> Result<(Vec<AcceptedSuite>, Optio
     Ok((accepted, first))
 }
 
-/// TLS 1.3 suites the server accepts, through rustls (which offers the three of them).
-async fn enumerate_tls13(ctx: &Ctx) -> Result<(Vec<AcceptedSuite>, Option<cert::Modern>), ProbeError> {
-    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
-    let mut offer = vec![
-        cs::TLS13_AES_128_GCM_SHA256,
-        cs::TLS13_AES_256_GCM_SHA384,
-        cs::TLS13_CHACHA20_POLY1305_SHA256,
-    ];
+/// TLS 1.3 suites the server accepts, in its order: hand-built hellos offering every TLS 1.3
+/// suite of the registry (CCM, CCM_8, SM4 and the integrity-only ones included, which rustls
+/// cannot offer) with an X25519 share; a HelloRetryRequest names the suite as well.
+async fn enumerate_tls13(ctx: &Ctx) -> Result<(Vec<AcceptedSuite>, Option<ServerHello>), ProbeError> {
+    let mut offer: Vec<Suite> = suites::tls13().copied().collect();
     let mut accepted = Vec::new();
     let mut first = None;
     while !offer.is_empty() {
-        let _p = ctx.permits.acquire().await.expect("semaphore open");
-        match cert::handshake(
-            ctx.addr,
-            ctx.starttls,
-            &ctx.sni,
-            true,
-            offer.clone(),
-            false,
-            ctx.timeout,
-        )
-        .await
-        {
-            Ok(m) => {
-                let Some(pos) = offer.iter().position(|s| u16::from(s.suite()) == m.suite) else {
+        let hello = Hello {
+            version: TLS13,
+            suites: offer.iter().map(|s| s.id).collect(),
+            sni: ctx.sni_in_hello.clone(),
+            groups: groups::tls13_candidates(),
+            shares: vec![hello::X25519],
+        };
+        match ctx.legacy(&hello).await {
+            Ok(Answer::Hello(h)) if h.version == TLS13 => {
+                let Some(pos) = offer.iter().position(|s| s.id == h.suite) else {
                     break;
                 };
-                offer.remove(pos);
-                if let Some(suite) = suites::by_id(m.suite) {
-                    accepted.push(AcceptedSuite { suite, dh_bits: None });
-                }
-                first.get_or_insert(m);
+                accepted.push(AcceptedSuite {
+                    suite: offer.remove(pos),
+                    dh_bits: None,
+                });
+                first.get_or_insert(h);
             }
-            Err(e) if accepted.is_empty() && !matches!(e, ProbeError::NotTls(_)) => return Err(e),
+            Ok(_) | Err(ProbeError::Closed) => break,
+            Err(e) if accepted.is_empty() => return Err(e),
             Err(_) => break,
         }
     }
     Ok((accepted, first))
+}
+
+/// A group a server accepts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AcceptedGroup {
+    /// IANA id (hex), or null for a TLS 1.2 finite-field group (named by its prime only).
+    pub id: Option<String>,
+    /// IANA name, or `DH` for an unnamed TLS 1.2 finite-field prime.
+    pub name: &'static str,
+    /// `EC`, `FF` or `PQ`.
+    pub kind: groups::Kind,
+    /// EC field bits, FF prime bits.
+    pub bits: u16,
+}
+
+impl From<&groups::Group> for AcceptedGroup {
+    fn from(g: &groups::Group) -> Self {
+        Self {
+            id: Some(format!("0x{:04x}", g.id)),
+            name: g.name,
+            kind: g.kind,
+            bits: g.bits,
+        }
+    }
+}
+
+/// The groups of one protocol in the order the server picks them, and whose preference
+/// that order is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupList {
+    /// `server`: the server picks by its own preference; `client`: it takes the first group
+    /// of the client's that it supports (the list is then in the scanner's offer order);
+    /// `unknown`: a single group, or the second probe got no answer.
+    pub preference: &'static str,
+    /// The groups, in that order.
+    pub groups: Vec<AcceptedGroup>,
+}
+
+/// Removes the groups the server picks from `offer`, one hello at a time, and returns them
+/// in the order picked; `pick` sends a hello offering its argument and tells which group
+/// the server chose, or `None` when it chose none. A second probe with the accepted groups
+/// reversed tells whether the order is the server's or the client's.
+///
+/// A refusal is asked once more with the groups already picked offered last: a TLS 1.2 server
+/// with an ECDSA certificate refuses a hello whose groups lack its certificate's curve, which
+/// says nothing about the other groups.
+async fn in_pick_order<F, Fut>(mut offer: Vec<u16>, mut pick: F) -> GroupList
+where
+    F: FnMut(Vec<u16>) -> Fut,
+    Fut: std::future::Future<Output = Option<u16>>,
+{
+    let mut picked: Vec<u16> = Vec::new();
+    while !offer.is_empty() {
+        let chosen = match pick(offer.clone()).await {
+            Some(id) => Some(id),
+            None if !picked.is_empty() => pick([offer.clone(), picked.clone()].concat())
+                .await
+                .filter(|id| !picked.contains(id)),
+            None => None,
+        };
+        let Some(pos) = chosen.and_then(|id| offer.iter().position(|g| *g == id)) else {
+            break;
+        };
+        picked.push(offer.remove(pos));
+    }
+    let preference = if picked.len() < 2 {
+        "unknown"
+    } else {
+        let reversed: Vec<u16> = picked.iter().rev().copied().collect();
+        match pick(reversed).await {
+            Some(id) if Some(&id) == picked.first() => "server",
+            Some(id) if Some(&id) == picked.last() => "client",
+            _ => "unknown",
+        }
+    };
+    GroupList {
+        preference,
+        groups: picked
+            .iter()
+            .filter_map(|id| groups::by_id(*id))
+            .map(AcceptedGroup::from)
+            .collect(),
+    }
+}
+
+/// TLS 1.3 groups in server order: hellos without a key share, which the server must answer
+/// with a HelloRetryRequest naming its preferred group among those offered.
+async fn enumerate_groups13(ctx: &Ctx, suites: &[AcceptedSuite]) -> GroupList {
+    let ids: Vec<u16> = suites.iter().map(|a| a.suite.id).collect();
+    in_pick_order(groups::tls13_candidates(), |offer| {
+        let hello = Hello {
+            version: TLS13,
+            suites: ids.clone(),
+            sni: ctx.sni_in_hello.clone(),
+            groups: offer,
+            shares: Vec::new(),
+        };
+        async move {
+            match ctx.legacy(&hello).await {
+                Ok(Answer::Hello(h)) if h.version == TLS13 => h.group,
+                _ => None,
+            }
+        }
+    })
+    .await
+}
+
+/// TLS 1.2 ECDHE curves in server order (from the ServerKeyExchange), and the finite-field
+/// primes of its DHE suites by size.
+async fn enumerate_groups12(ctx: &Ctx, suites: &[AcceptedSuite]) -> GroupList {
+    let ecdhe: Vec<u16> = suites
+        .iter()
+        .filter(|a| a.suite.kx == Kx::Ecdhe)
+        .map(|a| a.suite.id)
+        .collect();
+    let mut out = GroupList {
+        preference: "unknown",
+        groups: Vec::new(),
+    };
+    if !ecdhe.is_empty() {
+        out = in_pick_order(groups::tls12_curves(), |offer| {
+            let mut hello = ctx.hello(TLS12, ecdhe.clone(), false);
+            hello.groups = offer;
+            async move {
+                match ctx.legacy(&hello).await {
+                    Ok(Answer::Hello(h)) if h.version == TLS12 => h.group,
+                    _ => None,
+                }
+            }
+        })
+        .await;
+    }
+    let mut sizes: Vec<usize> = suites.iter().filter_map(|a| a.dh_bits).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    out.groups.extend(sizes.into_iter().map(|bits| AcceptedGroup {
+        id: None,
+        name: "DH",
+        kind: groups::Kind::Ff,
+        bits: u16::try_from(bits).unwrap_or(u16::MAX),
+    }));
+    out
 }
 
 fn parse_target(target: &str) -> Result<(String, u16), ScanError> {
@@ -246,10 +384,10 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         }
     }
     let modern13 = match tls13 {
-        Ok((acc, m)) if !acc.is_empty() => {
+        Ok((acc, h)) if !acc.is_empty() => {
             protocols.insert("TLSv1.3", true);
             cipher_suites.insert("TLSv1.3", acc);
-            m
+            h
         }
         other => {
             if let Err(e) = other {
@@ -259,6 +397,17 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
             None
         }
     };
+    let no_suites = Vec::new();
+    let (groups13, groups12) = tokio::join!(
+        enumerate_groups13(&ctx, cipher_suites.get("TLSv1.3").unwrap_or(&no_suites)),
+        enumerate_groups12(&ctx, cipher_suites.get("TLSv1.2").unwrap_or(&no_suites))
+    );
+    let mut key_exchange = BTreeMap::new();
+    for (proto, list) in [("TLSv1.3", groups13), ("TLSv1.2", groups12)] {
+        if !list.groups.is_empty() {
+            key_exchange.insert(proto, list);
+        }
+    }
     if !protocols.values().any(|on| *on) {
         return Err(ScanError::NotTls(opts.target.clone(), last_error));
     }
@@ -306,6 +455,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
 
     let mut findings = Vec::new();
     protocol_findings(&protocols, &cipher_suites, &hellos, &mut findings);
+    group_findings(&key_exchange, &mut findings);
     fallback_findings(&ctx, &protocols, &cipher_suites, &hellos, &mut findings).await;
     if let Some(c) = &certificate {
         cert_findings(c, &ctx.sni, &mut findings);
@@ -338,6 +488,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         duration_ms: started.elapsed().as_millis() as u64,
         protocols,
         cipher_suites,
+        groups: key_exchange,
         certificate,
         http,
         findings,
@@ -469,6 +620,23 @@ fn protocol_findings(
                 insecure_reneg.join(", ")
             ),
         );
+    }
+}
+
+fn group_findings(groups: &BTreeMap<&'static str, GroupList>, out: &mut Vec<Finding>) {
+    let weak: Vec<String> = groups
+        .iter()
+        .flat_map(|(p, l)| l.groups.iter().map(move |g| (p, g)))
+        .filter(|(_, g)| g.kind != groups::Kind::Ff && g.bits < 224)
+        .map(|(p, g)| format!("{} ({} bits, {p})", g.name, g.bits))
+        .collect();
+    if !weak.is_empty() {
+        out.push(Finding::new(
+            "weak_curve",
+            Severity::Medium,
+            "elliptic curve under 224 bits",
+            weak.join(", "),
+        ));
     }
 }
 

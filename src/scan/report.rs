@@ -78,6 +78,9 @@ pub struct Report {
     pub protocols: BTreeMap<&'static str, bool>,
     /// Per accepted protocol, the accepted suites in the order the server chose them.
     pub cipher_suites: BTreeMap<&'static str, Vec<AcceptedSuite>>,
+    /// Key-exchange groups in the order the server chose them: TLS 1.3 groups (from
+    /// HelloRetryRequests), TLS 1.2 ECDHE curves and DHE primes.
+    pub groups: BTreeMap<&'static str, super::GroupList>,
     /// Certificate verdicts, when a certificate was seen.
     pub certificate: Option<ChainCheck>,
     /// `GET /` over HTTPS (not with STARTTLS).
@@ -128,6 +131,17 @@ impl Report {
                     "  0x{:04x} {:<48} {:?} {:?}{dh}",
                     s.suite.id, s.suite.name, s.suite.kx, s.suite.enc
                 );
+            }
+        }
+        for (proto, list) in &self.groups {
+            let order = match list.preference {
+                "server" => "server order",
+                "client" => "the server follows the client's order",
+                _ => "order not determined",
+            };
+            let _ = writeln!(o, "\nKey-exchange groups, {proto} ({order})");
+            for g in &list.groups {
+                let _ = writeln!(o, "  {:<22} {:?} {} bits", g.name, g.kind, g.bits);
             }
         }
         if let Some(c) = &self.certificate {

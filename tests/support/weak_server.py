@@ -4,7 +4,7 @@ misbehaviours OpenSSL never shows (ignoring TLS_FALLBACK_SCSV, no secure renegot
 
 usage: weak_server.py PORT CERT_PEM KEY_PEM --versions ssl3,tls1.0,tls1.1,tls1.2
                       --ciphers rc4,3des,aes128,aes128gcm,... [--kex rsa,ecdhe_rsa,dhe_rsa]
-                      [--ignore-scsv] [--no-reneg]
+                      [--ignore-scsv] [--no-reneg] [--dh-params RFC2409_GROUP2] [--curves a,b]
 Listens on 127.0.0.1:PORT, prints "ready", answers each handshake then closes. Test-only.
 """
 import argparse
@@ -26,6 +26,8 @@ p.add_argument("--ciphers", required=True)
 p.add_argument("--kex", default="rsa")
 p.add_argument("--ignore-scsv", action="store_true")
 p.add_argument("--no-reneg", action="store_true")
+p.add_argument("--dh-params", help="a named DH group of tlslite.mathtls, e.g. RFC2409_GROUP2 (1024 bits)")
+p.add_argument("--curves", help="ECDH curves, e.g. secp384r1,x25519")
 a = p.parse_args()
 
 if a.ignore_scsv:
@@ -43,6 +45,11 @@ settings.minVersion, settings.maxVersion = versions[0], versions[-1]
 settings.cipherNames = a.ciphers.split(",")
 settings.keyExchangeNames = a.kex.split(",")
 settings.macNames = ["sha", "sha256", "sha384", "aead", "md5"]
+if a.dh_params:
+    from tlslite import mathtls
+    settings.dhParams = getattr(mathtls, a.dh_params)
+if a.curves:
+    settings.eccCurves = a.curves.split(",")
 chain = X509CertChain()
 chain.parsePemList(open(a.cert).read())
 key = parsePEMKey(open(a.key).read(), private=True)
@@ -51,7 +58,12 @@ key = parsePEMKey(open(a.key).read(), private=True)
 def handle(sock):
     try:
         conn = TLSConnection(sock)
-        conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
+        # Anonymous key exchange (dh_anon, ecdh_anon) is asked for explicitly, without a
+        # certificate (tlslite then offers only the anonymous suites).
+        if any(k.endswith("_anon") for k in settings.keyExchangeNames):
+            conn.handshakeServer(settings=settings, anon=True)
+        else:
+            conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
         conn.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
         conn.close()
     except Exception:
