@@ -65,6 +65,10 @@ pub struct ScanArgs {
     /// Exit 1 when a finding is at or above this severity.
     #[arg(long, value_enum, default_value = "medium")]
     pub fail_on: crate::scan::report::Severity,
+    /// Exit 0 even when a property could not be determined (a probe got no answer); by
+    /// default that is exit 2, as a verdict cannot be given.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
     /// Time limit of each probe.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,

@@ -82,7 +82,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     } else {
                         print!("{}", report.table());
                     }
-                    ExitCode::from(report.exit_code(a.fail_on) as u8)
+                    ExitCode::from(report.exit_code(a.fail_on, a.allow_inconclusive) as u8)
                 }
                 Err(e) => {
                     eprintln!("tlsward scan: could not scan: {e}");

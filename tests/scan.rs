@@ -246,10 +246,16 @@ async fn certificate_problems_are_found() {
         // A complete chain to a root nobody trusts.
         (
             other_ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap(),
-            "untrusted_chain",
+            "untrusted_root",
             Some(other_ca.cert_pem.as_str()),
         ),
-        (self_signed, "untrusted_chain", None),
+        (self_signed, "self_signed", None),
+        // A leaf for client authentication only.
+        (
+            pg.ca.issue(&LeafSpec::client("localhost")).unwrap(),
+            "cert_wrong_usage",
+            None,
+        ),
     ];
     for (issued, want, chain) in cases {
         let srv = s_server(&issued, chain, &[]).await;
@@ -257,6 +263,90 @@ async fn certificate_problems_are_found() {
         let ids = finding_ids(&r);
         assert!(ids.contains(&want.to_string()), "{want}: {ids:?} {err}");
     }
+}
+
+/// The certificate verdicts of a scan of a server with `issued` (and `chain`).
+async fn verdicts(issued: &Issued, chain: Option<&str>) -> (Value, Vec<String>) {
+    let srv = s_server(issued, chain, &[]).await;
+    let (_, r, err) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
+    assert!(r["certificate"].is_object(), "{r:#} {err}");
+    let ids = finding_ids(&r);
+    (r["certificate"].clone(), ids)
+}
+
+#[tokio::test]
+async fn an_expired_leaf_under_a_given_root_is_expired_not_incomplete() {
+    let mut expired = LeafSpec::server("localhost", &["localhost"]);
+    expired.not_before = time::Duration::days(-30);
+    expired.not_after = time::Duration::days(-1);
+    let (c, ids) = verdicts(&postgres().ca.issue(&expired).unwrap(), None).await;
+    assert_eq!(
+        (c["expired"].as_bool(), c["trusted"].as_bool()),
+        (Some(true), Some(false)),
+        "{c:#}"
+    );
+    assert_eq!(
+        (c["incomplete"].as_bool(), c["untrusted_root"].as_bool()),
+        (Some(false), Some(false)),
+        "{c:#}"
+    );
+    assert!(
+        ids.contains(&"cert_expired".into()) && !ids.contains(&"incomplete_chain".into()),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_leaf_under_an_older_intermediate_is_not_trusted() {
+    let pg = postgres();
+    let inter = pg.ca.intermediate("older intermediate").unwrap();
+    let mut expired = LeafSpec::server("localhost", &["localhost"]);
+    expired.not_before = time::Duration::days(-30);
+    expired.not_after = time::Duration::days(-1);
+    let (c, ids) = verdicts(&inter.issue(&expired).unwrap(), Some(&inter.cert_pem)).await;
+    assert_eq!(c["trusted"], false, "judged at the scan's time: {c:#}");
+    assert_eq!(c["expired"], true, "{c:#}");
+    assert!(!ids.contains(&"incomplete_chain".into()), "{ids:?}");
+}
+
+#[tokio::test]
+async fn a_client_auth_only_leaf_is_wrong_usage_not_incomplete() {
+    let mut spec = LeafSpec::client("localhost");
+    spec.sans = vec!["localhost".into()];
+    let (c, ids) = verdicts(&postgres().ca.issue(&spec).unwrap(), None).await;
+    assert_eq!(
+        (c["wrong_usage"].as_bool(), c["incomplete"].as_bool()),
+        (Some(true), Some(false)),
+        "{c:#}"
+    );
+    assert!(
+        ids.contains(&"cert_wrong_usage".into()) && !ids.contains(&"incomplete_chain".into()),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_self_signed_leaf_and_an_unknown_root_are_told_apart() {
+    let self_signed = Ca::new("localhost", KeyType::Ecdsa).unwrap();
+    let leaf = Issued {
+        cert_pem: self_signed.cert_pem.clone(),
+        key_pem: self_signed.key_pem(),
+    };
+    let (c, _) = verdicts(&leaf, None).await;
+    assert_eq!(
+        (c["self_signed"].as_bool(), c["untrusted_root"].as_bool()),
+        (Some(true), Some(false)),
+        "{c:#}"
+    );
+    let stranger = Ca::new("stranger CA", KeyType::Ecdsa).unwrap();
+    let leaf = stranger.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
+    let (c, _) = verdicts(&leaf, Some(&stranger.cert_pem)).await;
+    assert_eq!(
+        (c["self_signed"].as_bool(), c["untrusted_root"].as_bool()),
+        (Some(false), Some(true)),
+        "{c:#}"
+    );
+    assert_eq!(c["incomplete"], false, "{c:#}");
 }
 
 #[tokio::test]
@@ -719,4 +809,134 @@ async fn anonymous_dh_on_a_1024_bit_group_is_weak_dh() {
         ids.contains(&"weak_dh".to_string()) && ids.contains(&"anon_cipher".to_string()),
         "{ids:?}"
     );
+}
+
+/// A TCP proxy in front of a server that stalls (holds open, never forwards) every
+/// connection whose ClientHello's suites make `stall` true: one probe kind that times out.
+struct StallProxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn hello_suites(record: &[u8]) -> Option<Vec<u16>> {
+    use tls_parser::{TlsMessage, TlsMessageHandshake};
+    let (_, rec) = tls_parser::parse_tls_plaintext(record).ok()?;
+    rec.msg.iter().find_map(|m| match m {
+        TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)) => Some(ch.ciphers.iter().map(|c| c.0).collect()),
+        _ => None,
+    })
+}
+
+async fn stall_proxy(upstream: u16, stall: fn(&[u16]) -> bool) -> StallProxy {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 5];
+                if client.read_exact(&mut buf).await.is_err() {
+                    return;
+                }
+                let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+                buf.resize(5 + len, 0);
+                if client.read_exact(&mut buf[5..]).await.is_err() {
+                    return;
+                }
+                if hello_suites(&buf).is_some_and(|s| stall(&s)) {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                if server.write_all(&buf).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    StallProxy { port, task }
+}
+
+fn inconclusive_properties(r: &Value) -> Vec<String> {
+    r["inconclusive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["property"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stalled_downgrade_probe_is_inconclusive_never_honoured() {
+    // The server ignores TLS_FALLBACK_SCSV; the proxy makes exactly that probe time out.
+    let srv = weak_server("tls1.0,tls1.2", "aes128gcm,aes128", &["--ignore-scsv"]).await;
+    let proxy = stall_proxy(srv.port, |suites| suites.contains(&0x5600)).await;
+    let (code, r, err) = scan(&[
+        &target(proxy.port),
+        "--ca",
+        &ca_file(),
+        "--timeout",
+        "1s",
+        "--fail-on",
+        "high",
+    ])
+    .await;
+    assert!(!finding_ids(&r).contains(&"no_fallback_scsv".to_string()), "{r:#}");
+    assert!(
+        inconclusive_properties(&r).contains(&"downgrade protection (TLS_FALLBACK_SCSV)".to_string()),
+        "{r:#} {err}"
+    );
+    assert_eq!(code, 2, "an undetermined property is exit 2");
+    let (code, _, _) = scan(&[
+        &target(proxy.port),
+        "--ca",
+        &ca_file(),
+        "--timeout",
+        "1s",
+        "--fail-on",
+        "high",
+        "--allow-inconclusive",
+    ])
+    .await;
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn a_stalled_suite_probe_makes_the_suite_list_inconclusive_not_short() {
+    let srv = s_server(
+        &ec_leaf(),
+        None,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ],
+    )
+    .await;
+    // Every hello after the first choice (0xc02b) is removed stalls.
+    let proxy = stall_proxy(srv.port, |s| s.contains(&0xc02c) && !s.contains(&0xc02b)).await;
+    let (code, r, err) = scan(&[&target(proxy.port), "--ca", &ca_file(), "--timeout", "1s"]).await;
+    assert_eq!(
+        suite_names(&r, "TLSv1.2"),
+        ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
+        "{r:#} {err}"
+    );
+    assert!(
+        inconclusive_properties(&r)
+            .iter()
+            .any(|p| p.starts_with("TLSv1.2 cipher suites")),
+        "{r:#}"
+    );
+    assert_eq!(code, 2);
 }

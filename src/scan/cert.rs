@@ -149,17 +149,29 @@ pub fn hsts_max_age(value: &str) -> Option<u64> {
     })
 }
 
-/// The verdicts on a certificate chain.
+/// The verdicts on a certificate chain, judged at the time of the scan.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainCheck {
     /// The chain as sent.
     pub chain: Vec<CertSummary>,
-    /// The chain verifies to a trusted root (`--ca`, or the system's roots).
+    /// The chain verifies, now, to a trusted root (`--ca`, or the system's roots), for
+    /// server authentication (the host name aside: see `hostname_match`).
     pub trusted: bool,
     /// Why it does not.
     pub trust_error: Option<String>,
-    /// The last certificate sent is neither a root nor issued by a trusted root.
+    /// A certificate of the chain has expired.
+    pub expired: bool,
+    /// A certificate of the chain is not valid yet.
+    pub not_yet_valid: bool,
+    /// The leaf is self-signed (and not itself a trusted root).
+    pub self_signed: bool,
+    /// The chain is complete up to a root, but not a trusted one.
+    pub untrusted_root: bool,
+    /// The last certificate sent is neither a root nor issued by a trusted root: an
+    /// intermediate is missing.
     pub incomplete: bool,
+    /// The leaf's extended key usage does not allow server authentication.
+    pub wrong_usage: bool,
     /// The leaf names the SNI host.
     pub hostname_match: bool,
     /// Seconds until the leaf expires (negative: expired).
@@ -193,48 +205,91 @@ fn name_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Judges a chain for `host` at `now` (Unix seconds) against `roots`.
+/// The contents of a DER TLV (the value without its tag and length).
+fn der_contents(tlv: &[u8]) -> &[u8] {
+    let Some(&first) = tlv.get(1) else { return tlv };
+    let header = if first < 0x80 { 2 } else { 2 + usize::from(first & 0x7f) };
+    tlv.get(header..).unwrap_or(tlv)
+}
+
+/// Whether a trusted root's subject is `issuer` (a DER Name). Trust anchors keep the
+/// subject's contents, without the outer SEQUENCE, so both forms are compared.
+fn anchored(roots: &RootCertStore, issuer: &[u8]) -> bool {
+    roots
+        .roots
+        .iter()
+        .any(|r| r.subject.as_ref() == issuer || r.subject.as_ref() == der_contents(issuer))
+}
+
+/// Whether the leaf's extended key usage, if it has one, allows server authentication.
+fn usable_for_servers(leaf: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    match leaf.extended_key_usage() {
+        Ok(Some(eku)) => eku.value.any || eku.value.server_auth,
+        _ => true,
+    }
+}
+
+fn verify_at(
+    roots: &RootCertStore,
+    chain: &[CertificateDer<'static>],
+    name: &str,
+    at: i64,
+) -> Result<(), rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider)
+        .build()
+        .map_err(|e| rustls::Error::General(format!("no usable trust anchors: {e}")))?;
+    let name = ServerName::try_from(name.to_string()).map_err(|e| rustls::Error::General(e.to_string()))?;
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(at.max(0) as u64));
+    verifier
+        .verify_server_cert(&chain[0], &chain[1..], &name, &[], time)
+        .map(|_| ())
+}
+
+/// Judges a chain for `host` at `now` (Unix seconds, the time of the scan) against `roots`.
+/// Trust is judged at `now`; whether the path itself reaches a trusted root is judged apart
+/// (at a time inside the leaf's validity), so that an expired leaf under a trusted root is
+/// `expired`, not `incomplete` or `untrusted_root`.
 pub fn check_chain(
     chain: &[CertificateDer<'static>],
     host: &str,
     roots: &RootCertStore,
     now: i64,
 ) -> Option<ChainCheck> {
+    use rustls::CertificateError as C;
     let infos: Vec<CertInfo> = chain.iter().filter_map(|c| CertInfo::from_der(c).ok()).collect();
     let leaf = infos.first()?;
+    let parsed: Vec<_> = chain
+        .iter()
+        .filter_map(|c| x509_parser::parse_x509_certificate(c).ok().map(|(_, x)| x))
+        .collect();
     let host_ip = host.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string());
     let hostname_match = leaf.sans.iter().any(|san| match &host_ip {
         Some(ip) => san == ip,
         None => name_matches(san, host),
     });
-    // Judge trust alone: at a time inside the leaf's validity, for a name the leaf carries.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots.clone()), provider).build();
-    let mid = (leaf.not_before + leaf.not_after) / 2;
+    // Trust apart from the name: checked for a name the leaf carries.
     let name_for_trust = leaf.sans.first().cloned().unwrap_or_else(|| host.to_string());
-    let trust = match (verifier, ServerName::try_from(name_for_trust)) {
-        (Ok(v), Ok(name)) => v
-            .verify_server_cert(
-                &chain[0],
-                &chain[1..],
-                &name,
-                &[],
-                UnixTime::since_unix_epoch(Duration::from_secs(mid.max(0) as u64)),
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        (Err(e), _) => Err(format!("no usable trust anchors: {e}")),
-        (_, Err(e)) => Err(e.to_string()),
+    let now_result = verify_at(roots, chain, &name_for_trust, now);
+    let path_result = verify_at(roots, chain, &name_for_trust, (leaf.not_before + leaf.not_after) / 2);
+    let cert_error = |r: &Result<(), rustls::Error>| match r {
+        Err(rustls::Error::InvalidCertificate(e)) => Some(e.clone()),
+        _ => None,
     };
-    let last = infos.last()?;
-    let self_signed = last.subject == last.issuer;
-    let anchored = roots.roots.iter().any(|r| {
-        x509_parser::prelude::FromDer::from_der(r.subject.as_ref())
-            .ok()
-            .map(|(_, n): (_, x509_parser::x509::X509Name<'_>)| n.to_string())
-            .is_some_and(|subject| subject == last.issuer)
-    });
-    let incomplete = trust.is_err() && !self_signed && !anchored;
+    let (now_err, path_err) = (cert_error(&now_result), cert_error(&path_result));
+    let expired = leaf.not_after < now || matches!(now_err, Some(C::Expired | C::ExpiredContext { .. }));
+    let not_yet_valid = leaf.not_before > now || matches!(now_err, Some(C::NotValidYet | C::NotValidYetContext { .. }));
+    let wrong_usage = parsed.first().is_some_and(|l| !usable_for_servers(l))
+        || matches!(path_err, Some(C::InvalidPurpose | C::InvalidPurposeContext { .. }));
+    let unknown_issuer = matches!(path_err, Some(C::UnknownIssuer));
+    let last = parsed.last()?;
+    let last_is_root = last.subject().as_raw() == last.issuer().as_raw();
+    let last_anchored = anchored(roots, last.issuer().as_raw());
+    // A lone certificate that is its own issuer: whatever the verifier says about it (an
+    // unknown issuer, or a CA certificate used as a leaf), it vouches for itself only.
+    let self_signed = chain.len() == 1 && last_is_root && path_result.is_err();
+    let untrusted_root = unknown_issuer && chain.len() > 1 && last_is_root;
+    let incomplete = unknown_issuer && !last_is_root && !last_anchored;
     Some(ChainCheck {
         chain: infos
             .iter()
@@ -246,9 +301,14 @@ pub fn check_chain(
                 not_after: c.not_after_rfc3339(),
             })
             .collect(),
-        trusted: trust.is_ok(),
-        trust_error: trust.err(),
+        trusted: now_result.is_ok(),
+        trust_error: now_result.err().map(|e| e.to_string()),
+        expired,
+        not_yet_valid,
+        self_signed,
+        untrusted_root,
         incomplete,
+        wrong_usage,
         hostname_match,
         expires_in: leaf.not_after - now,
         valid_in: leaf.not_before - now,

@@ -72,12 +72,34 @@ struct Ctx {
     sni_in_hello: Option<String>,
     timeout: Duration,
     permits: Semaphore,
+    inconclusive: std::sync::Mutex<Vec<report::Inconclusive>>,
+}
+
+/// A probe that got no answer at all (it timed out, or the connection could not be made):
+/// it says nothing about the server, so the property it was for is not determined.
+fn unanswered(e: &ProbeError) -> bool {
+    matches!(e, ProbeError::Timeout | ProbeError::Connect(..))
 }
 
 impl Ctx {
+    /// One probe, tried a second time when the first got no answer.
     async fn legacy(&self, hello: &Hello) -> Result<Answer, ProbeError> {
         let _p = self.permits.acquire().await.expect("semaphore open");
-        probe::probe(self.addr, self.starttls, hello, true, self.timeout).await
+        match probe::probe(self.addr, self.starttls, hello, true, self.timeout).await {
+            Err(e) if unanswered(&e) => probe::probe(self.addr, self.starttls, hello, true, self.timeout).await,
+            other => other,
+        }
+    }
+
+    /// Records that `property` could not be determined, and why.
+    fn inconclude(&self, property: impl Into<String>, e: &ProbeError) {
+        self.inconclusive
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(report::Inconclusive {
+                property: property.into(),
+                reason: format!("a probe got no answer twice: {e}"),
+            });
     }
 
     fn hello(&self, version: u16, suites: Vec<u16>, ffdhe: bool) -> Hello {
@@ -113,6 +135,15 @@ async fn enumerate(ctx: &Ctx, version: u16) -> Result<(Vec<AcceptedSuite>, Optio
                 first.get_or_insert(h);
             }
             Ok(_) | Err(ProbeError::Closed) => break,
+            Err(e) if unanswered(&e) => {
+                let name = protocol_name(version);
+                if accepted.is_empty() {
+                    ctx.inconclude(format!("protocol {name}"), &e);
+                    return Err(e);
+                }
+                ctx.inconclude(format!("{name} cipher suites (the list may be incomplete)"), &e);
+                break;
+            }
             Err(e) if accepted.is_empty() => return Err(e),
             Err(_) => break,
         }
@@ -157,11 +188,43 @@ async fn enumerate_tls13(ctx: &Ctx) -> Result<(Vec<AcceptedSuite>, Option<Server
                 first.get_or_insert(h);
             }
             Ok(_) | Err(ProbeError::Closed) => break,
+            Err(e) if unanswered(&e) => {
+                if accepted.is_empty() {
+                    ctx.inconclude("protocol TLSv1.3", &e);
+                    return Err(e);
+                }
+                ctx.inconclude("TLSv1.3 cipher suites (the list may be incomplete)", &e);
+                break;
+            }
             Err(e) if accepted.is_empty() => return Err(e),
             Err(_) => break,
         }
     }
     Ok((accepted, first))
+}
+
+fn protocol_name(version: u16) -> &'static str {
+    PROTOCOLS.iter().find(|(_, v)| *v == version).map_or("?", |(n, _)| n)
+}
+
+/// What one group probe found.
+enum Pick {
+    /// The server chose this group.
+    Chose(u16),
+    /// It chose none of those offered (an alert, a close, another answer).
+    Refused,
+    /// The probe got no answer.
+    Unanswered(ProbeError),
+}
+
+impl Pick {
+    fn of(answer: Result<Answer, ProbeError>, version: u16) -> Self {
+        match answer {
+            Ok(Answer::Hello(h)) if h.version == version => h.group.map_or(Pick::Refused, Pick::Chose),
+            Err(e) if unanswered(&e) => Pick::Unanswered(e),
+            _ => Pick::Refused,
+        }
+    }
 }
 
 /// A group a server accepts.
@@ -208,32 +271,41 @@ pub struct GroupList {
 /// A refusal is asked once more with the groups already picked offered last: a TLS 1.2 server
 /// with an ECDSA certificate refuses a hello whose groups lack its certificate's curve, which
 /// says nothing about the other groups.
-async fn in_pick_order<F, Fut>(mut offer: Vec<u16>, mut pick: F) -> GroupList
+async fn in_pick_order<F, Fut>(ctx: &Ctx, property: &str, mut offer: Vec<u16>, mut pick: F) -> GroupList
 where
     F: FnMut(Vec<u16>) -> Fut,
-    Fut: std::future::Future<Output = Option<u16>>,
+    Fut: std::future::Future<Output = Pick>,
 {
     let mut picked: Vec<u16> = Vec::new();
+    let mut unanswered = None;
     while !offer.is_empty() {
-        let chosen = match pick(offer.clone()).await {
-            Some(id) => Some(id),
-            None if !picked.is_empty() => pick([offer.clone(), picked.clone()].concat())
-                .await
-                .filter(|id| !picked.contains(id)),
-            None => None,
+        let first = match pick(offer.clone()).await {
+            Pick::Refused if !picked.is_empty() => pick([offer.clone(), picked.clone()].concat()).await,
+            other => other,
         };
-        let Some(pos) = chosen.and_then(|id| offer.iter().position(|g| *g == id)) else {
+        let chosen = match first {
+            Pick::Chose(id) if !picked.contains(&id) => id,
+            Pick::Unanswered(e) => {
+                unanswered = Some(e);
+                break;
+            }
+            _ => break,
+        };
+        let Some(pos) = offer.iter().position(|g| *g == chosen) else {
             break;
         };
         picked.push(offer.remove(pos));
+    }
+    if let Some(e) = unanswered {
+        ctx.inconclude(format!("{property} (the list may be incomplete)"), &e);
     }
     let preference = if picked.len() < 2 {
         "unknown"
     } else {
         let reversed: Vec<u16> = picked.iter().rev().copied().collect();
         match pick(reversed).await {
-            Some(id) if Some(&id) == picked.first() => "server",
-            Some(id) if Some(&id) == picked.last() => "client",
+            Pick::Chose(id) if Some(&id) == picked.first() => "server",
+            Pick::Chose(id) if Some(&id) == picked.last() => "client",
             _ => "unknown",
         }
     };
@@ -251,7 +323,7 @@ where
 /// with a HelloRetryRequest naming its preferred group among those offered.
 async fn enumerate_groups13(ctx: &Ctx, suites: &[AcceptedSuite]) -> GroupList {
     let ids: Vec<u16> = suites.iter().map(|a| a.suite.id).collect();
-    in_pick_order(groups::tls13_candidates(), |offer| {
+    in_pick_order(ctx, "TLSv1.3 groups", groups::tls13_candidates(), |offer| {
         let hello = Hello {
             version: TLS13,
             suites: ids.clone(),
@@ -259,12 +331,7 @@ async fn enumerate_groups13(ctx: &Ctx, suites: &[AcceptedSuite]) -> GroupList {
             groups: offer,
             shares: Vec::new(),
         };
-        async move {
-            match ctx.legacy(&hello).await {
-                Ok(Answer::Hello(h)) if h.version == TLS13 => h.group,
-                _ => None,
-            }
-        }
+        async move { Pick::of(ctx.legacy(&hello).await, TLS13) }
     })
     .await
 }
@@ -282,15 +349,10 @@ async fn enumerate_groups12(ctx: &Ctx, suites: &[AcceptedSuite]) -> GroupList {
         groups: Vec::new(),
     };
     if !ecdhe.is_empty() {
-        out = in_pick_order(groups::tls12_curves(), |offer| {
+        out = in_pick_order(ctx, "TLSv1.2 curves", groups::tls12_curves(), |offer| {
             let mut hello = ctx.hello(TLS12, ecdhe.clone(), false);
             hello.groups = offer;
-            async move {
-                match ctx.legacy(&hello).await {
-                    Ok(Answer::Hello(h)) if h.version == TLS12 => h.group,
-                    _ => None,
-                }
-            }
+            async move { Pick::of(ctx.legacy(&hello).await, TLS12) }
         })
         .await;
     }
@@ -351,6 +413,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         sni,
         timeout: opts.timeout,
         permits: Semaphore::new(opts.concurrency.max(1)),
+        inconclusive: Default::default(),
     });
     probe::connect(addr, opts.starttls, opts.timeout)
         .await
@@ -493,6 +556,12 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         http,
         findings,
         max_severity,
+        inconclusive: std::mem::take(
+            &mut *ctx
+                .inconclusive
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
     })
 }
 
@@ -660,13 +729,16 @@ async fn fallback_findings(
             .map(|l| l.iter().map(|a| a.suite.id).collect())
             .unwrap_or_default();
         ids.push(suites::FALLBACK_SCSV);
-        if let Ok(Answer::Hello(_)) = ctx.legacy(&ctx.hello(low, ids, true)).await {
-            out.push(Finding {
+        match ctx.legacy(&ctx.hello(low, ids, true)).await {
+            Ok(Answer::Hello(_)) => out.push(Finding {
                 id: "no_fallback_scsv",
                 severity: Severity::Medium,
                 title: "TLS_FALLBACK_SCSV not honoured (downgrade possible)",
                 evidence: format!("a {name} hello with TLS_FALLBACK_SCSV was answered with a ServerHello; the server supports a higher version"),
-            });
+            }),
+            Err(e) if unanswered(&e) => ctx.inconclude("downgrade protection (TLS_FALLBACK_SCSV)", &e),
+            // An alert (inappropriate_fallback) or a close: the downgrade is refused.
+            _ => {}
         }
         return;
     }
@@ -687,7 +759,7 @@ async fn fallback_findings(
 fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
     let leaf = &c.chain[0];
     let mut add = |id, severity, title, evidence: String| out.push(Finding::new(id, severity, title, evidence));
-    if c.expires_in < 0 {
+    if c.expired {
         add(
             "cert_expired",
             Severity::High,
@@ -702,7 +774,7 @@ fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
             format!("{} expires at {}", leaf.subject, leaf.not_after),
         );
     }
-    if c.valid_in > 0 {
+    if c.not_yet_valid {
         add(
             "cert_not_yet_valid",
             Severity::High,
@@ -718,6 +790,31 @@ fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
             format!("{sni} is not in [{}]", leaf.sans.join(", ")),
         );
     }
+    if c.wrong_usage {
+        add(
+            "cert_wrong_usage",
+            Severity::High,
+            "certificate not usable for server authentication",
+            format!("{}: its extended key usage lacks serverAuth", leaf.subject),
+        );
+    }
+    if c.self_signed {
+        add(
+            "self_signed",
+            Severity::High,
+            "self-signed certificate",
+            format!("{} is its own issuer and not a trusted root", leaf.subject),
+        );
+    }
+    if c.untrusted_root {
+        let root = c.chain.last().expect("non-empty");
+        add(
+            "untrusted_root",
+            Severity::High,
+            "chain ends in an untrusted root",
+            format!("root \"{}\" was sent but is not a trusted root", root.subject),
+        );
+    }
     if c.incomplete {
         let last = c.chain.last().expect("non-empty");
         add(
@@ -726,11 +823,15 @@ fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
             "incomplete chain (intermediate not sent)",
             format!("issuer \"{}\" was not sent and is not a trusted root", last.issuer),
         );
-    } else if !c.trusted {
+    }
+    // Not trusted for a reason none of the verdicts above names (a bad signature, a
+    // constraint): the verifier's own words.
+    let explained = c.expired || c.not_yet_valid || c.wrong_usage || c.self_signed || c.untrusted_root || c.incomplete;
+    if !c.trusted && !explained {
         add(
             "untrusted_chain",
             Severity::High,
-            "untrusted certificate chain",
+            "certificate chain not trusted",
             c.trust_error.clone().unwrap_or_default(),
         );
     }

@@ -89,6 +89,18 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The worst severity found.
     pub max_severity: Option<Severity>,
+    /// What could not be determined (a probe that got no answer, twice): never read as a
+    /// verdict either way.
+    pub inconclusive: Vec<Inconclusive>,
+}
+
+/// A property the scan could not determine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inconclusive {
+    /// What (`protocol TLSv1.0`, `TLSv1.2 cipher suites`, `downgrade protection …`).
+    pub property: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// Protocol names in order.
@@ -101,9 +113,16 @@ pub const PROTOCOLS: [(&str, u16); 5] = [
 ];
 
 impl Report {
-    /// Exit code for `--fail-on`: 1 when a finding is at or above it, else 0.
-    pub fn exit_code(&self, fail_on: Severity) -> i32 {
-        i32::from(self.findings.iter().any(|f| f.severity >= fail_on))
+    /// Exit code: 1 when a finding is at or above `fail_on`; else 2 when something could
+    /// not be determined (unless `allow_inconclusive`); else 0.
+    pub fn exit_code(&self, fail_on: Severity, allow_inconclusive: bool) -> i32 {
+        if self.findings.iter().any(|f| f.severity >= fail_on) {
+            1
+        } else if !self.inconclusive.is_empty() && !allow_inconclusive {
+            2
+        } else {
+            0
+        }
     }
 
     /// The human-readable table.
@@ -184,6 +203,12 @@ impl Report {
                 f.title,
                 f.evidence
             );
+        }
+        if !self.inconclusive.is_empty() {
+            let _ = writeln!(o, "\nNot determined");
+            for i in &self.inconclusive {
+                let _ = writeln!(o, "  {}: {}", i.property, i.reason);
+            }
         }
         let _ = writeln!(o, "\nscanned in {} ms", self.duration_ms);
         o
