@@ -59,7 +59,7 @@ pub struct ScanArgs {
     /// Speak the protocol's STARTTLS first (postgres: the PostgreSQL/CockroachDB SSLRequest).
     #[arg(long, value_enum)]
     pub starttls: Option<crate::scan::probe::Starttls>,
-    /// Print the report as JSON (schema tlsward.scan/v1).
+    /// Print the report as JSON (schema tlsward.scan/v2).
     #[arg(long)]
     pub json: bool,
     /// Exit 1 when a finding is at or above this severity.

@@ -70,6 +70,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 timeout: a.timeout,
                 ca: a.ca,
                 concurrency: a.concurrency,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

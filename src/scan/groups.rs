@@ -18,6 +18,17 @@ pub enum Kind {
     Pq,
 }
 
+impl std::fmt::Display for Kind {
+    /// The same words as the JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ec => "EC",
+            Self::Ff => "FF",
+            Self::Pq => "PQ",
+        })
+    }
+}
+
 /// One group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Group {

@@ -201,6 +201,23 @@ fn dh_bits(p: &[u8]) -> usize {
     p.len() * 8 - p[0].leading_zeros() as usize
 }
 
+/// What a non-TLS answer looks like, for an error message: its first line when it is text
+/// (`HTTP/1.1 400 Bad Request`, an SSH banner), else its first bytes in hex.
+pub fn describe_non_tls(buf: &[u8]) -> String {
+    let head = &buf[..buf.len().min(64)];
+    let line = head.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
+    if !line.is_empty() && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("no TLS: the server answered `{}`", String::from_utf8_lossy(line))
+    } else {
+        let hex: Vec<String> = head.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!(
+            "no TLS: the server answered {} bytes that are not a TLS record ({})",
+            buf.len(),
+            hex.join(" ")
+        )
+    }
+}
+
 /// Parses the server's first flight from `buf`. With `full`, keeps reading after the
 /// ServerHello until ServerHelloDone (for the certificate and DH parameters); otherwise the
 /// ServerHello is enough. A TLS 1.3 ServerHello ends the readable part either way.
@@ -223,13 +240,14 @@ pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
                     _ => Err(ParseError::Incomplete),
                 };
             }
-            Err(e) => return Err(ParseError::NotTls(format!("not a TLS record: {e:?}"))),
+            Err(_) if handshake.is_empty() && hello.is_none() => return Err(ParseError::NotTls(describe_non_tls(buf))),
+            Err(_) => return Err(ParseError::NotTls("a malformed TLS record after the first".into())),
         };
         rest = after;
         match rec.hdr.record_type.0 {
             0x15 => {
                 let msgs = parse_tls_record_with_header(rec.data, &rec.hdr)
-                    .map_err(|e| ParseError::NotTls(format!("bad alert: {e:?}")))?
+                    .map_err(|_| ParseError::NotTls("a malformed TLS alert".into()))?
                     .1;
                 if let Some(TlsMessage::Alert(a)) = msgs.first()
                     && (hello.is_none() || a.severity.0 == 2)
@@ -250,7 +268,8 @@ pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
                 // ChangeCipherSpec / encrypted data after a TLS 1.3 ServerHello.
                 return Ok(Answer::Hello(hello.expect("checked")));
             }
-            t => return Err(ParseError::NotTls(format!("unexpected record type {t}"))),
+            _ if hello.is_none() && handshake.is_empty() => return Err(ParseError::NotTls(describe_non_tls(buf))),
+            t => return Err(ParseError::NotTls(format!("unexpected TLS record type {t}"))),
         }
     }
 }
@@ -306,7 +325,7 @@ fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<
         let (after, msg) = match parse_tls_message_handshake(data) {
             Ok(x) => x,
             Err(tls_parser::nom::Err::Incomplete(_)) => break,
-            Err(e) => {
+            Err(_) => {
                 // A message split across records parses as an error until it is complete.
                 if data.len() >= 4 {
                     let len = usize::from(data[1]) << 16 | usize::from(data[2]) << 8 | usize::from(data[3]);
@@ -314,7 +333,7 @@ fn parse_handshake(mut data: &[u8], prev: Option<ServerHello>) -> Result<Option<
                         break;
                     }
                 }
-                return Err(ParseError::NotTls(format!("bad handshake message: {e:?}")));
+                return Err(ParseError::NotTls("a malformed TLS handshake message".into()));
             }
         };
         data = after;
@@ -497,11 +516,17 @@ mod tests {
     }
 
     #[test]
-    fn http_is_not_tls() {
-        assert!(matches!(
+    fn http_is_not_tls_and_says_what_it_is() {
+        assert_eq!(
             parse_answer(b"HTTP/1.1 400 Bad Request\r\n\r\n", false),
-            Err(ParseError::NotTls(_))
-        ));
+            Err(ParseError::NotTls(
+                "no TLS: the server answered `HTTP/1.1 400 Bad Request`".into()
+            ))
+        );
+        let Err(ParseError::NotTls(binary)) = parse_answer(&[0x00, 0x01, 0xfe, 0x99, 0x10, 0x20, 0x30], false) else {
+            panic!()
+        };
+        assert!(binary.contains("00 01 fe 99"), "{binary}");
     }
 
     #[test]

@@ -43,6 +43,15 @@ pub struct ScanOptions {
     pub ca: Option<PathBuf>,
     /// Probes in flight at once.
     pub concurrency: usize,
+    /// Tell on stderr which phase the scan is in (when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// Writes the current phase over the previous one on stderr, when asked to.
+fn progress(opts: &ScanOptions, phase: &str) {
+    if opts.progress {
+        eprint!("\rtlsward scan {}: {phase}\x1b[K", opts.target);
+    }
 }
 
 /// Why a scan could not be made (exit code 2).
@@ -419,6 +428,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         .await
         .map_err(|e| ScanError::Unreachable(format!("{}: {e}", opts.target)))?;
 
+    progress(opts, "protocols and cipher suites");
     let legacy_versions = [hello::SSL3, TLS10, TLS11, TLS12];
     let (legacy, tls13) = tokio::join!(
         futures_util::future::join_all(legacy_versions.iter().map(|v| enumerate(&ctx, *v))),
@@ -460,6 +470,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
             None
         }
     };
+    progress(opts, "key-exchange groups");
     let no_suites = Vec::new();
     let (groups13, groups12) = tokio::join!(
         enumerate_groups13(&ctx, cipher_suites.get("TLSv1.3").unwrap_or(&no_suites)),
@@ -475,6 +486,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         return Err(ScanError::NotTls(opts.target.clone(), last_error));
     }
 
+    progress(opts, "certificate, HSTS and downgrade protection");
     // The certificate and `GET /` through one full rustls handshake (TLS 1.3, else 1.2);
     // a legacy-only server's chain comes from its Certificate message.
     let modern_version = if modern13.is_some() {
@@ -539,6 +551,9 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
             }),
             Some(_) => {}
         }
+    }
+    if opts.progress {
+        eprint!("\r\x1b[K");
     }
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     let max_severity = findings.first().map(|f| f.severity);
@@ -605,10 +620,13 @@ fn protocol_findings(
         .iter()
         .flat_map(|(p, l)| l.iter().map(move |a| (*p, a)))
         .collect();
+    // Each suite once, whatever number of protocols accepted it.
     let pick = |f: &dyn Fn(&str, &AcceptedSuite) -> bool| -> Vec<&AcceptedSuite> {
-        let mut v: Vec<&AcceptedSuite> = all.iter().filter(|(p, a)| f(p, a)).map(|(_, a)| *a).collect();
-        v.dedup_by_key(|a| a.suite.id);
-        v
+        let mut seen = std::collections::HashSet::new();
+        all.iter()
+            .filter(|(p, a)| f(p, a) && seen.insert(a.suite.id))
+            .map(|(_, a)| *a)
+            .collect()
     };
     // Suite rules: (id, severity, title, which accepted suites (protocol, suite) it is about).
     type Rule = (&'static str, Severity, &'static str, fn(&str, &AcceptedSuite) -> bool);

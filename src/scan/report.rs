@@ -1,5 +1,6 @@
 //! The scan report: protocols, suites, certificate, HSTS and findings; the JSON schema
-//! (`tlsward.scan/v1`, stable: fields are only ever added), the table, and the exit code.
+//! (`tlsward.scan/v2`; the changes from v1 are listed in the README), the table, and the exit
+//! code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,7 +11,7 @@ use super::cert::{ChainCheck, HttpCheck};
 use super::suites::Suite;
 
 /// The JSON schema id of [`Report`].
-pub const SCHEMA: &str = "tlsward.scan/v1";
+pub const SCHEMA: &str = "tlsward.scan/v2";
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -147,7 +148,7 @@ impl Report {
                 let dh = s.dh_bits.map_or(String::new(), |b| format!(" DH {b} bits"));
                 let _ = writeln!(
                     o,
-                    "  0x{:04x} {:<48} {:?} {:?}{dh}",
+                    "  0x{:04x} {:<48} {}, {}{dh}",
                     s.suite.id, s.suite.name, s.suite.kx, s.suite.enc
                 );
             }
@@ -160,7 +161,7 @@ impl Report {
             };
             let _ = writeln!(o, "\nKey-exchange groups, {proto} ({order})");
             for g in &list.groups {
-                let _ = writeln!(o, "  {:<22} {:?} {} bits", g.name, g.kind, g.bits);
+                let _ = writeln!(o, "  {:<22} {}, {} bits", g.name, g.kind, g.bits);
             }
         }
         if let Some(c) = &self.certificate {

@@ -82,6 +82,37 @@ pub struct Suite {
     pub tls12_only: bool,
 }
 
+impl std::fmt::Display for Kx {
+    /// The same words as the JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ecdhe => "ECDHE",
+            Self::Dhe => "DHE",
+            Self::Rsa => "RSA",
+            Self::StaticDh => "static-DH",
+            Self::Anon => "anon",
+            Self::Psk => "PSK",
+            Self::Srp => "SRP",
+            Self::Krb5 => "KRB5",
+            Self::Pwd => "PWD",
+            Self::Tls13 => "TLS1.3",
+        })
+    }
+}
+
+impl std::fmt::Display for Enc {
+    /// The same words as the JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Aead => "AEAD",
+            Self::Cbc => "CBC",
+            Self::Block64 => "64-bit-block",
+            Self::Rc4 => "RC4",
+            Self::Null => "NULL",
+        })
+    }
+}
+
 fn hex_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("0x{id:04x}"))
 }
