@@ -78,6 +78,20 @@ pub struct ScanArgs {
     /// Probes in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Also judge the endpoint against a cipher policy: `intermediate`, `modern`, or a policy
+    /// file in the format `serve` reads; every deviation is a high finding.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Also write the findings as SARIF 2.1.0 (for code-scanning UIs) to this file.
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+    /// Also write one JUnit XML test case per check to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Scan every address the host resolves to (a load-balanced ingress), and say which
+    /// differ; exit 1 when they do.
+    #[arg(long)]
+    pub all_addresses: bool,
 }
 
 /// `certs` subcommands.

@@ -62,35 +62,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             rt.block_on(serve(config, snapshot, kube))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scan(a) => {
-            let opts = tlsward::scan::ScanOptions {
-                target: a.target,
-                sni: a.sni,
-                starttls: a.starttls,
-                timeout: a.timeout,
-                ca: a.ca,
-                concurrency: a.concurrency,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            Ok(match rt.block_on(tlsward::scan::scan(&opts)) {
-                Ok(report) => {
-                    if a.json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        print!("{}", report.table());
-                    }
-                    ExitCode::from(report.exit_code(a.fail_on, a.allow_inconclusive) as u8)
-                }
-                Err(e) => {
-                    eprintln!("tlsward scan: could not scan: {e}");
-                    ExitCode::from(2)
-                }
-            })
-        }
+        Command::Scan(a) => tlsward::scan::command::run(&a),
         Command::Certs {
             command: CertsCommand::Dev(a),
         } => {

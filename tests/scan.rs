@@ -942,3 +942,141 @@ async fn a_stalled_suite_probe_makes_the_suite_list_inconclusive_not_short() {
     );
     assert_eq!(code, 2);
 }
+
+#[tokio::test]
+async fn the_policy_gate_flags_what_the_endpoint_serves_beyond_the_policy() {
+    let s = start(serve_args(&[])).await;
+    let t = target(s.port());
+    let (code, r, err) = scan(&[&t, "--ca", &ca_file(), "--policy", "intermediate"]).await;
+    assert_eq!(code, 0, "tlsward against its own default policy: {r:#} {err}");
+    assert_eq!(r["policy"], "intermediate");
+    let (code, r, _) = scan(&[&t, "--ca", &ca_file(), "--policy", "modern"]).await;
+    let ids = finding_ids(&r);
+    assert!(
+        ids.contains(&"policy_protocol".into()) && ids.contains(&"policy_suite".into()),
+        "{ids:?}"
+    );
+    assert_eq!(code, 1);
+    let file = postgres().scratch().join("narrow.yaml");
+    std::fs::write(&file, "profile: intermediate\nkx_groups: [X25519]\n").unwrap();
+    let (_, r, _) = scan(&[&t, "--ca", &ca_file(), "--policy", file.to_str().unwrap()]).await;
+    let group = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "policy_group")
+        .cloned();
+    assert!(
+        group
+            .as_ref()
+            .is_some_and(|g| g["evidence"].as_str().unwrap().contains("X25519MLKEM768")),
+        "{r:#}"
+    );
+    std::fs::write(
+        &file,
+        "profile: intermediate\ncipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+    )
+    .unwrap();
+    let (code, _, err) = scan(&[&t, "--policy", file.to_str().unwrap()]).await;
+    assert_eq!(code, 2, "a policy the parser refuses is a usage error");
+    assert!(err.contains("CBC suites are open to BEAST"), "{err}");
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_policy_gate_wants_the_policys_preferred_group() {
+    // OpenSSL 3.0 has no post-quantum hybrid: the default policy's first group is missing.
+    let srv = s_server(&ec_leaf(), None, &[]).await;
+    let (_, r, _) = scan(&[&target(srv.port), "--ca", &ca_file(), "--policy", "intermediate"]).await;
+    assert!(finding_ids(&r).contains(&"policy_missing_group".into()), "{r:#}");
+}
+
+#[tokio::test]
+async fn sarif_output_is_valid_sarif_2_1_0_with_one_result_per_finding() {
+    let srv = weak_server("tls1.0,tls1.2", "3des,aes128", &[]).await;
+    let out = postgres().scratch().join("scan.sarif");
+    let (_, r, err) = scan(&[&target(srv.port), "--ca", &ca_file(), "--sarif", out.to_str().unwrap()]).await;
+    let validator = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sarif/validate.sh");
+    let check = std::process::Command::new("bash")
+        .arg(validator)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{} {err}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let log: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), r["findings"].as_array().unwrap().len());
+    assert!(
+        results
+            .iter()
+            .any(|x| x["ruleId"] == "sweet32" && x["level"] == "warning"),
+        "{log:#}"
+    );
+}
+
+#[tokio::test]
+async fn junit_output_has_one_case_per_check_and_a_failure_per_finding() {
+    let srv = weak_server("tls1.2", "rc4,aes128gcm", &[]).await;
+    let out = postgres().scratch().join("scan.xml");
+    let (_, r, _) = scan(&[&target(srv.port), "--ca", &ca_file(), "--junit", out.to_str().unwrap()]).await;
+    let count = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as ET; s = ET.parse(sys.argv[1]).getroot().find('testsuite'); \
+             print(len(s.findall('testcase')), len(s.findall('testcase/failure')), s.get('tests'), s.get('failures'))",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&count.stdout);
+    let findings = r["findings"].as_array().unwrap().len();
+    assert_eq!(
+        text.split_whitespace().collect::<Vec<_>>(),
+        [
+            tlsward::scan::export::CHECKS.len().to_string(),
+            findings.to_string(),
+            tlsward::scan::export::CHECKS.len().to_string(),
+            findings.to_string()
+        ],
+        "{text} {}",
+        String::from_utf8_lossy(&count.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("rc4: RC4 suites\"><failure")
+    );
+}
+
+#[tokio::test]
+async fn every_address_is_scanned_and_addresses_that_differ_are_flagged() {
+    let old = weak_server("tls1.0,tls1.2", "aes128gcm,aes128", &[]).await;
+    let new = weak_server("tls1.2", "aes128gcm", &[]).await;
+    let opts = tlsward::scan::ScanOptions {
+        target: "localhost:443".into(),
+        sni: None,
+        starttls: None,
+        timeout: Duration::from_secs(5),
+        ca: Some(postgres().ca_file.clone()),
+        concurrency: 8,
+        progress: false,
+        policy: None,
+    };
+    let addr = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let m = tlsward::scan::scan_addresses(&opts, "localhost", &[addr(old.port), addr(new.port)]).await;
+    assert_eq!(m.addresses.len(), 2);
+    assert!(m.addresses.iter().all(|a| a.report.is_some()), "{:?}", m.addresses);
+    assert!(
+        m.differences.iter().any(|d| d.starts_with("protocols differ")),
+        "{:?}",
+        m.differences
+    );
+    assert_eq!(m.exit_code(tlsward::scan::report::Severity::High, false), 1);
+    let same = tlsward::scan::scan_addresses(&opts, "localhost", &[addr(new.port), addr(new.port)]).await;
+    assert!(same.differences.is_empty(), "{:?}", same.differences);
+}

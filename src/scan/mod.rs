@@ -9,8 +9,11 @@
 //! run concurrently under a bound. Only the given host is resolved, once.
 
 pub mod cert;
+pub mod command;
+pub mod export;
 pub mod groups;
 pub mod hello;
+pub mod policy;
 pub mod probe;
 pub mod report;
 pub mod suites;
@@ -45,6 +48,8 @@ pub struct ScanOptions {
     pub concurrency: usize,
     /// Tell on stderr which phase the scan is in (when stderr is a terminal).
     pub progress: bool,
+    /// Judge the endpoint against this policy too (`--policy`), and its name.
+    pub policy: Option<(String, crate::tls::policy::Policy)>,
 }
 
 /// Writes the current phase over the previous one on stderr, when asked to.
@@ -405,14 +410,49 @@ fn roots(ca: Option<&PathBuf>) -> Result<rustls::RootCertStore, ScanError> {
 
 /// Runs a scan.
 pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
-    let started = Instant::now();
+    let (host, addrs) = resolve(opts).await?;
+    scan_address(opts, &host, addrs[0]).await
+}
+
+/// The target's host and every address it resolves to (A and AAAA), in the resolver's order.
+pub async fn resolve(opts: &ScanOptions) -> Result<(String, Vec<SocketAddr>), ScanError> {
     let (host, port) = parse_target(&opts.target)?;
-    let roots = roots(opts.ca.as_ref())?;
-    let addr = tokio::net::lookup_host((host.as_str(), port))
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| ScanError::Resolve(host.clone(), e.to_string()))?
-        .next()
-        .ok_or_else(|| ScanError::Resolve(host.clone(), "no address".into()))?;
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(ScanError::Resolve(host, "no address".into()));
+    }
+    Ok((host, addrs))
+}
+
+/// `--all-addresses`: every address of the target, one after the other, and what differs.
+pub async fn scan_all(opts: &ScanOptions) -> Result<report::MultiReport, ScanError> {
+    let (host, addrs) = resolve(opts).await?;
+    Ok(scan_addresses(opts, &host, &addrs).await)
+}
+
+/// Scans each of `addrs` as `host` (SNI, certificate name) and compares the results.
+pub async fn scan_addresses(opts: &ScanOptions, host: &str, addrs: &[SocketAddr]) -> report::MultiReport {
+    let mut results = Vec::new();
+    for addr in addrs {
+        let r = scan_address(opts, host, *addr).await;
+        results.push(report::AddressResult {
+            address: addr.to_string(),
+            error: r.as_ref().err().map(ToString::to_string),
+            report: r.ok(),
+        });
+    }
+    report::MultiReport::new(opts.target.clone(), results)
+}
+
+/// Scans one address of the target.
+pub async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Result<Report, ScanError> {
+    let started = Instant::now();
+    let host = host.to_string();
+    let roots = roots(opts.ca.as_ref())?;
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let sni = opts.sni.clone().unwrap_or_else(|| host.clone());
     let ctx = Arc::new(Ctx {
@@ -555,9 +595,7 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
     if opts.progress {
         eprint!("\r\x1b[K");
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
-    let max_severity = findings.first().map(|f| f.severity);
-    Ok(Report {
+    let mut report = Report {
         schema: SCHEMA,
         target: opts.target.clone(),
         address: addr.to_string(),
@@ -570,14 +608,24 @@ pub async fn scan(opts: &ScanOptions) -> Result<Report, ScanError> {
         certificate,
         http,
         findings,
-        max_severity,
+        max_severity: None,
         inconclusive: std::mem::take(
             &mut *ctx
                 .inconclusive
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ),
-    })
+        policy: opts.policy.as_ref().map(|(name, _)| name.clone()),
+    };
+    if let Some((_, p)) = &opts.policy {
+        let deviations = policy::deviations(&report, p);
+        report.findings.extend(deviations);
+    }
+    report
+        .findings
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+    report.max_severity = report.findings.first().map(|f| f.severity);
+    Ok(report)
 }
 
 fn names(list: &[&AcceptedSuite]) -> String {

@@ -93,6 +93,9 @@ pub struct Report {
     /// What could not be determined (a probe that got no answer, twice): never read as a
     /// verdict either way.
     pub inconclusive: Vec<Inconclusive>,
+    /// The policy the endpoint was judged against (`--policy`), if any; its deviations are
+    /// findings `policy_*`.
+    pub policy: Option<String>,
 }
 
 /// A property the scan could not determine.
@@ -212,6 +215,134 @@ impl Report {
             }
         }
         let _ = writeln!(o, "\nscanned in {} ms", self.duration_ms);
+        o
+    }
+}
+
+/// One address of `--all-addresses`: its report, or why it could not be scanned.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressResult {
+    /// The address.
+    pub address: String,
+    /// The scan of it.
+    pub report: Option<Report>,
+    /// Why it could not be scanned.
+    pub error: Option<String>,
+}
+
+/// `--all-addresses`: every address's report and what differs between them.
+#[derive(Debug, Clone, Serialize)]
+pub struct MultiReport {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// `host:port` as given.
+    pub target: String,
+    /// Per address.
+    pub addresses: Vec<AddressResult>,
+    /// What is not the same on every address (protocols, suites, groups, certificate,
+    /// findings), or an address that could not be scanned.
+    pub differences: Vec<String>,
+}
+
+/// What one address serves, aspect by aspect, for comparing addresses.
+fn aspects(r: &Report) -> Vec<(&'static str, String)> {
+    let on: Vec<&str> = r.protocols.iter().filter(|(_, v)| **v).map(|(p, _)| *p).collect();
+    let suites: Vec<String> = r
+        .cipher_suites
+        .iter()
+        .map(|(p, l)| format!("{p}: {}", l.iter().map(|a| a.suite.name).collect::<Vec<_>>().join(" ")))
+        .collect();
+    let groups: Vec<String> = r
+        .groups
+        .iter()
+        .map(|(p, l)| format!("{p}: {}", l.groups.iter().map(|g| g.name).collect::<Vec<_>>().join(" ")))
+        .collect();
+    let mut findings: Vec<&str> = r.findings.iter().map(|f| f.id).collect();
+    findings.sort_unstable();
+    vec![
+        ("protocols", on.join(", ")),
+        ("cipher suites", suites.join("; ")),
+        ("groups", groups.join("; ")),
+        (
+            "certificate",
+            r.certificate
+                .as_ref()
+                .map_or("none".into(), |c| format!("serial {}", c.chain[0].serial)),
+        ),
+        ("findings", findings.join(", ")),
+    ]
+}
+
+impl MultiReport {
+    /// The reports and their differences.
+    pub fn new(target: String, addresses: Vec<AddressResult>) -> Self {
+        let mut differences: Vec<String> = addresses
+            .iter()
+            .filter_map(|a| {
+                a.error
+                    .as_ref()
+                    .map(|e| format!("{} could not be scanned: {e}", a.address))
+            })
+            .collect();
+        let scanned: Vec<(&str, Vec<(&'static str, String)>)> = addresses
+            .iter()
+            .filter_map(|a| a.report.as_ref().map(|r| (a.address.as_str(), aspects(r))))
+            .collect();
+        if let Some((_, first)) = scanned.first() {
+            for (i, (aspect, _)) in first.iter().enumerate() {
+                let values: Vec<String> = scanned.iter().map(|(addr, a)| format!("{addr}: {}", a[i].1)).collect();
+                if scanned.iter().any(|(_, a)| a[i].1 != first[i].1) {
+                    differences.push(format!("{aspect} differ: {}", values.join(" | ")));
+                }
+            }
+        }
+        Self {
+            schema: SCHEMA,
+            target,
+            addresses,
+            differences,
+        }
+    }
+
+    /// 2 when an address could not be scanned; else 1 when the addresses differ or one has
+    /// findings at `fail_on`; else the worst of the addresses' codes.
+    pub fn exit_code(&self, fail_on: Severity, allow_inconclusive: bool) -> i32 {
+        if self.addresses.iter().any(|a| a.error.is_some()) {
+            return 2;
+        }
+        let worst = self
+            .addresses
+            .iter()
+            .filter_map(|a| a.report.as_ref())
+            .map(|r| r.exit_code(fail_on, allow_inconclusive))
+            .collect::<Vec<_>>();
+        if worst.contains(&1) || !self.differences.is_empty() {
+            1
+        } else {
+            worst.into_iter().max().unwrap_or(0)
+        }
+    }
+
+    /// Every address's table, then the comparison.
+    pub fn table(&self) -> String {
+        let mut o = String::new();
+        for a in &self.addresses {
+            match (&a.report, &a.error) {
+                (Some(r), _) => o.push_str(&r.table()),
+                (None, Some(e)) => {
+                    let _ = writeln!(o, "tlsward scan {} ({}): could not scan: {e}", self.target, a.address);
+                }
+                _ => {}
+            }
+            o.push('\n');
+        }
+        let _ = writeln!(o, "Across {} addresses", self.addresses.len());
+        if self.differences.is_empty() {
+            let _ = writeln!(o, "  every address serves the same");
+        }
+        for d in &self.differences {
+            let _ = writeln!(o, "  {d}");
+        }
         o
     }
 }
