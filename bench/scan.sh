@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# scan.sh — `make bench-scan`: wall time of `tlsward scan` against testssl.sh (Debian) on the
-# same loopback targets, and whether their protocol and BEAST/RC4/SWEET32 verdicts agree;
-# writes bench/scan-results.md.
+# scan.sh — `make bench-scan`: wall time of `tlsward scan` against testssl.sh (Debian),
+# sslyze (PyPI) and sslscan (Debian) on the same loopback targets in one run, and whether
+# tlsward's and testssl.sh's protocol and BEAST/RC4/SWEET32 verdicts agree; writes
+# bench/scan-results.md.
 #   targets: tlsward itself (intermediate profile) and an `openssl s_server` that accepts
 #            TLS 1.0 with a CBC suite (BEAST)
 # env: BENCH_WORK (bench/work), RUNS (5: tlsward scan runs per target; testssl runs once)
@@ -12,6 +13,9 @@ ROOT=$PWD BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/scan" && cd "${BENCH_WORK:-$ROOT/bench/work}/scan" && pwd)
 RUNS=${RUNS:-5}
 command -v testssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq testssl.sh >/dev/null; }
+command -v sslscan >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sslscan >/dev/null; }
+SSLYZE_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/tlsward-sslyze
+[ -x "$SSLYZE_VENV/bin/sslyze" ] || { python3 -m venv "$SSLYZE_VENV" && "$SSLYZE_VENV/bin/pip" install -q --disable-pip-version-check 'sslyze==6.1.0'; }
 [ -x "$BIN" ] || cargo build --release --locked
 rm -rf "$W/pki"; "$BIN" certs dev --out "$W/pki" >/dev/null
 CA=$W/pki/ca/ca.crt
@@ -61,18 +65,24 @@ for ours_id, tid in [("beast", "BEAST"), ("rc4", "RC4"), ("sweet32", "SWEET32")]
 print("yes" if not diff else "NO: " + "; ".join(diff))
 PY
 )
-  rows+="| $name | $med ($inner in-process) | $((t1 - t0)) | $(awk -v a="$((t1 - t0))" -v b="$med" 'BEGIN{printf "%.0f", a / (b > 0 ? b : 1)}')× | $agree |"$'\n'
+  testssl_ms=$((t1 - t0))
+  t0=$(ms); timeout 600 "$SSLYZE_VENV/bin/sslyze" --quiet "localhost:$port" >"$W/$name.sslyze.txt" 2>&1 || true; t1=$(ms)
+  sslyze_ms=$((t1 - t0))
+  t0=$(ms); timeout 600 sslscan --no-colour "localhost:$port" >"$W/$name.sslscan.txt" 2>&1 || true; t1=$(ms)
+  sslscan_ms=$((t1 - t0))
+  x() { awk -v a="$1" -v b="$med" 'BEGIN{printf "%.0f", a / (b > 0 ? b : 1)}'; }
+  rows+="| $name | $med ($inner in-process) | $testssl_ms ($(x $testssl_ms)×) | $sslyze_ms ($(x $sslyze_ms)×) | $sslscan_ms ($(x $sslscan_ms)×) | $agree |"$'\n'
 done
 
 {
-  echo "# Scan time: tlsward scan vs testssl.sh"
+  echo "# Scan time: tlsward scan vs testssl.sh, sslyze and sslscan"
   echo
-  echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), tlsward $("$BIN" --version | awk '{print $2}') (release)."
+  echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), sslyze $("$SSLYZE_VENV/bin/pip" show sslyze 2>/dev/null | awk '/^Version/{print $2}'), $(sslscan --version 2>/dev/null | grep -m1 -o '[0-9][0-9.]*' | head -1 | sed 's/^/sslscan /'), tlsward $("$BIN" --version | awk '{print $2}') (release)."
   echo
-  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`. \"Agree\" compares the verdicts both tools give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4 and SWEET32."
+  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4 and SWEET32."
   echo
-  echo "| target | tlsward scan ms | testssl.sh ms | ratio | verdicts agree |"
-  echo "| --- | --- | --- | --- | --- |"
+  echo "| target | tlsward scan ms | testssl.sh ms | sslyze ms | sslscan ms | verdicts agree |"
+  echo "| --- | --- | --- | --- | --- | --- |"
   printf '%s' "$rows"
 } >"$ROOT/bench/scan-results.md"
 cat "$ROOT/bench/scan-results.md"

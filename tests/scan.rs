@@ -1080,3 +1080,56 @@ async fn every_address_is_scanned_and_addresses_that_differ_are_flagged() {
     let same = tlsward::scan::scan_addresses(&opts, "localhost", &[addr(new.port), addr(new.port)]).await;
     assert!(same.differences.is_empty(), "{:?}", same.differences);
 }
+
+#[tokio::test]
+async fn what_the_scanner_cannot_check_is_said_not_guessed() {
+    // CBC only: rustls completes no handshake, so HSTS is not checked, and renegotiation never is.
+    let srv = weak_server("tls1.2", "aes128", &[]).await;
+    let (_, r, _) = scan_ids(srv.port).await;
+    let props: Vec<&str> = r["not_checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["property"].as_str().unwrap())
+        .collect();
+    assert!(
+        props.contains(&"HSTS") && props.contains(&"client-initiated renegotiation"),
+        "{r:#}"
+    );
+    assert!(r["http"].is_null());
+    assert!(
+        !finding_ids(&r).contains(&"hsts_missing".to_string()),
+        "no verdict on what was not checked"
+    );
+}
+
+#[tokio::test]
+async fn a_tls13_server_marks_its_tls10_answer_with_the_downgrade_sentinel() {
+    let srv = s_server(
+        &ec_leaf(),
+        None,
+        &[
+            "-cipher",
+            "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0",
+            "-legacy_renegotiation",
+        ],
+    )
+    .await;
+    let (_, r, err) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
+    assert_eq!(
+        accepted(&r),
+        ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"],
+        "{r:#} {err}"
+    );
+    assert!(!finding_ids(&r).contains(&"no_downgrade_sentinel".to_string()), "{r:#}");
+}
+
+#[tokio::test]
+async fn a_tls12_server_without_the_downgrade_marker_on_tls10_is_found() {
+    let srv = weak_server("tls1.0,tls1.2", "aes128gcm,aes128", &["--no-downgrade-marker"]).await;
+    let (_, r, ids) = scan_ids(srv.port).await;
+    assert!(ids.contains(&"no_downgrade_sentinel".to_string()), "{r:#}");
+    let marked = weak_server("tls1.0,tls1.2", "aes128gcm,aes128", &[]).await;
+    let (_, _, ids) = scan_ids(marked.port).await;
+    assert!(!ids.contains(&"no_downgrade_sentinel".to_string()), "{ids:?}");
+}

@@ -616,7 +616,9 @@ pub async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> R
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         ),
         policy: opts.policy.as_ref().map(|(name, _)| name.clone()),
+        not_checked: Vec::new(),
     };
+    report.not_checked = not_checked(&report, opts);
     if let Some((_, p)) = &opts.policy {
         let deviations = policy::deviations(&report, p);
         report.findings.extend(deviations);
@@ -626,6 +628,28 @@ pub async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> R
         .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     report.max_severity = report.findings.first().map(|f| f.severity);
     Ok(report)
+}
+
+/// What this scan leaves undetermined: checks that need a client completing a legacy
+/// handshake, which the scanner does not have (rustls completes TLS 1.2 with AEAD suites and
+/// TLS 1.3 only).
+fn not_checked(report: &Report, opts: &ScanOptions) -> Vec<report::Inconclusive> {
+    let mut out = Vec::new();
+    let legacy_only = report.protocols.iter().any(|(p, on)| *on && *p != "TLSv1.3");
+    if legacy_only {
+        out.push(report::Inconclusive {
+            property: "client-initiated renegotiation".into(),
+            reason: "needs a completed TLS 1.2-or-older handshake to renegotiate on, which the scanner does not make"
+                .into(),
+        });
+    }
+    if report.http.is_none() && opts.starttls.is_none() {
+        out.push(report::Inconclusive {
+            property: "HSTS".into(),
+            reason: "no handshake the scanner completes (TLS 1.3, or TLS 1.2 with an AEAD suite) succeeded, so no GET / was sent".into(),
+        });
+    }
+    out
 }
 
 fn names(list: &[&AcceptedSuite]) -> String {
@@ -805,6 +829,23 @@ async fn fallback_findings(
             Err(e) if unanswered(&e) => ctx.inconclude("downgrade protection (TLS_FALLBACK_SCSV)", &e),
             // An alert (inappropriate_fallback) or a close: the downgrade is refused.
             _ => {}
+        }
+        // RFC 8446 §4.1.3: a server that supports TLS 1.2 (or 1.3) and negotiates 1.1 or
+        // below marks its random with DOWNGRD\x00, so that a TLS 1.2 client detects the
+        // downgrade even without the SCSV.
+        if max >= TLS12
+            && let Some(h) = hellos.get(&low)
+            && h.random.len() == 32
+            && h.random[24..] != hello::DOWNGRADE_TLS11
+        {
+            out.push(Finding::new(
+                "no_downgrade_sentinel",
+                Severity::Low,
+                "no downgrade sentinel (RFC 8446 §4.1.3)",
+                format!(
+                    "a server that supports a higher version answered a {name} hello without DOWNGRD in its random"
+                ),
+            ));
         }
         return;
     }

@@ -96,6 +96,8 @@ pub struct Report {
     /// The policy the endpoint was judged against (`--policy`), if any; its deviations are
     /// findings `policy_*`.
     pub policy: Option<String>,
+    /// Properties this scan does not determine, and why (they do not change the exit code).
+    pub not_checked: Vec<Inconclusive>,
 }
 
 /// A property the scan could not determine.
@@ -207,6 +209,12 @@ impl Report {
                 f.title,
                 f.evidence
             );
+        }
+        if !self.not_checked.is_empty() {
+            let _ = writeln!(o, "\nNot checked");
+            for i in &self.not_checked {
+                let _ = writeln!(o, "  {}: {}", i.property, i.reason);
+            }
         }
         if !self.inconclusive.is_empty() {
             let _ = writeln!(o, "\nNot determined");

@@ -28,6 +28,8 @@ p.add_argument("--ignore-scsv", action="store_true")
 p.add_argument("--no-reneg", action="store_true")
 p.add_argument("--dh-params", help="a named DH group of tlslite.mathtls, e.g. RFC2409_GROUP2 (1024 bits)")
 p.add_argument("--curves", help="ECDH curves, e.g. secp384r1,x25519")
+p.add_argument("--no-downgrade-marker", action="store_true",
+               help="do not mark an older version's ServerHello random with DOWNGRD (RFC 8446 4.1.3)")
 a = p.parse_args()
 
 if a.ignore_scsv:
@@ -38,6 +40,11 @@ if a.no_reneg:
     # Neither the extension nor the SCSV is recognised, so renegotiation_info is never sent.
     ExtensionType.renegotiation_info = 0xFEFD
     CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV = 0xFEFC
+
+if a.no_downgrade_marker:
+    import tlslite.tlsconnection as tc
+    tc.TLS_1_1_DOWNGRADE_SENTINEL = bytearray(b"NOMARKER")
+    tc.TLS_1_2_DOWNGRADE_SENTINEL = bytearray(b"NOMARKER")
 
 versions = sorted(VERSIONS[v] for v in a.versions.split(","))
 settings = HandshakeSettings()
