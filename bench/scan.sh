@@ -77,7 +77,7 @@ done
 {
   echo "# Scan time: tlsward scan vs testssl.sh, sslyze and sslscan"
   echo
-  echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), sslyze $("$SSLYZE_VENV/bin/pip" show sslyze 2>/dev/null | awk '/^Version/{print $2}'), $(sslscan --version 2>/dev/null | grep -m1 -o '[0-9][0-9.]*' | head -1 | sed 's/^/sslscan /'), tlsward $("$BIN" --version | awk '{print $2}') (release)."
+  echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), sslyze $("$SSLYZE_VENV/bin/pip" show sslyze 2>/dev/null | awk '/^Version/{print $2}'), sslscan $(sslscan --version 2>/dev/null | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1), tlsward $("$BIN" --version | awk '{print $2}') (release)."
   echo
   echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4 and SWEET32."
   echo
