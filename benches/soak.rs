@@ -446,7 +446,7 @@ async fn main() {
         "INSERT INTO users (id, username, email) SELECT g, 'user' || g, 'user' || g || '@example.com' FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING",
     ]);
     let keys = tlsward::token::TokenKeys::load_dir(&s.tokens).unwrap();
-    let token = keys.issue("soak", token_ttl(total), tlsward::tls::material::now_unix());
+    let token = keys.issue("soak", token_ttl(total), tlsward::util::now_unix());
     let ctx = Arc::new(Ctx {
         clock: Clock(Instant::now()),
         stop: AtomicBool::new(false),

@@ -75,7 +75,7 @@ fn digest(files: &BTreeMap<String, Vec<u8>>) -> String {
         all.extend_from_slice(&(data.len() as u64).to_be_bytes());
         all.extend_from_slice(data);
     }
-    crate::tls::material::sha256_hex(&all)
+    crate::util::sha256_hex(&all)
 }
 
 fn disk_digest(dir: &Path) -> Option<String> {

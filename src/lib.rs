@@ -39,6 +39,7 @@ pub mod snapshot;
 pub mod state;
 pub mod tls;
 pub mod token;
+pub mod util;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (idempotent).
 pub fn install_crypto_provider() {

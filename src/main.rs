@@ -97,7 +97,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG as u8));
                 }
             };
-            println!("{}", keys.issue(&a.sub, a.ttl, tlsward::tls::material::now_unix()));
+            println!("{}", keys.issue(&a.sub, a.ttl, tlsward::util::now_unix()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {

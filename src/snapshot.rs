@@ -227,7 +227,10 @@ impl Snapshot {
     fn build(c: Chosen, generation: u64, last: Option<&Self>) -> Result<Self, Problem> {
         let mut digests = BTreeMap::new();
         digests.insert(Material::Server, c.server.digest.clone());
-        digests.insert(Material::Policy, material::sha256_hex(c.policy.describe().as_bytes()));
+        digests.insert(
+            Material::Policy,
+            crate::util::sha256_hex(c.policy.describe().as_bytes()),
+        );
         digests.insert(Material::TokenKeys, c.token_keys.digest.clone());
         if let Some(r) = &c.client_roots {
             digests.insert(Material::ClientCa, r.digest.clone());
@@ -358,7 +361,7 @@ fn read_parts(src: &Sources, problems: &mut Vec<Problem>) -> Parts {
         }),
         None => Ok(Policy::default()),
     };
-    let now = material::now_unix();
+    let now = crate::util::now_unix();
     let server = match src.tls_dir.as_deref() {
         Some(dir) => {
             let crt = dir.join(material::TLS_CRT);

@@ -42,7 +42,7 @@ impl AppState {
         for material in snapshot.digests.keys() {
             metrics.init_material(material.as_str());
         }
-        let now = crate::tls::material::now_unix();
+        let now = crate::util::now_unix();
         metrics.reload_last_success.set(now);
         Self {
             reload_status: std::sync::Mutex::new(ReloadStatus::initial(&snapshot, now)),

@@ -164,7 +164,7 @@ impl TokenKeys {
             .map(|(kid, key)| format!("{kid}:{}\n", key_check_value(key)))
             .collect();
         Ok(Self {
-            digest: crate::tls::material::sha256_hex(listing.as_bytes()),
+            digest: crate::util::sha256_hex(listing.as_bytes()),
             keys,
         })
     }
@@ -381,8 +381,8 @@ mod tests {
         let mut plain = b"k1\0".to_vec();
         plain.extend_from_slice(secret.trim_ascii());
         plain.push(0);
-        assert_ne!(k.digest, crate::tls::material::sha256_hex(&plain));
-        assert_ne!(k.digest, crate::tls::material::sha256_hex(secret.trim_ascii()));
+        assert_ne!(k.digest, crate::util::sha256_hex(&plain));
+        assert_ne!(k.digest, crate::util::sha256_hex(secret.trim_ascii()));
         assert_eq!(TokenKeys::load_dir(d.path()).unwrap().digest, k.digest);
         std::fs::write(d.path().join("k1"), generate_key_text()).unwrap();
         assert_ne!(TokenKeys::load_dir(d.path()).unwrap().digest, k.digest);

@@ -125,13 +125,13 @@ async fn refuses_missing_expired_unknown_kid_and_forged_tokens() {
     assert_eq!(resp.headers()["www-authenticate"], r#"Bearer realm="tlsward""#);
 
     let keys = tlsward::token::TokenKeys::load_dir(&postgres().token_dir).unwrap();
-    let expired = keys.issue("x", Duration::from_secs(60), tlsward::tls::material::now_unix() - 3600);
+    let expired = keys.issue("x", Duration::from_secs(60), tlsward::util::now_unix() - 3600);
     let other_dir = postgres().scratch();
     std::fs::write(other_dir.join("zz-unknown"), tlsward::token::generate_key_text()).unwrap();
     let unknown = tlsward::token::TokenKeys::load_dir(&other_dir).unwrap().issue(
         "x",
         Duration::from_secs(60),
-        tlsward::tls::material::now_unix(),
+        tlsward::util::now_unix(),
     );
     let mut forged = s.token();
     forged.truncate(forged.len() - 4);

@@ -72,7 +72,7 @@ fn check_config(pki: &Path, extra: &[&str]) -> Output {
 fn certs_dev_writes_cert_manager_and_cockroach_layouts() {
     let pki = dev_pki();
     let p = pki.path();
-    let now = tlsward::tls::material::now_unix();
+    let now = tlsward::util::now_unix();
     let server = load_pair(&p.join("server/tls.crt"), &p.join("server/tls.key"), now).unwrap();
     let leaf = &server.chain[0];
     for san in ["localhost", "127.0.0.1", "::1", "api.example.com"] {
@@ -153,7 +153,7 @@ fn token_issue_mints_a_verifiable_short_lived_token() {
     let claims = keys
         .verify(
             token.trim(),
-            tlsward::tls::material::now_unix(),
+            tlsward::util::now_unix(),
             std::time::Duration::from_secs(600),
         )
         .unwrap();

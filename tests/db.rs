@@ -322,7 +322,7 @@ async fn a_database_outage_logs_a_bounded_number_of_lines() {
     let token = tlsward::token::TokenKeys::load_dir(&pg.token_dir).unwrap().issue(
         "t",
         Duration::from_secs(300),
-        tlsward::tls::material::now_unix(),
+        tlsward::util::now_unix(),
     );
     let url = format!("https://localhost:{}/users/1", child.port);
     let mut unavailable = 0;

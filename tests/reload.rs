@@ -406,11 +406,9 @@ async fn token_keys_rotate_live() {
     kube_write(&keys, &[("k1", k1.clone().into_bytes())]);
     let s = server_on(&dir, &["--token-key-dir", keys.to_str().unwrap()]).await;
     let mint = |dir: &Path| {
-        tlsward::token::TokenKeys::load_dir(dir).unwrap().issue(
-            "t",
-            Duration::from_secs(60),
-            tlsward::tls::material::now_unix(),
-        )
+        tlsward::token::TokenKeys::load_dir(dir)
+            .unwrap()
+            .issue("t", Duration::from_secs(60), tlsward::util::now_unix())
     };
     let old = mint(&keys);
     kube_write(

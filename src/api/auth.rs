@@ -33,7 +33,7 @@ pub async fn require_token(
         .snapshot
         .load()
         .token_keys
-        .verify(token, crate::tls::material::now_unix(), state.config.token_max_ttl)
+        .verify(token, crate::util::now_unix(), state.config.token_max_ttl)
         .map_err(ApiError::unauthorized)?;
     req.extensions_mut().insert(claims);
     Ok(next.run(req).await)

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::pool::{self, DbError, DbPool};
 use crate::state::AppState;
-use crate::tls::material::now_unix;
+use crate::util::now_unix;
 
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
 pub const FIRST_RETRY: Duration = Duration::from_millis(200);

@@ -121,6 +121,6 @@ impl DbTls {
     /// One digest over the bundle and the client pair: a new pool is needed when it changes.
     pub fn digest(&self) -> String {
         let client = self.client.as_ref().map_or("", |c| c.digest.as_str());
-        material::sha256_hex(format!("{}/{client}", self.ca_digest).as_bytes())
+        crate::util::sha256_hex(format!("{}/{client}", self.ca_digest).as_bytes())
     }
 }

@@ -15,7 +15,7 @@ use super::material::DbTls;
 use super::retry::{RetryPolicy, is_connection_broken, is_retryable};
 use crate::metrics::Metrics;
 use crate::tls::client::{self, Verify};
-use crate::tls::material::{self, MaterialError};
+use crate::tls::material::MaterialError;
 
 /// Pool settings.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +239,7 @@ pub fn build(
 
 /// Reads the TLS files of `target`, builds a pool and verifies it.
 pub async fn build_and_verify(target: &DbTarget, settings: &PoolSettings, generation: u64) -> Result<DbPool, DbError> {
-    let tls = DbTls::load(target, material::now_unix())?;
+    let tls = DbTls::load(target, crate::util::now_unix())?;
     verify(build(target, settings, generation, tls.as_deref())?).await
 }
 

@@ -165,7 +165,7 @@ impl Notice {
     /// Event; anything else is a new Event. kube's and client-go's recorders key on the action
     /// and reason and keep the first note, so every part of the note goes into the action.
     pub fn action(&self) -> String {
-        let short = |s: &str| crate::tls::material::sha256_hex(s.as_bytes())[..12].to_string();
+        let short = |s: &str| crate::util::sha256_hex(s.as_bytes())[..12].to_string();
         match self {
             Self::CertificateRotated {
                 material,

@@ -13,7 +13,7 @@ use super::status::{ExpiryLogged, Outcome};
 use super::watcher::DirWatcher;
 use crate::snapshot::{Material, Problem, Snapshot};
 use crate::state::AppState;
-use crate::tls::material::now_unix;
+use crate::util::now_unix;
 
 /// Quiet time that ends a burst of events (kubelet's swap is a handful within a millisecond).
 pub const QUIET: Duration = Duration::from_millis(10);

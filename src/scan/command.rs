@@ -2,13 +2,60 @@
 //! every address with `--all-addresses`), the outputs (table or JSON on stdout, SARIF and
 //! JUnit files) and the exit code.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Args;
 
 use super::report::{MultiReport, Report};
 use super::{ScanOptions, export, policy};
-use crate::cli::ScanArgs;
+
+/// Arguments of `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The endpoint, HOST:PORT (IPv6 as [::1]:443).
+    pub target: String,
+    /// SNI to send (default: the host, when it is a name).
+    #[arg(long)]
+    pub sni: Option<String>,
+    /// Speak the protocol's STARTTLS first (postgres: the PostgreSQL/CockroachDB SSLRequest).
+    #[arg(long, value_enum)]
+    pub starttls: Option<super::probe::Starttls>,
+    /// Print the report as JSON (schema tlsward.scan/v2).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value = "medium")]
+    pub fail_on: super::report::Severity,
+    /// Exit 0 even when a property could not be determined (a probe got no answer); by
+    /// default that is exit 2, as a verdict cannot be given.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
+    /// Time limit of each probe.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Trust anchors (PEM) for the chain check; default: the system's roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Probes in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Also judge the endpoint against a cipher policy: `intermediate`, `modern`, or a policy
+    /// file in the format `serve` reads; every deviation is a high finding.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Also write the findings as SARIF 2.1.0 (for code-scanning UIs) to this file.
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+    /// Also write one JUnit XML test case per check to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Scan every address the host resolves to (a load-balanced ingress), and say which
+    /// differ; exit 1 when they do.
+    #[arg(long)]
+    pub all_addresses: bool,
+}
 
 /// The scan's options from its arguments; `Err` is the message for a `--policy` that does
 /// not load.

@@ -565,7 +565,7 @@ pub async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> R
             })
             .unwrap_or_default(),
     };
-    let certificate = cert::check_chain(&chain, &ctx.sni, &roots, crate::tls::material::now_unix());
+    let certificate = cert::check_chain(&chain, &ctx.sni, &roots, crate::util::now_unix());
     let http = modern.and_then(|m| m.hsts);
 
     let mut findings = Vec::new();

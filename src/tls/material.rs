@@ -12,6 +12,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::util::{rfc3339, sha256_hex};
+
 /// A problem with one file of TLS material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {reason}", path.display())]
@@ -84,25 +86,12 @@ impl CertInfo {
     }
 }
 
-/// Unix seconds as RFC 3339 (UTC).
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
 fn ip_to_string(raw: &[u8]) -> String {
     match raw.len() {
         4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(raw).unwrap_or_default()).to_string(),
         16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(raw).unwrap_or_default()).to_string(),
         _ => format!("{raw:02x?}"),
     }
-}
-
-/// The current time in Unix seconds.
-pub fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Reads a file, naming it in the error.
@@ -260,10 +249,4 @@ pub fn load_roots(path: &Path) -> Result<Roots, MaterialError> {
             .map_err(|e| MaterialError::new(path, format!("certificate #{} is not a usable CA: {e}", i + 1)))?;
     }
     Ok(Roots { store, infos, digest })
-}
-
-/// SHA-256 of some bytes, lowercase hex (for digests of material).
-pub fn sha256_hex(data: &[u8]) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -281,7 +281,7 @@ impl TestServer {
     /// A valid token from the test keys.
     pub fn token(&self) -> String {
         let keys = tlsward::token::TokenKeys::load_dir(&postgres().token_dir).unwrap();
-        keys.issue("tester", Duration::from_secs(300), tlsward::tls::material::now_unix())
+        keys.issue("tester", Duration::from_secs(300), tlsward::util::now_unix())
     }
 
     /// The text of `/metrics`.
