@@ -707,8 +707,13 @@ pub fn readyz_loop(
     })
 }
 
-/// Checks a drain: every request that started between `from` and `until` was answered 200
-/// (at least `min` of them), and every readiness probe between them answered 503.
+/// How long after the stop command the readiness probe may still answer 200: the signal
+/// travels through `podman stop` or `kill`, which on a loaded machine takes a few hundred ms.
+const SIGNAL_LATENCY_S: f64 = 1.0;
+
+/// Checks a drain: every request that started before `until` was answered 200 (at least `min`
+/// of them after `from`, the stop command), readiness answered 200 before the stop, turned 503
+/// within [`SIGNAL_LATENCY_S`] of it and stayed 503 until `until`.
 pub fn assert_drained(requests: &Outcomes, ready: &Outcomes, from: f64, until: f64, min: usize) {
     let requests = requests.lock().unwrap();
     let during: Vec<_> = requests.iter().filter(|(at, _)| *at < until).collect();
@@ -727,9 +732,22 @@ pub fn assert_drained(requests: &Outcomes, ready: &Outcomes, from: f64, until: f
         ready.iter().any(|(at, r)| *at < from && *r == Ok(200)),
         "never ready before"
     );
-    let probes: Vec<_> = ready.iter().filter(|(at, _)| *at > from + 0.1 && *at < until).collect();
+    let flipped = ready
+        .iter()
+        .find(|(at, r)| *at > from && *r == Ok(503))
+        .map(|(at, _)| *at)
+        .unwrap_or_else(|| panic!("readiness never turned 503: {ready:?}"));
+    assert!(
+        flipped - from < SIGNAL_LATENCY_S,
+        "readiness turned 503 only {:.2} s after the stop: {ready:?}",
+        flipped - from
+    );
+    let probes: Vec<_> = ready.iter().filter(|(at, _)| *at >= flipped && *at < until).collect();
     assert!(probes.len() >= 5, "{probes:?}");
-    assert!(probes.iter().all(|(_, r)| *r == Ok(503)), "{probes:?}");
+    assert!(
+        probes.iter().all(|(_, r)| *r == Ok(503)),
+        "readiness answered 200 again while draining: {probes:?}"
+    );
     eprintln!(
         "drain: {in_window} requests started during the delay, {} failed or refused; {} readiness probes, all 503",
         failed.len(),
