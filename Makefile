@@ -13,9 +13,11 @@ test: deps image
 	$(CARGO) test --locked --lib --bins --tests
 	scripts/check-chart.sh
 
-## make lint: formatting, clippy, one crypto provider (no ring), nothing outside the repository
+## make lint: nothing outside the repository, imports only downwards (scripts/check-layers.py),
+## formatting, clippy, one crypto provider (no ring)
 lint:
 	scripts/check-standalone.sh
+	python3 scripts/check-layers.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \

@@ -162,7 +162,7 @@ async fn main() {
     ])
     .await;
     let ready = Instant::now();
-    while running.state.db.load().is_none() {
+    while running.db().current().is_none() {
         assert!(ready.elapsed() < Duration::from_secs(30), "the pool was never verified");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -176,8 +176,7 @@ async fn main() {
     ]);
     let token =
         running
-            .state
-            .snapshot
+            .snapshots()
             .load()
             .token_keys
             .issue("bench", Duration::from_secs(600), tlsward::util::now_unix());
@@ -187,7 +186,7 @@ async fn main() {
     load(&base, &token, &ca.cert_pem, addr, WARMUP).await;
     let rss_before = rss_kib();
     let steady = load(&base, &token, &ca.cert_pem, addr, PHASE).await;
-    let gen_before = running.state.db.load().as_ref().map_or(0, |p| p.generation);
+    let gen_before = running.db().current().as_ref().map_or(0, |p| p.generation);
 
     let rotating = Arc::new(AtomicBool::new(true));
     let rotator = {
@@ -206,7 +205,7 @@ async fn main() {
     rotating.store(false, Ordering::Relaxed);
     let rotations = rotator.await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let gen_after = running.state.db.load().as_ref().map_or(0, |p| p.generation);
+    let gen_after = running.db().current().as_ref().map_or(0, |p| p.generation);
     let rss_after = rss_kib();
     let conns = pg(&[
         "psql",

@@ -240,20 +240,7 @@ impl Config {
             pod_uid,
         } = args.clone();
         let mut p = Vec::new();
-        let tls_dir = need(
-            &tls_dir,
-            "tls-dir",
-            "TLSWARD_TLS_DIR",
-            "point it at the directory with tls.crt and tls.key",
-            &mut p,
-        );
-        let token_key_dir = need(
-            &token_key_dir,
-            "token-key-dir",
-            "TLSWARD_TOKEN_KEY_DIR",
-            "point it at the directory of token signing keys",
-            &mut p,
-        );
+        // A missing --tls-dir or --token-key-dir is reported by Snapshot::load, with the rest.
         let db_url = need(
             &db_url,
             "db-url",
@@ -341,7 +328,7 @@ impl Config {
             &sources,
             &mut p,
         );
-        let snapshot = Snapshot::load(&sources, 1)
+        let snapshot = Snapshot::load(&sources, &crate::files::Files::disk(), 1)
             .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
             .ok();
         if !p.is_empty() {

@@ -4,23 +4,35 @@
 //! downgrades are impossible by construction: rustls (aws-lc-rs) offers only TLS 1.2 with
 //! ECDHE + AEAD suites and TLS 1.3, and the cipher policy refuses anything weaker by name.
 //!
-//! Architecture:
-//! - [`config`] turns flags/env into a checked [`config::Config`] and the first
-//!   [`snapshot::Snapshot`] (server cert + key, policy, client CAs, token keys), reporting
-//!   every problem at once.
-//! - [`server`] runs our own accept loop: one task per connection, the handshake under a
-//!   timeout with the current snapshot's `ServerConfig`, then hyper-util auto (h1 + h2)
-//!   serving the [`api`] router; plus the admin listener and a graceful drain.
-//! - [`db`] parses the CockroachDB DSN, builds a deadpool pool whose connections use
-//!   `verify-full` TLS and client certificates, verifies it (`SELECT 1`) before use, and
-//!   retries 40001 serialization failures.
-//! - [`token`] mints and verifies short-lived HMAC-signed bearer tokens with key rotation.
-//! - [`pki`] makes the dev PKI and test fixtures with rcgen.
-//! - [`reload`] re-reads the mounted directories on file events, SIGHUP or an interval and
-//!   publishes a new snapshot only when it is valid; [`files`] is where it reads them from.
-//! - [`k8s`] publishes a Kubernetes Event for every reload and DB pool outcome, and with
-//!   `--watch-secrets api` watches the mounted Secrets through the API (kube-rs).
-//! - [`scan`] is `tlsward scan`: protocols, suites, certificate and findings of any endpoint.
+//! ## How the parts fit
+//!
+//! Start-up: [`cli`] parses the flags; [`config`] checks them into a [`config::Config`] and
+//! reads the first [`snapshot::Snapshot`] (server certificate and key, cipher policy, client
+//! CAs, token keys, DB material), reporting every problem at once. [`server`] then composes
+//! the running parts, each owning one thing and handing narrow handles to the others:
+//!
+//! 1. **directory → reload → snapshot.** [`files::Files`] reads the mounted directories (with
+//!    the Secret data [`k8s`] lays over them under `--watch-secrets api`). The reload task
+//!    ([`reload::task::Reloader`]) re-reads them on file events, SIGHUP or an interval,
+//!    validates each material on its own and publishes the result through the one writer of
+//!    [`snapshot::SnapshotStore`]; a bad file keeps the last good material.
+//! 2. **snapshot → accept loop.** [`edge`] accepts connections (limits, timeouts, drain,
+//!    maximum age); [`server`] loads the current snapshot once per connection from a
+//!    [`snapshot::Snapshots`] read handle, handshakes with its rustls `ServerConfig` ([`tls`])
+//!    and serves the [`api`] router (bearer [`token`]s checked against the same snapshot).
+//! 3. **snapshot → DB manager → pool.** [`db::manager`] watches the snapshot's DB material,
+//!    builds a `verify-full` pool with client certificates, verifies it (`SELECT 1`) and only
+//!    then publishes it through [`db::handle::DbPublisher`]; handlers take the current pool
+//!    from a [`db::handle::Db`] once per request.
+//! 4. **outcomes → reporters.** Reloads and pool rebuilds record to [`metrics`], to the
+//!    `/reload-status` handle ([`reload::Status`]) and send [`reload::Notice`]s, which [`k8s`]
+//!    publishes as Events; [`server::admin`] serves `/readyz`, `/metrics` and
+//!    `/reload-status`.
+//!
+//! Beside the server: [`scan`] is `tlsward scan`, [`pki`] makes the dev PKI and test fixtures,
+//! [`util`] holds the clock and digest helpers, [`logs`] throttles repeated log lines.
+//! `scripts/check-layers.py` (in `make lint`) keeps the imports pointing downwards, from
+//! [`server`] to [`util`].
 
 pub mod api;
 pub mod cli;
@@ -36,7 +48,6 @@ pub mod reload;
 pub mod scan;
 pub mod server;
 pub mod snapshot;
-pub mod state;
 pub mod tls;
 pub mod token;
 pub mod util;

@@ -524,29 +524,8 @@ impl Metrics {
             .set(i64::from(soon));
     }
 
-    /// Publishes expiry, serial and generation of a served snapshot.
-    pub fn describe_snapshot(&self, snapshot: &crate::snapshot::Snapshot) {
-        self.generation
-            .set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
-        use crate::snapshot::Material;
-        for m in [Material::Server, Material::ClientCa, Material::DbCa, Material::DbClient] {
-            let certs = snapshot.certificates(m);
-            // A bundle is as good as its first CA to expire.
-            if let Some(first) = certs.iter().min_by_key(|c| c.not_after) {
-                self.set_not_after(m.as_str(), first.not_after);
-            }
-        }
-        let leaf = snapshot.leaf();
-        self.set_serial("server", &leaf.serial);
-        if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
-            self.set_serial("client_ca", &ca.serial);
-        }
-        if let Some(client) = snapshot.certificate(Material::DbClient) {
-            self.set_serial("db_client", &client.serial);
-        }
-    }
-
-    fn set_serial(&self, material: &str, serial: &str) {
+    /// Sets `tlsward_cert_info` for `material` to `serial` (the previous serial's series goes).
+    pub fn set_serial(&self, material: &str, serial: &str) {
         let mut served = self.served_serials.lock().expect("serials lock");
         if let Some(old) = served.insert(material.to_string(), serial.to_string()) {
             self.cert_info.remove(&SerialLabels {

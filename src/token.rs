@@ -122,14 +122,20 @@ fn valid_kid(kid: &str) -> bool {
 }
 
 impl TokenKeys {
-    /// Reads every key of a directory.
+    /// Reads every key of a directory on disk.
     pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
+        Self::read_dir(&crate::files::Files::disk(), dir)
+    }
+
+    /// Reads every key of a directory through `files` (which may hold the Secret's newer data).
+    pub fn read_dir(files: &crate::files::Files, dir: &Path) -> Result<Self, KeyError> {
         let err = |path: &Path, reason: String| KeyError {
             path: path.display().to_string(),
             reason,
         };
-        let entries =
-            crate::files::read_dir(dir).map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
+        let entries = files
+            .read_dir(dir)
+            .map_err(|e| err(dir, format!("cannot read the token-key directory: {e}")))?;
         let mut found = Vec::new();
         for (name, bytes) in entries {
             let path = dir.join(&name);

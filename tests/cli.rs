@@ -73,12 +73,19 @@ fn certs_dev_writes_cert_manager_and_cockroach_layouts() {
     let pki = dev_pki();
     let p = pki.path();
     let now = tlsward::util::now_unix();
-    let server = load_pair(&p.join("server/tls.crt"), &p.join("server/tls.key"), now).unwrap();
+    let server = load_pair(
+        &tlsward::files::Files::disk(),
+        &p.join("server/tls.crt"),
+        &p.join("server/tls.key"),
+        now,
+    )
+    .unwrap();
     let leaf = &server.chain[0];
     for san in ["localhost", "127.0.0.1", "::1", "api.example.com"] {
         assert!(leaf.sans.iter().any(|s| s == san), "{san} in {:?}", leaf.sans);
     }
     let client = load_pair(
+        &tlsward::files::Files::disk(),
         &p.join("db-client/client.app.crt"),
         &p.join("db-client/client.app.key"),
         now,
@@ -121,7 +128,13 @@ fn certs_dev_writes_cert_manager_and_cockroach_layouts() {
         );
         assert!(o.status.success(), "{kt}: {}", out(&o));
         assert!(d.path().join("db-client/client.svc.key").exists());
-        load_pair(&d.path().join("server/tls.crt"), &d.path().join("server/tls.key"), now).unwrap();
+        load_pair(
+            &tlsward::files::Files::disk(),
+            &d.path().join("server/tls.crt"),
+            &d.path().join("server/tls.key"),
+            now,
+        )
+        .unwrap();
     }
 }
 

@@ -245,7 +245,7 @@ async fn secret_is_listed_by_name_then_watched_from_its_version_and_applied() {
     wait_serial(&s, &second).await;
     // kubelet has not written it: the files still hold the first certificate.
     assert_eq!(std::fs::read(dir.join("tls.crt")).unwrap(), first.cert_pem.as_bytes());
-    assert!(tlsward::files::has_overlay(&dir));
+    assert!(s.running.files().has_overlay(&dir));
 
     // 3: that watch ended; the next one resumes from the last version seen.
     let (_, uri, _, _) = answer_raw(&mut handle, String::new()).await;
@@ -374,11 +374,11 @@ async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_ev
         want3,
         "kubelet's older version replaced the latest"
     );
-    assert!(tlsward::files::has_overlay(&dir));
+    assert!(s.running.files().has_overlay(&dir));
     // kubelet catches up: the files hold the latest version, the overlay goes.
     kubelet::write(&dir, &refs(&pair(&third)));
     assert_eventually!(
-        !tlsward::files::has_overlay(&dir),
+        !s.running.files().has_overlay(&dir),
         SOON,
         "overlay kept after kubelet caught up"
     );

@@ -650,3 +650,110 @@ async fn sessions_resume_across_a_certificate_only_reload_but_not_across_a_polic
     assert_eq!(handshake_kind(&client, s.port()).await, rustls::HandshakeKind::Full);
     s.running.shutdown().await;
 }
+
+/// A TLS 1.2-only client that trusts the test CA.
+fn tls12_client() -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
+    roots.add(ca[0].clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn connect(config: &Arc<rustls::ClientConfig>, port: u16) -> std::io::Result<Tls> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+}
+
+/// One keep-alive `GET /` on an open connection: the status line.
+async fn get_on(tls: &mut Tls) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = tls.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("content-length");
+    while buf.len() < head_end + length {
+        let n = tls.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    head.lines().next().unwrap().to_string()
+}
+
+fn peer_serial(tls: &Tls) -> String {
+    let der = &tls.get_ref().1.peer_certificates().unwrap()[0];
+    tlsward::tls::material::CertInfo::from_der(der).unwrap().serial
+}
+
+#[tokio::test]
+async fn applies_cipher_policy_change_to_new_handshakes_only() {
+    let tls_dir = volume();
+    let first = new_server_cert();
+    kube_write(&tls_dir, &pair(&first));
+    let pol = postgres().scratch().join("policy");
+    kube_write(&pol, &[("policy.yaml", b"profile: intermediate\n".to_vec())]);
+    let policy_file = pol.join("policy.yaml").display().to_string();
+    let s = server_on(&tls_dir, &["--policy-file", &policy_file]).await;
+    let first_serial = serial_of(&first.cert_pem);
+    let tls12 = tls12_client();
+    let mut before = connect(&tls12, s.port()).await.expect("TLS 1.2 under intermediate");
+    assert_eq!(get_on(&mut before).await, "HTTP/1.1 200 OK");
+    let suite = before.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    // The policy turns to TLS 1.3 only.
+    kube_write(&pol, &[("policy.yaml", b"profile: modern\n".to_vec())]);
+    assert_eventually!(
+        material(&s, "policy").await["last_outcome"] == "applied",
+        SOON,
+        "the modern policy was not applied"
+    );
+    assert!(
+        connect(&tls12, s.port()).await.is_err(),
+        "a new TLS 1.2 handshake succeeded under the TLS 1.3-only policy"
+    );
+    // The connection made before keeps what it handshook with.
+    assert_eq!(get_on(&mut before).await, "HTTP/1.1 200 OK");
+    let session = before.get_ref().1;
+    assert_eq!(session.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(session.negotiated_cipher_suite().unwrap().suite(), suite);
+    // A new certificate: new handshakes get it, the old connection keeps serving on its own.
+    let next = new_server_cert();
+    kube_write(&tls_dir, &pair(&next));
+    wait_serial(&s, &next).await;
+    assert_eq!(get_on(&mut before).await, "HTTP/1.1 200 OK");
+    assert_eq!(peer_serial(&before), first_serial);
+    let mut after = connect(&resuming_client(), s.port()).await.unwrap();
+    assert_eq!(get_on(&mut after).await, "HTTP/1.1 200 OK");
+    assert_eq!(
+        after.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert_eq!(peer_serial(&after), serial_of(&next.cert_pem));
+    drop((before, after));
+    s.running.shutdown().await;
+}

@@ -8,13 +8,13 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::ApiState;
 use super::error::ApiError;
-use crate::state::AppState;
 use crate::token::TokenError;
 
 /// Refuses requests without a valid `Authorization: Bearer` token (401 + `WWW-Authenticate`).
 pub async fn require_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -30,10 +30,10 @@ pub async fn require_token(
         _ => return Err(ApiError::unauthorized(TokenError::Missing)),
     };
     let claims = state
-        .snapshot
+        .snapshots
         .load()
         .token_keys
-        .verify(token, crate::util::now_unix(), state.config.token_max_ttl)
+        .verify(token, crate::util::now_unix(), state.limits.token_max_ttl)
         .map_err(ApiError::unauthorized)?;
     req.extensions_mut().insert(claims);
     Ok(next.run(req).await)

@@ -17,9 +17,38 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::db::handle::Db;
+use crate::logs::Throttle;
+use crate::metrics::Metrics;
 use crate::metrics::{HttpLabels, RouteLabel, StatusLabel};
-use crate::state::AppState;
+use crate::snapshot::Snapshots;
 use error::ApiError;
+
+/// What the handlers of the users API read: the served snapshot (token keys), the served DB
+/// pool, the metrics they record to, their limits and the throttle of their failure logs.
+pub struct ApiState {
+    /// The served snapshot.
+    pub snapshots: Snapshots,
+    /// The served DB pool.
+    pub db: Db,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+    /// Body and token limits.
+    pub limits: RequestLimits,
+    /// Aggregates repeated request failures into one log line per interval.
+    pub throttle: Throttle,
+}
+
+/// The limits a request is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Largest request body (`--max-body-bytes`).
+    pub max_body_bytes: usize,
+    /// Longest wait for a whole body (`--body-timeout`).
+    pub body_timeout: std::time::Duration,
+    /// Longest token lifetime accepted (`--token-max-ttl`).
+    pub token_max_ttl: std::time::Duration,
+}
 
 /// Headers set on every response of the TLS listener.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
@@ -56,7 +85,7 @@ fn route_label(req: &Request) -> &'static str {
     ROUTES.into_iter().find(|r| Some(*r) == matched).unwrap_or("unmatched")
 }
 
-async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn record(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let route = route_label(&req);
     let method = crate::metrics::method_label(req.method());
     let start = Instant::now();
@@ -76,7 +105,7 @@ async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) ->
 }
 
 /// The router of the TLS listener.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<ApiState>) -> Router {
     let [root_route, users_route, user_route] = ROUTES;
     let users = Router::new()
         .route(users_route, get(users::list_users).post(users::create_user))
@@ -87,7 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(users)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     for (name, value) in SECURITY_HEADERS {

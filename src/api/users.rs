@@ -11,37 +11,37 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::ApiState;
 use super::error::ApiError;
 use crate::db::pool::{DbError, DbPool};
 use crate::db::users::{self, Created};
-use crate::state::AppState;
 
 /// Default and largest page size of `GET /users`.
 pub const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 1000;
 
-fn pool(state: &AppState) -> Result<Arc<DbPool>, ApiError> {
-    state.db.load_full().ok_or_else(ApiError::db_unavailable)
+fn pool(state: &ApiState) -> Result<Arc<DbPool>, ApiError> {
+    state.db.current().ok_or_else(ApiError::db_unavailable)
 }
 
 /// Notes the database as up or down (for `/readyz`), logs failures (one line per kind per
 /// interval, with a count) and turns them into API errors.
-fn seen<T>(state: &AppState, r: Result<T, DbError>) -> Result<T, ApiError> {
+fn seen<T>(state: &ApiState, r: Result<T, DbError>) -> Result<T, ApiError> {
     let e = match r {
         Ok(v) => {
-            state.db_reachable(true);
+            state.db.reachable(true);
             return Ok(v);
         }
         Err(e) => e,
     };
     let kind = if e.is_unavailable() {
-        state.db_reachable(false);
+        state.db.reachable(false);
         "database unavailable"
     } else {
         "database error"
     };
-    if let Some(suppressed) = state.log_throttle.admit(kind, std::time::Instant::now()) {
+    if let Some(suppressed) = state.throttle.admit(kind, std::time::Instant::now()) {
         if e.is_unavailable() {
             tracing::warn!(error = %e, suppressed, "{kind}: answering 503 (suppressed = the same failure since the previous line)");
         } else {
@@ -92,7 +92,7 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 /// `GET /users/{id}`.
-pub async fn get_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_user(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     match seen(&state, users::get(&db, &state.metrics, id).await)? {
@@ -102,7 +102,7 @@ pub async fn get_user(State(state): State<Arc<AppState>>, Path(raw): Path<String
 }
 
 /// `GET /users?limit=&after=`: keyset pagination by id.
-pub async fn list_users(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn list_users(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let (mut limit, mut after) = (DEFAULT_LIMIT, 0i64);
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
@@ -162,8 +162,8 @@ pub struct NewUser {
 
 /// Reads the whole body within `--body-timeout`: 413 beyond `--max-body-bytes` (at once when
 /// `Content-Length` says so), 408 when it does not arrive in time.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.config.max_body_bytes;
+async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.limits.max_body_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -178,13 +178,13 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(state.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+    match tokio::time::timeout(state.limits.body_timeout, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             format!(
                 "the body did not arrive within {}",
-                humantime::format_duration(state.config.body_timeout)
+                humantime::format_duration(state.limits.body_timeout)
             ),
         )),
         Ok(Ok(bytes)) => Ok(bytes),
@@ -206,7 +206,7 @@ fn is_length_limit(e: &axum::Error) -> bool {
 
 /// `POST /users`: 201 with `Location`, 409 when the username is taken.
 pub async fn create_user(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -259,7 +259,7 @@ pub async fn create_user(
 }
 
 /// `DELETE /users/{id}`: 204, or 404.
-pub async fn delete_user(State(state): State<Arc<AppState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_user(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     if seen(&state, users::delete(&db, &state.metrics, id).await)? {

@@ -9,32 +9,92 @@
 //! lacks the database's CA, a wrong CN), the current pool keeps serving and the rebuild is
 //! retried with back-off; every outcome is logged, counted and shown in `/reload-status`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::pool::{self, DbError, DbPool};
-use crate::state::AppState;
-use crate::util::now_unix;
+use super::dsn::DbTarget;
+use super::handle::{Db, DbPublisher};
+use super::material::DbTls;
+use super::pool::{self, DbError, DbPool, PoolSettings};
+use crate::metrics::Metrics;
 
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
 pub const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest retry delay.
 pub const MAX_RETRY: Duration = Duration::from_secs(10);
 
-/// Starts the manager.
-pub fn spawn(state: Arc<AppState>, stop: watch::Receiver<bool>) {
-    tokio::spawn(run(state, stop));
+/// Where the DB material comes from: the served snapshot, in the server.
+pub trait MaterialFeed: Send + 'static {
+    /// The DB TLS material to serve now.
+    fn current(&self) -> Option<Arc<DbTls>>;
+    /// Waits for the material to change (perhaps); `false` when it never will again.
+    fn changed(&mut self) -> impl Future<Output = bool> + Send;
 }
 
-async fn build(state: &AppState, generation: u64, first: bool) -> Result<DbPool, DbError> {
-    let cfg = &state.config;
-    let snapshot = state.snapshot.load_full();
-    let db = pool::build(&cfg.db, &cfg.pool, generation, snapshot.db_tls.as_deref())?;
+/// What the manager was configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database.
+    pub target: DbTarget,
+    /// Pool sizes and timeouts.
+    pub pool: PoolSettings,
+    /// Create the schema with the first pool (`--db-migrate`).
+    pub migrate: bool,
+    /// How often an idle pool is probed (`--db-health-interval`).
+    pub health_interval: Duration,
+}
+
+/// The outcome of one rebuild, for `/reload-status`, logs and Events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolOutcome {
+    /// A new pool was verified and is served.
+    Rotated {
+        /// Its generation.
+        generation: u64,
+    },
+    /// The rebuild failed; the pool of `serving_generation` (0: none) keeps serving.
+    Failed {
+        /// The generation still served.
+        serving_generation: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the manager writes to: the served pool, the metrics and whoever wants the outcomes.
+pub struct Outputs<R> {
+    /// The writer of the served pool.
+    pub publisher: DbPublisher,
+    /// Rebuild and checkout metrics.
+    pub metrics: Arc<Metrics>,
+    /// Told about every rebuild.
+    pub report: R,
+}
+
+/// Starts the manager.
+pub fn spawn<F, R>(settings: Settings, feed: F, outputs: Outputs<R>, stop: watch::Receiver<bool>)
+where
+    F: MaterialFeed,
+    R: Fn(PoolOutcome) + Send + 'static,
+{
+    tokio::spawn(run(settings, feed, outputs, stop));
+}
+
+async fn build(
+    cfg: &Settings,
+    tls: Option<&DbTls>,
+    serving: Option<&DbPool>,
+    generation: u64,
+) -> Result<DbPool, DbError> {
+    let db = pool::build(&cfg.target, &cfg.pool, generation, tls)?;
     let db = pool::verify(db).await?;
-    warm(state, &db).await;
-    if first && cfg.db_migrate {
+    if let Some(serving) = serving {
+        warm(serving, &db).await;
+    }
+    if serving.is_none() && cfg.migrate {
         super::users::migrate(&db).await?;
     }
     Ok(db)
@@ -43,72 +103,111 @@ async fn build(state: &AppState, generation: u64, first: bool) -> Result<DbPool,
 /// Opens as many connections in the new pool as the serving one has, so that requests do
 /// not pay for the new TLS handshakes after the swap. Best effort: failures are left to the
 /// request path (which opens connections on demand anyway).
-async fn warm(state: &AppState, db: &DbPool) {
-    let Some(serving) = state.db.load_full() else { return };
+async fn warm(serving: &DbPool, db: &DbPool) {
     let want = serving.pool.status().size.saturating_sub(1);
     let opened = futures_util::future::join_all((0..want).map(|_| db.pool.get())).await;
     let ok = opened.iter().filter(|o| o.is_ok()).count();
     tracing::debug!(want, ok, "new pool warmed");
 }
 
-async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
-    let cfg = &state.config;
-    if cfg.db.sslmode < super::dsn::SslMode::VerifyFull {
+fn warn_if_insecure(cfg: &Settings) {
+    if cfg.target.sslmode < super::dsn::SslMode::VerifyFull {
         tracing::warn!(
-            sslmode = cfg.db.sslmode.as_str(),
+            sslmode = cfg.target.sslmode.as_str(),
             "the database connection does not use verify-full (--db-allow-insecure): the database is not authenticated"
         );
     }
-    let mut changes = state.subscribe_snapshots();
-    let mut delay = FIRST_RETRY;
+}
+
+/// Why the manager woke up.
+enum Wake {
+    Retry,
+    Stop,
+}
+
+async fn wait<F: MaterialFeed>(feed: &mut F, stop: &mut watch::Receiver<bool>, delay: Duration) -> Wake {
+    tokio::select! {
+        r = feed.changed() => if r { Wake::Retry } else { Wake::Stop },
+        _ = stop.changed() => Wake::Stop,
+        _ = tokio::time::sleep(delay) => Wake::Retry,
+    }
+}
+
+async fn run<F, R>(cfg: Settings, mut feed: F, out: Outputs<R>, mut stop: watch::Receiver<bool>)
+where
+    F: MaterialFeed,
+    R: Fn(PoolOutcome) + Send + 'static,
+{
+    warn_if_insecure(&cfg);
+    let db: Db = out.publisher.reader();
+    let mut backoff = retry_delays();
     loop {
-        let want = state.snapshot.load().db_tls.as_ref().map(|t| t.digest());
-        let current = state.db.load_full();
-        if let Some(db) = current.as_ref().filter(|p| p.tls_digest == want) {
-            delay = FIRST_RETRY;
+        let tls = feed.current();
+        let want = tls.as_ref().map(|t| t.digest());
+        let current = db.current();
+        if let Some(serving) = current.as_ref().filter(|p| p.tls_digest == want) {
+            backoff = retry_delays();
             tokio::select! {
-                r = changes.changed() => if r.is_err() { return },
+                r = feed.changed() => if !r { return },
                 _ = stop.changed() => return,
-                _ = tokio::time::sleep(cfg.db_health_interval) => {
+                _ = tokio::time::sleep(cfg.health_interval) => {
                     // Idle probe: a checkout pings the connection (or opens a new one).
-                    state.db_reachable(db.get(&state.metrics).await.is_ok());
+                    db.reachable(serving.get(&out.metrics).await.is_ok());
                 }
             }
             continue;
         }
         let generation = current.as_ref().map_or(0, |p| p.generation) + 1;
         let started = std::time::Instant::now();
-        match build(&state, generation, current.is_none()).await {
-            Ok(db) => {
+        match build(&cfg, tls.as_deref(), current.as_deref(), generation).await {
+            Ok(pool) => {
                 tracing::info!(
                     generation,
-                    target = %cfg.db.redacted(),
+                    target = %cfg.target.redacted(),
                     took_ms = started.elapsed().as_millis() as u64,
                     "database pool verified and published"
                 );
-                state.metrics.db_pool_rebuilt("applied", generation);
-                state.db_pool_outcome(generation, None, now_unix());
-                state.db.store(Some(Arc::new(db)));
-                state.db_reachable(true);
-                state.notify(crate::reload::Notice::DatabasePoolRotated { generation });
-                delay = FIRST_RETRY;
+                out.metrics.db_pool_rebuilt("applied", generation);
+                out.publisher.publish(pool);
+                (out.report)(PoolOutcome::Rotated { generation });
+                backoff = retry_delays();
             }
             Err(e) => {
-                let serving = current.as_ref().map(|p| p.generation);
-                tracing::error!(error = %e, retry_in = ?delay, still_serving_generation = ?serving, "database pool not usable; keeping the current one");
-                state.metrics.db_pool_rebuilt("failed", serving.unwrap_or(0));
-                state.db_pool_outcome(serving.unwrap_or(0), Some(e.to_string()), now_unix());
-                state.notify(crate::reload::Notice::DatabasePoolRotationFailed {
-                    serving_generation: serving.unwrap_or(0),
+                let serving = current.as_ref().map_or(0, |p| p.generation);
+                let delay = backoff.next().unwrap_or(MAX_RETRY);
+                tracing::error!(error = %e, retry_in = ?delay, still_serving_generation = serving, "database pool not usable; keeping the current one");
+                out.metrics.db_pool_rebuilt("failed", serving);
+                (out.report)(PoolOutcome::Failed {
+                    serving_generation: serving,
                     reason: e.to_string(),
                 });
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    r = changes.changed() => if r.is_err() { return },
-                    _ = stop.changed() => return,
+                if let Wake::Stop = wait(&mut feed, &mut stop, delay).await {
+                    return;
                 }
-                delay = (delay * 2).min(MAX_RETRY);
             }
         }
+    }
+}
+
+/// The delays between failed rebuilds: [`FIRST_RETRY`], doubling up to [`MAX_RETRY`], then
+/// [`MAX_RETRY`] for ever (backon's exponential builder).
+fn retry_delays() -> impl Iterator<Item = Duration> + Send {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY)
+        .with_max_delay(MAX_RETRY)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_from_the_first_up_to_the_longest() {
+        let ms: Vec<u128> = retry_delays().take(9).map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]);
     }
 }

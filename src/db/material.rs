@@ -3,6 +3,7 @@
 //! old + new works without coordination) and the client certificate + key (validated: the
 //! key matches, the certificate is currently valid).
 
+use crate::files::Files;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
@@ -48,10 +49,10 @@ pub struct DbTls {
 
 impl DbCa {
     /// Reads `sslrootcert` (none: an empty bundle, for `sslmode` without verification).
-    pub fn load(target: &DbTarget) -> Result<Self, MaterialError> {
+    pub fn load(files: &Files, target: &DbTarget) -> Result<Self, MaterialError> {
         Ok(match &target.sslrootcert {
             Some(p) => {
-                let r = material::load_roots(p)?;
+                let r = material::load_roots(files, p)?;
                 Self {
                     roots: r.store,
                     cas: r.infos,
@@ -69,11 +70,11 @@ impl DbCa {
 
 impl ClientCert {
     /// Reads `sslcert` + `sslkey`, if the DSN names them.
-    pub fn load(target: &DbTarget, now: i64) -> Result<Option<Self>, MaterialError> {
+    pub fn load(files: &Files, target: &DbTarget, now: i64) -> Result<Option<Self>, MaterialError> {
         let (Some(c), Some(k)) = (&target.sslcert, &target.sslkey) else {
             return Ok(None);
         };
-        let m = material::load_pair(c, k, now)?;
+        let m = material::load_pair(files, c, k, now)?;
         Ok(Some(Self {
             certified: m.certified,
             info: m.chain[0].clone(),
@@ -89,13 +90,13 @@ impl DbTls {
     }
 
     /// Reads the files of `target`; `None` when the DSN uses no TLS.
-    pub fn load(target: &DbTarget, now: i64) -> Result<Option<Arc<Self>>, MaterialError> {
+    pub fn load(files: &Files, target: &DbTarget, now: i64) -> Result<Option<Arc<Self>>, MaterialError> {
         if !Self::wanted(target) {
             return Ok(None);
         }
         Ok(Some(Arc::new(Self::from_parts(
-            DbCa::load(target)?,
-            ClientCert::load(target, now)?,
+            DbCa::load(files, target)?,
+            ClientCert::load(files, target, now)?,
         ))))
     }
 

@@ -58,7 +58,7 @@ pub enum DbError {
     #[error(transparent)]
     Material(#[from] MaterialError),
     /// The TLS client config could not be built.
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] client::ClientConfigError),
     /// No connection could be made or verified.
     #[error("cannot connect to {target}: {reason}")]
@@ -75,9 +75,15 @@ pub enum DbError {
     /// connection was discarded.
     #[error("the database did not answer within {0:?} (statement timeout + margin); the connection was discarded")]
     Deadline(Duration),
-    /// A statement failed.
+    /// A statement failed (shown in the message, so not also a `source`).
     #[error("query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Query(e)
+    }
 }
 
 impl DbError {
@@ -115,22 +121,9 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
                 if db.message().contains("certificate") {
                     reason.push_str("; check sslcert/sslkey: the client certificate must be issued by the cluster's CA and its CN must equal the user");
                 }
-            } else if reason.contains("NotValidForName") || reason.contains("not valid for name") {
-                reason.push_str(&format!("; the database's certificate does not name {}", target.host));
-            } else if [
-                "UnknownCA",
-                "BadCertificate",
-                "CertificateUnknown",
-                "CertificateRequired",
-            ]
-            .iter()
-            .any(|a| reason.contains(a))
-            {
-                reason.push_str(
-                    "; the database does not trust the client certificate in sslcert (issued by another CA?)",
-                );
-            } else if reason.contains("UnknownIssuer") {
-                reason.push_str("; the database's certificate is not issued by a CA in sslrootcert");
+            } else if let Some(hint) = rustls_error(&pg).and_then(|t| tls_hint(t, &target.host)) {
+                reason.push_str("; ");
+                reason.push_str(&hint);
             }
             DbError::Connect { target: where_, reason }
         }
@@ -142,6 +135,43 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
             target: where_,
             reason: other.to_string(),
         },
+    }
+}
+
+/// The rustls error somewhere in `err`'s source chain (also inside an `io::Error`, whose own
+/// `source()` skips what it wraps).
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(t) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(t);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// What to check when the TLS handshake with the database failed this way.
+fn tls_hint(e: &rustls::Error, host: &str) -> Option<String> {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    match e {
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            Some(format!("the database's certificate does not name {host}"))
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            Some("the database's certificate is not issued by a CA in sslrootcert".into())
+        }
+        rustls::Error::AlertReceived(
+            A::UnknownCA | A::BadCertificate | A::CertificateUnknown | A::CertificateRequired,
+        ) => Some("the database does not trust the client certificate in sslcert (issued by another CA?)".into()),
+        _ => None,
     }
 }
 
@@ -239,7 +269,7 @@ pub fn build(
 
 /// Reads the TLS files of `target`, builds a pool and verifies it.
 pub async fn build_and_verify(target: &DbTarget, settings: &PoolSettings, generation: u64) -> Result<DbPool, DbError> {
-    let tls = DbTls::load(target, crate::util::now_unix())?;
+    let tls = DbTls::load(&crate::files::Files::disk(), target, crate::util::now_unix())?;
     verify(build(target, settings, generation, tls.as_deref())?).await
 }
 

@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use super::PodRef;
 use crate::metrics::Metrics;
 use crate::reload::Notice;
-use crate::state::AppState;
 
 /// Notices waiting to be published; more are dropped (and counted).
 pub const QUEUE: usize = 256;
@@ -96,7 +95,7 @@ pub fn describe_error(e: &kube::Error, namespace: &str) -> String {
 /// cause differs from the last one (a 403 would otherwise repeat with every notice) and
 /// every failure is counted.
 pub fn spawn(
-    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
     mut rx: tokio::sync::mpsc::Receiver<Notice>,
     client: kube::Client,
     pod: PodRef,
@@ -113,11 +112,11 @@ pub fn spawn(
             };
             match publisher.publish(&notice).await {
                 Ok(()) => {
-                    Metrics::count(&state.metrics.kube_events, "published");
+                    Metrics::count(&metrics.kube_events, "published");
                     last_error.clear();
                 }
                 Err(e) => {
-                    Metrics::count(&state.metrics.kube_events, "failed");
+                    Metrics::count(&metrics.kube_events, "failed");
                     let text = describe_error(&e, &pod.namespace);
                     if text != last_error {
                         tracing::warn!(reason = notice.reason(), error = %text, "could not publish a Kubernetes Event (repeats of this error are only counted, in tlsward_kube_events_total)");

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 /// `--kube-events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,19 +123,28 @@ pub fn valid_name(s: &str) -> bool {
         })
 }
 
+/// What the Kubernetes features read and write.
+pub struct Handles {
+    /// Event and Secret-watch metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the Events come from (`None`: no Events).
+    pub notices: Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>,
+    /// Where watched Secrets are laid over their directories.
+    pub files: crate::files::Files,
+    /// Asks for a reload after a Secret changed.
+    pub reload: UnboundedSender<()>,
+}
+
 /// Starts the Kubernetes features the settings ask for, with `client` or one inferred from
-/// the environment (in-cluster service account, else `KUBECONFIG`); `notices` is where the
-/// Events come from (`None`: no Events). Fails only when a feature was asked for explicitly
+/// the environment (in-cluster service account, else `KUBECONFIG`). Fails only when a feature was asked for explicitly
 /// and no client configuration is found. Without a client, `notices` is dropped, so nothing
 /// queues up.
 pub async fn start(
-    state: Arc<AppState>,
-    notices: Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>,
-    reload: UnboundedSender<()>,
+    settings: KubeSettings,
+    handles: Handles,
     stop: watch::Receiver<bool>,
     client: Option<kube::Client>,
 ) -> Result<(), String> {
-    let settings = state.config.kube.clone();
     if !settings.wanted() {
         return Ok(());
     }
@@ -154,20 +163,23 @@ pub async fn start(
             }
         },
     };
+    let Handles {
+        metrics,
+        notices,
+        files,
+        reload,
+    } = handles;
     if let (Some(rx), Some(pod)) = (notices, &settings.pod) {
-        events::spawn(state.clone(), rx, client.clone(), pod.clone(), stop.clone());
+        events::spawn(metrics.clone(), rx, client.clone(), pod.clone(), stop.clone());
     }
     if let Some(pod) = &settings.pod {
         for (secret, dir) in &settings.secrets {
-            secrets::spawn(
-                state.clone(),
-                client.clone(),
-                &pod.namespace,
-                secret,
-                dir,
-                reload.clone(),
-                stop.clone(),
-            );
+            let out = secrets::Outputs {
+                files: files.clone(),
+                reload: reload.clone(),
+                metrics: metrics.clone(),
+            };
+            secrets::spawn(out, client.clone(), &pod.namespace, secret, dir, stop.clone());
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! backs off (0.8 s doubling to 30 s, with jitter) on other errors; a 403 is reported with the
 //! RBAC verb that is missing.
 //!
-//! Each version of the Secret is laid over its mounted directory ([`crate::files::lay_over`])
+//! Each version of the Secret is laid over its mounted directory ([`Files::lay_over`])
 //! and a reload is triggered; the reload validates it like any file change, so a bad Secret is
 //! rejected and the last good material keeps serving. The mounted files stay the source of
 //! truth: the overlay is read only while the directory holds an older version (see
@@ -21,8 +21,20 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
+use crate::files::Files;
 use crate::metrics::Metrics;
-use crate::state::AppState;
+
+/// What a Secret watch writes to: the file reader's overlays, the reload trigger and its
+/// metrics.
+#[derive(Clone)]
+pub struct Outputs {
+    /// Where the Secret's data is laid over its directory.
+    pub files: Files,
+    /// Asks for a reload.
+    pub reload: UnboundedSender<()>,
+    /// `tlsward_kube_secret_updates_total`.
+    pub metrics: Arc<Metrics>,
+}
 
 /// The files kubelet would project from a Secret: one per `data` key.
 pub fn secret_files(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
@@ -58,26 +70,24 @@ fn forbidden(verb: &str, namespace: &str, secret: &str, message: &str) -> String
 
 /// Starts watching `secret` in `namespace` and laying it over `dir`.
 pub fn spawn(
-    state: Arc<AppState>,
+    out: Outputs,
     client: kube::Client,
     namespace: &str,
     secret: &str,
     dir: &Path,
-    reload: UnboundedSender<()>,
     stop: watch::Receiver<bool>,
 ) {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let (ns, name, dir) = (namespace.to_string(), secret.to_string(), dir.to_path_buf());
-    tokio::spawn(run(state, api, ns, name, dir, reload, stop));
+    tokio::spawn(run(out, api, ns, name, dir, stop));
 }
 
 async fn run(
-    state: Arc<AppState>,
+    out: Outputs,
     api: Api<Secret>,
     namespace: String,
     name: String,
     dir: PathBuf,
-    reload: UnboundedSender<()>,
     mut stop: watch::Receiver<bool>,
 ) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -93,27 +103,27 @@ async fn run(
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
                 last_error.clear();
                 let version = s.metadata.resource_version.clone().unwrap_or_default();
-                if crate::files::lay_over(&dir, secret_files(&s)) {
-                    Metrics::count(&state.metrics.kube_secret_updates, "applied");
+                if out.files.lay_over(&dir, secret_files(&s)) {
+                    Metrics::count(&out.metrics.kube_secret_updates, "applied");
                     tracing::info!(secret = %name, resource_version = %version, dir = %dir.display(), "the Secret changed in the API; reloading before kubelet updates the files");
-                    if reload.send(()).is_err() {
+                    if out.reload.send(()).is_err() {
                         return;
                     }
                 } else {
-                    Metrics::count(&state.metrics.kube_secret_updates, "unchanged");
+                    Metrics::count(&out.metrics.kube_secret_updates, "unchanged");
                     tracing::debug!(secret = %name, resource_version = %version, "the Secret matches what is served");
                 }
             }
             Ok(watcher::Event::Delete(_)) => {
                 tracing::warn!(secret = %name, %namespace, "the Secret was deleted; the mounted files keep being used");
-                crate::files::forget(&dir);
-                if reload.send(()).is_err() {
+                out.files.forget(&dir);
+                if out.reload.send(()).is_err() {
                     return;
                 }
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
             Err(e) => {
-                Metrics::count(&state.metrics.kube_secret_updates, "error");
+                Metrics::count(&out.metrics.kube_secret_updates, "error");
                 let gone = matches!(&e, watcher::Error::WatchError(s) if s.code == 410);
                 if gone {
                     tracing::info!(secret = %name, "the watch expired (410 Gone); listing again");

@@ -8,5 +8,6 @@ pub mod status;
 pub mod task;
 pub mod watcher;
 
-pub use notice::Notice;
-pub use status::{Outcome, ReloadStatus};
+pub use notice::{Notice, Notices};
+pub use status::{Outcome, ReloadStatus, Status};
+pub use task::Settings;

@@ -3,8 +3,62 @@
 //! runs). Sending never blocks a reload: when nobody listens nothing is sent; when the
 //! listener is behind, the notice is dropped and counted.
 
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::db::manager::PoolOutcome;
+use crate::metrics::Metrics;
 use crate::snapshot::Material;
 use crate::tls::material::CertInfo;
+
+/// The sending side of the notices: cloned into every part that has outcomes to tell.
+#[derive(Clone)]
+pub struct Notices {
+    tx: Option<mpsc::Sender<Notice>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Notices {
+    /// Notices that nobody listens to: sending them does nothing.
+    pub fn unheard(metrics: Arc<Metrics>) -> Self {
+        Self { tx: None, metrics }
+    }
+
+    /// Notices for one listener, the returned receiver. Up to `capacity` wait; more are
+    /// dropped and counted (`tlsward_kube_events_total{outcome="dropped"}`), so that a slow
+    /// listener never holds up a reload.
+    pub fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Self, mpsc::Receiver<Notice>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { tx: Some(tx), metrics }, rx)
+    }
+
+    /// Tells the listener, if any.
+    pub fn send(&self, notice: Notice) {
+        if let Some(tx) = &self.tx
+            && let Err(TrySendError::Full(_)) = tx.try_send(notice)
+        {
+            Metrics::count(&self.metrics.kube_events, "dropped");
+        }
+    }
+}
+
+impl From<&PoolOutcome> for Notice {
+    fn from(o: &PoolOutcome) -> Self {
+        match o {
+            PoolOutcome::Rotated { generation } => Self::DatabasePoolRotated {
+                generation: *generation,
+            },
+            PoolOutcome::Failed {
+                serving_generation,
+                reason,
+            } => Self::DatabasePoolRotationFailed {
+                serving_generation: *serving_generation,
+                reason: reason.clone(),
+            },
+        }
+    }
+}
 
 /// One reload or DB pool outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]

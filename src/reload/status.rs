@@ -134,3 +134,54 @@ impl ReloadStatus {
         e.last_error = error;
     }
 }
+
+/// The shared handle on the [`ReloadStatus`]: written by the reload task and the DB pool's
+/// reports, read by `/reload-status`. A panic while it was held leaves a status that is
+/// still worth showing, so a poisoned lock is used as it is.
+#[derive(Clone, Default)]
+pub struct Status {
+    inner: std::sync::Arc<std::sync::Mutex<ReloadStatus>>,
+}
+
+impl Status {
+    /// A handle on `initial`.
+    pub fn new(initial: ReloadStatus) -> Self {
+        Self {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(initial)),
+        }
+    }
+
+    /// Holds the status for one change.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ReloadStatus> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy to show.
+    pub fn get(&self) -> ReloadStatus {
+        self.lock().clone()
+    }
+
+    /// Records the outcome of a DB pool rebuild at `now`.
+    pub fn record_db_pool(&self, outcome: &crate::db::manager::PoolOutcome, now: i64) {
+        use crate::db::manager::PoolOutcome;
+        let mut status = self.lock();
+        let p = &mut status.db_pool;
+        p.last_attempt = Some(now);
+        match outcome {
+            PoolOutcome::Rotated { generation } => {
+                p.generation = *generation;
+                p.last_applied = Some(now);
+                p.last_outcome = Some("applied");
+                p.last_error = None;
+            }
+            PoolOutcome::Failed {
+                serving_generation,
+                reason,
+            } => {
+                p.generation = *serving_generation;
+                p.last_outcome = Some("failed");
+                p.last_error = Some(reason.clone());
+            }
+        }
+    }
+}

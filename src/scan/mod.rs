@@ -395,7 +395,7 @@ fn parse_target(target: &str) -> Result<(String, u16), ScanError> {
 
 fn roots(ca: Option<&PathBuf>) -> Result<rustls::RootCertStore, ScanError> {
     match ca {
-        Some(p) => crate::tls::material::load_roots(p)
+        Some(p) => crate::tls::material::load_roots(&crate::files::Files::disk(), p)
             .map(|r| r.store)
             .map_err(|e| ScanError::Ca(e.to_string())),
         None => {

@@ -14,7 +14,7 @@ use crate::tls::policy::{Policy, PolicyErrors, TlsVersion};
 pub fn load(spec: &str) -> Result<Policy, PolicyErrors> {
     match spec {
         "intermediate" | "modern" => Policy::from_yaml(&format!("profile: {spec}")),
-        path => Policy::from_file(std::path::Path::new(path)),
+        path => Policy::from_file(&crate::files::Files::disk(), std::path::Path::new(path)),
     }
 }
 

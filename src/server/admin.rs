@@ -10,14 +10,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::state::AppState;
+use super::readiness::Readiness;
+use crate::db::handle::Db;
+use crate::metrics::Metrics;
+use crate::reload::Status;
+
+/// What the admin endpoints read.
+pub struct AdminState {
+    /// Rendered by `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// `/readyz`.
+    pub readiness: Readiness,
+    /// `/reload-status`.
+    pub status: Status,
+    /// The pool's gauges, at each scrape.
+    pub db: Db,
+}
 
 async fn livez() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.not_ready_reason() {
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    match state.readiness.not_ready_reason() {
         None => (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response(),
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -27,10 +42,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     let m = &state.metrics;
-    m.ready.set(i64::from(state.not_ready_reason().is_none()));
-    if let Some(db) = state.db.load_full() {
+    m.ready.set(i64::from(state.readiness.not_ready_reason().is_none()));
+    if let Some(db) = state.db.current() {
         let s = db.pool.status();
         m.db_pool_size.set(i64::try_from(s.size).unwrap_or(i64::MAX));
         m.db_pool_available.set(i64::try_from(s.available).unwrap_or(i64::MAX));
@@ -46,13 +61,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn reload_status(State(state): State<Arc<AppState>>) -> Response {
-    let status = state.reload_status.lock().expect("reload status lock").clone();
+async fn reload_status(State(state): State<Arc<AdminState>>) -> Response {
+    let status = state.status.get();
     axum::Json(status).into_response()
 }
 
 /// The admin router.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod hello;
+pub mod readiness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::{ApiState, RequestLimits};
 use crate::config::Config;
 use crate::db;
+use crate::db::handle::Db;
 use crate::edge::{Conn, Edge, Limits};
-use crate::metrics::HandshakeLabels;
-use crate::snapshot::Snapshot;
-use crate::state::AppState;
+use crate::metrics::{HandshakeLabels, Metrics};
+use crate::reload::Notices;
+use crate::snapshot::{Snapshot, SnapshotStore, Snapshots};
+use admin::AdminState;
+use readiness::Readiness;
 
 /// A server that is running: its bound addresses, its state and how to stop it.
 pub struct Running {
@@ -29,8 +34,11 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The redirect listener's address, if on.
     pub redirect_addr: Option<SocketAddr>,
-    /// Shared state.
-    pub state: Arc<AppState>,
+    snapshots: Snapshots,
+    db: Db,
+    files: crate::files::Files,
+    readiness: Readiness,
+    drain_delay: Duration,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     reload: tokio::sync::mpsc::UnboundedSender<()>,
@@ -42,14 +50,29 @@ impl Running {
         let _ = self.reload.send(());
     }
 
+    /// A read handle on the served snapshot.
+    pub fn snapshots(&self) -> Snapshots {
+        self.snapshots.clone()
+    }
+
+    /// The file reader of the reloads (with the Secret data laid over the directories).
+    pub fn files(&self) -> crate::files::Files {
+        self.files.clone()
+    }
+
+    /// A read handle on the served DB pool.
+    pub fn db(&self) -> Db {
+        self.db.clone()
+    }
+
     /// Shuts down without losing a request: `/readyz` answers 503 at once while both
     /// listeners keep accepting and serving for `--drain-delay` (the time Endpoints,
     /// kube-proxy, ingresses and meshes take to stop sending here); then the listeners stop
     /// accepting, open connections are asked to close (`Connection: close` on HTTP/1.1,
     /// GOAWAY on h2) and in-flight requests get up to `--shutdown-grace` to finish.
     pub async fn shutdown(self) {
-        self.state.start_draining();
-        let delay = self.state.config.drain_delay;
+        self.readiness.start_draining();
+        let delay = self.drain_delay;
         if !delay.is_zero() {
             tracing::info!(
                 ?delay,
@@ -89,17 +112,53 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let tls_addr = tls.local_addr()?;
     let admin_addr = admin.local_addr()?;
     let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
-    let state = Arc::new(AppState::new(config, snapshot));
+    let metrics = Arc::new(Metrics::new());
+    metrics.init_series();
+    let store = SnapshotStore::new(snapshot);
+    let snapshots = store.reader();
+    let (db_publisher, db) = Db::new();
+    let readiness = Readiness::new(db.clone(), config.db_unready_after);
+    // Listen for notices before the first outcome (the start-up expiry check) happens.
+    let (notices, notices_rx) = if config.kube.events_on() {
+        let (tx, rx) = Notices::channel(crate::k8s::events::QUEUE, metrics.clone());
+        (tx, Some(rx))
+    } else {
+        (Notices::unheard(metrics.clone()), None)
+    };
+    let files = crate::files::Files::disk();
+    let reload_out = crate::reload::task::Outputs {
+        metrics: metrics.clone(),
+        notices: notices.clone(),
+    };
+    let (reloader, status) =
+        crate::reload::task::Reloader::new(reload_settings(&config), files.clone(), store, reload_out);
     let (tx, rx) = watch::channel(false);
-    let grace = state.config.shutdown_grace;
-    let tls_edge = Edge::new("tls", state.config.tls_limits, state.metrics.clone());
+    let grace = config.shutdown_grace;
+    let api = Arc::new(ApiState {
+        snapshots: snapshots.clone(),
+        db: db.clone(),
+        metrics: metrics.clone(),
+        limits: request_limits(&config),
+        throttle: crate::logs::Throttle::default(),
+    });
+    let handshake = Handshake {
+        snapshots: snapshots.clone(),
+        metrics: metrics.clone(),
+        timeout: config.handshake_timeout,
+    };
+    let tls_edge = Edge::new("tls", config.tls_limits, metrics.clone());
     let mut tasks = vec![tokio::spawn(tls_edge.run(tls, rx.clone(), grace, {
-        let (state, app) = (state.clone(), crate::api::router(state.clone()));
-        move |tcp, conn| tls_connection(tcp, conn, state.clone(), app.clone())
+        let app = crate::api::router(api);
+        move |tcp, conn| tls_connection(tcp, conn, handshake.clone(), app.clone())
     }))];
-    let plain_limits = plain_limits(&state.config);
-    let admin_app = crate::server::admin::router(state.clone());
-    let admin_edge = Edge::new("admin", plain_limits, state.metrics.clone());
+    let plain_limits = plain_limits(&config);
+    let admin_app = admin::router(Arc::new(AdminState {
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        status: status.clone(),
+        db: db.clone(),
+    }));
+    let admin_edge = Edge::new("admin", plain_limits, metrics.clone());
     tasks.push(tokio::spawn(admin_edge.run(
         admin,
         rx.clone(),
@@ -108,33 +167,70 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     )));
     if let Some(l) = redirect {
         let app = crate::api::redirect_router(tls_addr.port());
-        let edge = Edge::new("redirect", plain_limits, state.metrics.clone());
+        let edge = Edge::new("redirect", plain_limits, metrics.clone());
         tasks.push(tokio::spawn(
             edge.run(l, rx.clone(), grace, move |tcp, conn| conn.serve_http(tcp, app.clone())),
         ));
     }
-    // Listen for notices before the first reload outcome (the start-up expiry check) happens.
-    let notices = state
-        .config
-        .kube
-        .events_on()
-        .then(|| state.listen_notices(crate::k8s::events::QUEUE))
-        .flatten();
-    let reload = crate::reload::task::spawn(state.clone(), rx.clone());
-    crate::k8s::start(state.clone(), notices, reload.clone(), rx.clone(), kube)
+    let reload = reloader.spawn(rx.clone());
+    let kube_handles = crate::k8s::Handles {
+        metrics: metrics.clone(),
+        notices: notices_rx,
+        files: files.clone(),
+        reload: reload.clone(),
+    };
+    crate::k8s::start(config.kube.clone(), kube_handles, rx.clone(), kube)
         .await
         .map_err(std::io::Error::other)?;
-    db::manager::spawn(state.clone(), rx);
+    let outputs = db::manager::Outputs {
+        publisher: db_publisher,
+        metrics,
+        report: move |o: db::manager::PoolOutcome| {
+            status.record_db_pool(&o, crate::util::now_unix());
+            notices.send((&o).into());
+        },
+    };
+    db::manager::spawn(db_settings(&config), snapshots.clone(), outputs, rx);
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
         tls_addr,
         admin_addr,
         redirect_addr,
-        state,
+        snapshots,
+        db,
+        files,
+        readiness,
+        drain_delay: config.drain_delay,
         shutdown: tx,
         tasks,
         reload,
     })
+}
+
+fn reload_settings(config: &Config) -> crate::reload::Settings {
+    crate::reload::Settings {
+        sources: config.sources.clone(),
+        file_watch: config.file_watch,
+        reload_interval: config.reload_interval,
+        expiry_warning: config.expiry_warning,
+    }
+}
+
+fn db_settings(config: &Config) -> db::manager::Settings {
+    db::manager::Settings {
+        target: config.db.clone(),
+        pool: config.pool,
+        migrate: config.db_migrate,
+        health_interval: config.db_health_interval,
+    }
+}
+
+fn request_limits(config: &Config) -> RequestLimits {
+    RequestLimits {
+        max_body_bytes: config.max_body_bytes,
+        body_timeout: config.body_timeout,
+        token_max_ttl: config.token_max_ttl,
+    }
 }
 
 /// The limits of the plain-HTTP listeners (admin, redirect): few connections (probes and a
@@ -183,14 +279,23 @@ pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
     }
 }
 
+/// What a TLS handshake reads: the served snapshot's `ServerConfig`, its timeout, and the
+/// metrics it is counted in.
+#[derive(Clone)]
+struct Handshake {
+    snapshots: Snapshots,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+}
+
 /// One TLS connection: the handshake under a timeout with the current snapshot's
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
-async fn tls_connection(tcp: TcpStream, conn: Conn, state: Arc<AppState>, app: axum::Router) {
+async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Handshake, app: axum::Router) {
     let _ = tcp.set_nodelay(true);
-    let acceptor = TlsAcceptor::from(state.snapshot.load().server_config.clone());
-    let m = &state.metrics;
+    let acceptor = TlsAcceptor::from(hs.snapshots.load().server_config.clone());
+    let m = &hs.metrics;
     let accept = acceptor.accept(hello::FirstBytes::new(tcp)).into_fallible();
-    let tls = match tokio::time::timeout(state.config.handshake_timeout, accept).await {
+    let tls = match tokio::time::timeout(hs.timeout, accept).await {
         Ok(Ok(tls)) => tls,
         Ok(Err((e, io))) => {
             let reason = match io.client_version() {

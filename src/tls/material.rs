@@ -3,6 +3,7 @@
 //! Invariant: a [`ServerMaterial`] always holds a certificate chain in issuer order whose leaf
 //! is currently valid and matches its private key. Every error names the file and the reason.
 
+use crate::files::Files;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,7 +35,7 @@ impl MaterialError {
 }
 
 /// What an operator wants to see of a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertInfo {
     /// Subject distinguished name.
     pub subject: String,
@@ -95,8 +96,10 @@ fn ip_to_string(raw: &[u8]) -> String {
 }
 
 /// Reads a file, naming it in the error.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, MaterialError> {
-    crate::files::read(path).map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
+pub fn read_file(files: &Files, path: &Path) -> Result<Vec<u8>, MaterialError> {
+    files
+        .read(path)
+        .map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
 }
 
 /// Parses every CERTIFICATE block of a PEM file.
@@ -177,9 +180,9 @@ pub const TLS_KEY: &str = "tls.key";
 pub const CA_CRT: &str = "ca.crt";
 
 /// Loads and validates a certificate + key pair.
-pub fn load_pair(cert_path: &Path, key_path: &Path, now: i64) -> Result<ServerMaterial, MaterialError> {
-    let certs = parse_certs(cert_path, &read_file(cert_path)?)?;
-    let key = parse_key(key_path, &read_file(key_path)?)?;
+pub fn load_pair(files: &Files, cert_path: &Path, key_path: &Path, now: i64) -> Result<ServerMaterial, MaterialError> {
+    let certs = parse_certs(cert_path, &read_file(files, cert_path)?)?;
+    let key = parse_key(key_path, &read_file(files, key_path)?)?;
     let chain = check_chain(cert_path, &certs, now)?;
     let mut der = Vec::new();
     for c in &certs {
@@ -237,8 +240,8 @@ pub fn check_sans(path: &Path, leaf: &CertInfo, expected: &[String]) -> Result<(
 }
 
 /// Loads a CA bundle (one or more certificates) into a root store.
-pub fn load_roots(path: &Path) -> Result<Roots, MaterialError> {
-    let certs = parse_certs(path, &read_file(path)?)?;
+pub fn load_roots(files: &Files, path: &Path) -> Result<Roots, MaterialError> {
+    let certs = parse_certs(path, &read_file(files, path)?)?;
     let digest = sha256_hex(&certs.iter().flat_map(|c| c.iter().copied()).collect::<Vec<u8>>());
     let mut store = RootCertStore::empty();
     let mut infos = Vec::new();
@@ -249,4 +252,99 @@ pub fn load_roots(path: &Path) -> Result<Roots, MaterialError> {
             .map_err(|e| MaterialError::new(path, format!("certificate #{} is not a usable CA: {e}", i + 1)))?;
     }
     Ok(Roots { store, infos, digest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Ca, Issued, KeyType, LeafSpec};
+
+    fn write(dir: &Path, issued: &Issued) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (crt, key) = (dir.join(TLS_CRT), dir.join(TLS_KEY));
+        std::fs::write(&crt, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        (crt, key)
+    }
+
+    fn ca() -> Ca {
+        Ca::new("material test CA", KeyType::Ecdsa).unwrap()
+    }
+
+    #[test]
+    fn a_pair_loads_with_its_chain_and_a_digest_that_follows_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let (crt, key) = write(
+            dir.path(),
+            &ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap(),
+        );
+        let now = crate::util::now_unix();
+        let m = load_pair(&Files::disk(), &crt, &key, now).unwrap();
+        assert_eq!(m.chain[0].sans, ["localhost"]);
+        assert_eq!(load_pair(&Files::disk(), &crt, &key, now).unwrap().digest, m.digest);
+        write(
+            dir.path(),
+            &ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap(),
+        );
+        assert_ne!(load_pair(&Files::disk(), &crt, &key, now).unwrap().digest, m.digest);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_named_as_not_matching() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let (crt, key) = write(dir.path(), &ca.issue(&LeafSpec::server("a", &["a"])).unwrap());
+        std::fs::write(&key, ca.issue(&LeafSpec::server("b", &["b"])).unwrap().key_pem).unwrap();
+        let e = load_pair(&Files::disk(), &crt, &key, crate::util::now_unix()).unwrap_err();
+        assert!(
+            e.to_string().contains("tls.key") && e.to_string().contains("does not match"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_expired_or_not_yet_valid_leaf_is_refused_with_its_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let mut spec = LeafSpec::server("localhost", &["localhost"]);
+        spec.not_before = time::Duration::days(-10);
+        spec.not_after = time::Duration::days(-1);
+        let (crt, key) = write(dir.path(), &ca.issue(&spec).unwrap());
+        let e = load_pair(&Files::disk(), &crt, &key, crate::util::now_unix()).unwrap_err();
+        assert!(e.to_string().contains("expired at"), "{e}");
+        spec.not_before = time::Duration::days(1);
+        spec.not_after = time::Duration::days(10);
+        write(dir.path(), &ca.issue(&spec).unwrap());
+        let e = load_pair(&Files::disk(), &crt, &key, crate::util::now_unix()).unwrap_err();
+        assert!(e.to_string().contains("not valid yet"), "{e}");
+    }
+
+    #[test]
+    fn truncated_or_empty_pem_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CA_CRT);
+        std::fs::write(&path, "").unwrap();
+        let e = load_roots(&Files::disk(), &path).unwrap_err();
+        assert!(
+            e.to_string().contains("ca.crt") && e.to_string().contains("no CERTIFICATE block"),
+            "{e}"
+        );
+        let e = load_roots(&Files::disk(), &dir.path().join("missing.crt")).unwrap_err();
+        assert!(e.to_string().contains("missing.crt: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_san_is_listed_with_what_the_certificate_names() {
+        let leaf = CertInfo {
+            sans: vec!["localhost".into()],
+            ..CertInfo::default()
+        };
+        let e = check_sans(Path::new("tls.crt"), &leaf, &["api.example.com".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not name api.example.com (it names localhost)"),
+            "{e}"
+        );
+        assert!(check_sans(Path::new("tls.crt"), &leaf, &["LOCALHOST".into()]).is_ok());
+    }
 }

@@ -356,8 +356,9 @@ fn parse_alpn(names: &[String], problems: &mut Vec<PolicyProblem>) -> Vec<String
 
 impl Policy {
     /// Reads and validates a policy file; problems name the file.
-    pub fn from_file(path: &Path) -> Result<Self, PolicyErrors> {
-        let text = crate::files::read(path)
+    pub fn from_file(files: &crate::files::Files, path: &Path) -> Result<Self, PolicyErrors> {
+        let text = files
+            .read(path)
             .and_then(|b| {
                 String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
             })

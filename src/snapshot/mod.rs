@@ -14,16 +14,20 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
+pub mod store;
+pub use store::{SnapshotStore, Snapshots};
+
 use crate::db::dsn::DbTarget;
 use crate::db::material::{ClientCert, DbCa, DbTls};
+use crate::files::Files;
 use crate::tls::material::{self, CertInfo};
 use crate::tls::policy::{ClientAuth, Policy};
 use crate::tls::server::{self as tls_server, Resumption};
 use crate::token::TokenKeys;
 
 /// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps). The
-/// required ones are `Option`s only so that `check-config` can check what is given when
-/// something is missing; a missing required part makes loading fail.
+/// required ones are `Option`s so that `check-config` can check what is given when something
+/// is missing; a missing required part is a [`Problem`] of loading, naming its flag.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sources {
     /// `tls.crt` + `tls.key` (required).
@@ -193,8 +197,8 @@ fn pick<T: Clone>(new: Result<T, ()>, last: Option<T>) -> Option<T> {
 impl Snapshot {
     /// Reads and validates every given source at start-up; all problems are returned, each
     /// naming its file. There is no last good material yet, so any problem is an error.
-    pub fn load(src: &Sources, generation: u64) -> Result<Self, Vec<Problem>> {
-        match Self::assemble(src, generation, None) {
+    pub fn load(src: &Sources, files: &Files, generation: u64) -> Result<Self, Vec<Problem>> {
+        match Self::assemble(src, files, generation, None) {
             (Some(s), problems) if problems.is_empty() => Ok(s),
             (_, problems) => Err(problems),
         }
@@ -204,14 +208,14 @@ impl Snapshot {
     /// value where that is valid and keeps this snapshot's where it is not, so that one
     /// broken file never holds up the rotation of the others. Returns the new snapshot
     /// (equal digests to this one when nothing valid changed) and the problems.
-    pub fn reload(&self, src: &Sources, generation: u64) -> (Self, Vec<Problem>) {
-        let (next, problems) = Self::assemble(src, generation, Some(self));
+    pub fn reload(&self, src: &Sources, files: &Files, generation: u64) -> (Self, Vec<Problem>) {
+        let (next, problems) = Self::assemble(src, files, generation, Some(self));
         (next.unwrap_or_else(|| self.clone()), problems)
     }
 
-    fn assemble(src: &Sources, generation: u64, last: Option<&Self>) -> (Option<Self>, Vec<Problem>) {
+    fn assemble(src: &Sources, files: &Files, generation: u64, last: Option<&Self>) -> (Option<Self>, Vec<Problem>) {
         let mut problems = Vec::new();
-        let parts = read_parts(src, &mut problems);
+        let parts = read_parts(src, files, &mut problems);
         let Some(chosen) = choose(parts, last, src, &mut problems) else {
             return (None, problems);
         };
@@ -351,10 +355,14 @@ impl Snapshot {
     }
 }
 
-fn read_parts(src: &Sources, problems: &mut Vec<Problem>) -> Parts {
+const NO_TLS_DIR: &str = "--tls-dir (TLSWARD_TLS_DIR) is not set; point it at the directory with tls.crt and tls.key";
+const NO_TOKEN_KEY_DIR: &str =
+    "--token-key-dir (TLSWARD_TOKEN_KEY_DIR) is not set; point it at the directory of token signing keys";
+
+fn read_parts(src: &Sources, files: &Files, problems: &mut Vec<Problem>) -> Parts {
     let mut fail = |material: Material, message: String| problems.push(Problem { material, message });
     let policy = match &src.policy_file {
-        Some(p) => Policy::from_file(p).map_err(|e| {
+        Some(p) => Policy::from_file(files, p).map_err(|e| {
             for p in e.0 {
                 fail(Material::Policy, p.to_string());
             }
@@ -365,24 +373,31 @@ fn read_parts(src: &Sources, problems: &mut Vec<Problem>) -> Parts {
     let server = match src.tls_dir.as_deref() {
         Some(dir) => {
             let crt = dir.join(material::TLS_CRT);
-            material::load_pair(&crt, &dir.join(material::TLS_KEY), now)
+            material::load_pair(files, &crt, &dir.join(material::TLS_KEY), now)
                 .and_then(|m| material::check_sans(&crt, &m.chain[0], &src.expect_sans).map(|()| m))
                 .map_err(|e| fail(Material::Server, e.to_string()))
         }
-        None => Err(()),
+        None => {
+            fail(Material::Server, NO_TLS_DIR.into());
+            Err(())
+        }
     };
     let client_roots = src.client_ca_dir.as_deref().map(|dir| {
-        material::load_roots(&dir.join(material::CA_CRT))
+        material::load_roots(files, &dir.join(material::CA_CRT))
             .map(Arc::new)
             .map_err(|e| fail(Material::ClientCa, e.to_string()))
     });
     let token_keys = match src.token_key_dir.as_deref() {
-        Some(dir) => TokenKeys::load_dir(dir).map_err(|e| fail(Material::TokenKeys, e.to_string())),
-        None => Err(()),
+        Some(dir) => TokenKeys::read_dir(files, dir).map_err(|e| fail(Material::TokenKeys, e.to_string())),
+        None => {
+            fail(Material::TokenKeys, NO_TOKEN_KEY_DIR.into());
+            Err(())
+        }
     };
     let tls_target = src.db.as_ref().filter(|t| DbTls::wanted(t));
-    let db_ca = tls_target.map(|t| DbCa::load(t).map_err(|e| fail(Material::DbCa, e.to_string())));
-    let db_client = tls_target.map(|t| ClientCert::load(t, now).map_err(|e| fail(Material::DbClient, e.to_string())));
+    let db_ca = tls_target.map(|t| DbCa::load(files, t).map_err(|e| fail(Material::DbCa, e.to_string())));
+    let db_client =
+        tls_target.map(|t| ClientCert::load(files, t, now).map_err(|e| fail(Material::DbClient, e.to_string())));
     Parts {
         policy,
         server,
@@ -445,4 +460,157 @@ fn describe_cert(c: &CertInfo) -> String {
         c.serial,
         c.not_after_rfc3339()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Ca, KeyType, LeafSpec};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ca: Ca,
+        sources: Sources,
+    }
+
+    fn write_pair(dir: &Path, ca: &Ca) -> String {
+        let issued = ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
+        crate::pki::write_secret_dir(dir, &issued, &ca.cert_pem).unwrap();
+        let der = material::parse_certs(dir, issued.cert_pem.as_bytes()).unwrap();
+        CertInfo::from_der(&der[0]).unwrap().serial
+    }
+
+    /// A server pair, its CA as the client CA bundle, and one token key, on disk.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("snapshot test CA", KeyType::Ecdsa).unwrap();
+        let tls = dir.path().join("tls");
+        write_pair(&tls, &ca);
+        let tokens = dir.path().join("tokens");
+        crate::pki::write_file(&tokens.join("k1"), &crate::token::generate_key_text(), true).unwrap();
+        let sources = Sources {
+            tls_dir: Some(tls.clone()),
+            client_ca_dir: Some(tls),
+            token_key_dir: Some(tokens),
+            ..Sources::default()
+        };
+        Fixture { _dir: dir, ca, sources }
+    }
+
+    #[test]
+    fn load_reads_every_given_material() {
+        let f = fixture();
+        let s = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
+        assert_eq!(s.generation, 1);
+        assert!(s.leaf().subject.ends_with("CN=localhost"), "{}", s.leaf().subject);
+        for m in [
+            Material::Server,
+            Material::ClientCa,
+            Material::TokenKeys,
+            Material::Policy,
+        ] {
+            assert!(s.digests.contains_key(&m), "{m:?} missing from {:?}", s.digests.keys());
+        }
+        assert!(s.db_tls.is_none());
+    }
+
+    #[test]
+    fn load_reports_every_problem_at_once_naming_the_file() {
+        let f = fixture();
+        let tls = f.sources.tls_dir.clone().unwrap();
+        std::fs::write(tls.join("tls.key"), "not a key").unwrap();
+        let tokens = f.sources.token_key_dir.clone().unwrap();
+        std::fs::write(tokens.join("k1"), "short").unwrap();
+        let problems = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap_err();
+        let of = |m| problems.iter().find(|p| p.material == m).map(ToString::to_string);
+        assert!(
+            of(Material::Server).is_some_and(|p| p.contains("tls.key")),
+            "{problems:?}"
+        );
+        assert!(
+            of(Material::TokenKeys).is_some_and(|p| p.contains("k1")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn load_names_the_flag_of_a_missing_required_directory() {
+        let problems = Snapshot::load(&Sources::default(), &Files::disk(), 1).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(|p| p.contains("--tls-dir (TLSWARD_TLS_DIR)")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|p| p.contains("--token-key-dir")), "{text:?}");
+    }
+
+    #[test]
+    fn reload_takes_each_valid_change_and_keeps_the_last_good_of_the_rest() {
+        let f = fixture();
+        let first = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
+        let new_serial = write_pair(f.sources.tls_dir.as_ref().unwrap(), &f.ca);
+        std::fs::write(f.sources.token_key_dir.as_ref().unwrap().join("k1"), "short").unwrap();
+        let (next, problems) = first.reload(&f.sources, &Files::disk(), 2);
+        assert_eq!(next.generation, 2);
+        assert_eq!(next.leaf().serial, new_serial, "the valid certificate is taken");
+        assert_eq!(
+            next.digests[&Material::TokenKeys],
+            first.digests[&Material::TokenKeys],
+            "the broken token key keeps the last good keys"
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].material, Material::TokenKeys);
+    }
+
+    #[test]
+    fn reload_reads_through_the_overlay_of_its_file_reader() {
+        let f = fixture();
+        let files = Files::disk();
+        let first = Snapshot::load(&f.sources, &files, 1).unwrap();
+        let issued = f.ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
+        let tls = f.sources.tls_dir.clone().unwrap();
+        let data = [
+            ("tls.crt", issued.cert_pem.as_bytes()),
+            ("tls.key", issued.key_pem.as_bytes()),
+            ("ca.crt", f.ca.cert_pem.as_bytes()),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_vec()));
+        assert!(files.lay_over(&tls, data.into_iter().collect()));
+        let (next, problems) = first.reload(&f.sources, &files, 2);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_ne!(
+            next.leaf().serial,
+            first.leaf().serial,
+            "the overlay's certificate is served"
+        );
+        let (disk_only, _) = first.reload(&f.sources, &Files::disk(), 2);
+        assert_eq!(
+            disk_only.leaf().serial,
+            first.leaf().serial,
+            "another reader sees only the disk"
+        );
+    }
+
+    #[test]
+    fn a_policy_asking_for_client_certificates_without_a_bundle_is_a_policy_problem() {
+        let f = fixture();
+        let policy = f
+            .sources
+            .tls_dir
+            .as_ref()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("policy.yaml");
+        std::fs::write(&policy, "profile: intermediate\nclient_auth: required\n").unwrap();
+        let sources = Sources {
+            policy_file: Some(policy),
+            client_ca_dir: None,
+            ..f.sources.clone()
+        };
+        let problems = Snapshot::load(&sources, &Files::disk(), 1).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].material, Material::Policy);
+        assert!(problems[0].message.contains("--client-ca-dir"), "{}", problems[0]);
+    }
 }
