@@ -173,20 +173,23 @@ where
                 backoff = retry_delays();
             }
             Err(e) => {
-                let serving = current.as_ref().map_or(0, |p| p.generation);
                 let delay = backoff.next().unwrap_or(MAX_RETRY);
-                tracing::error!(error = %e, retry_in = ?delay, still_serving_generation = serving, "database pool not usable; keeping the current one");
-                out.metrics.db_pool_rebuilt("failed", serving);
-                (out.report)(PoolOutcome::Failed {
-                    serving_generation: serving,
-                    reason: e.to_string(),
-                });
+                report_failure(&out, &e, current.as_ref().map_or(0, |p| p.generation), delay);
                 if let Wake::Stop = wait(&mut feed, &mut stop, delay).await {
                     return;
                 }
             }
         }
     }
+}
+
+fn report_failure<R: Fn(PoolOutcome)>(out: &Outputs<R>, e: &DbError, serving: u64, retry_in: Duration) {
+    tracing::error!(error = %e, ?retry_in, still_serving_generation = serving, "database pool not usable; keeping the current one");
+    out.metrics.db_pool_rebuilt("failed", serving);
+    (out.report)(PoolOutcome::Failed {
+        serving_generation: serving,
+        reason: e.to_string(),
+    });
 }
 
 /// The delays between failed rebuilds: [`FIRST_RETRY`], doubling up to [`MAX_RETRY`], then

@@ -102,16 +102,8 @@ async fn run(
         match event {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
                 last_error.clear();
-                let version = s.metadata.resource_version.clone().unwrap_or_default();
-                if out.files.lay_over(&dir, secret_files(&s)) {
-                    Metrics::count(&out.metrics.kube_secret_updates, "applied");
-                    tracing::info!(secret = %name, resource_version = %version, dir = %dir.display(), "the Secret changed in the API; reloading before kubelet updates the files");
-                    if out.reload.send(()).is_err() {
-                        return;
-                    }
-                } else {
-                    Metrics::count(&out.metrics.kube_secret_updates, "unchanged");
-                    tracing::debug!(secret = %name, resource_version = %version, "the Secret matches what is served");
+                if apply(&out, &name, &dir, &s) && out.reload.send(()).is_err() {
+                    return;
                 }
             }
             Ok(watcher::Event::Delete(_)) => {
@@ -124,17 +116,37 @@ async fn run(
             Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
             Err(e) => {
                 Metrics::count(&out.metrics.kube_secret_updates, "error");
-                let gone = matches!(&e, watcher::Error::WatchError(s) if s.code == 410);
-                if gone {
-                    tracing::info!(secret = %name, "the watch expired (410 Gone); listing again");
-                } else {
-                    let text = describe_error(&e, &namespace, &name);
-                    if text != last_error {
-                        tracing::error!(secret = %name, error = %text, "watching the Secret failed; retrying with back-off (repeats of the same error are only counted, in tlsward_kube_secret_updates_total)");
-                    }
-                    last_error = text;
-                }
+                report_error(&e, &namespace, &name, &mut last_error);
             }
         }
     }
+}
+
+/// Lays a version of the Secret over `dir`; whether what is read from it changed (then a
+/// reload is due).
+fn apply(out: &Outputs, name: &str, dir: &Path, s: &Secret) -> bool {
+    let version = s.metadata.resource_version.clone().unwrap_or_default();
+    let changed = out.files.lay_over(dir, secret_files(s));
+    if changed {
+        Metrics::count(&out.metrics.kube_secret_updates, "applied");
+        tracing::info!(secret = %name, resource_version = %version, dir = %dir.display(), "the Secret changed in the API; reloading before kubelet updates the files");
+    } else {
+        Metrics::count(&out.metrics.kube_secret_updates, "unchanged");
+        tracing::debug!(secret = %name, resource_version = %version, "the Secret matches what is served");
+    }
+    changed
+}
+
+/// Logs a watch error unless it repeats the last one (410 Gone is routine: kube-rs lists
+/// again).
+fn report_error(e: &watcher::Error, namespace: &str, name: &str, last_error: &mut String) {
+    if matches!(e, watcher::Error::WatchError(s) if s.code == 410) {
+        tracing::info!(secret = %name, "the watch expired (410 Gone); listing again");
+        return;
+    }
+    let text = describe_error(e, namespace, name);
+    if text != *last_error {
+        tracing::error!(secret = %name, error = %text, "watching the Secret failed; retrying with back-off (repeats of the same error are only counted, in tlsward_kube_secret_updates_total)");
+    }
+    *last_error = text;
 }

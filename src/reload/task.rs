@@ -318,36 +318,7 @@ impl Reloader {
             if !soon {
                 continue;
             }
-            // Logged the first time for a serial, then hourly; a notice at most every EXPIRY_CHECK
-            // (checks also follow every reload, and --reload-interval can be short).
-            let (log, notify) = {
-                let mut status = self.status.lock();
-                let last = status
-                    .expiry_logged
-                    .get(mat.as_str())
-                    .filter(|l| l.serial == cert.serial);
-                let log = last.is_none_or(|l| now - l.logged >= EXPIRY_LOG_EVERY);
-                // A little under EXPIRY_CHECK, so that the periodic check always notifies.
-                let notify = last.is_none_or(|l| now - l.notified >= EXPIRY_CHECK.as_secs() as i64 - 30);
-                let prev = last.cloned();
-                status.expiry_logged.insert(
-                    mat.as_str(),
-                    ExpiryLogged {
-                        serial: cert.serial.clone(),
-                        logged: if log {
-                            now
-                        } else {
-                            prev.as_ref().map_or(now, |l| l.logged)
-                        },
-                        notified: if notify {
-                            now
-                        } else {
-                            prev.as_ref().map_or(now, |l| l.notified)
-                        },
-                    },
-                );
-                (log, notify)
-            };
+            let (log, notify) = due(&mut self.status.lock(), mat, &cert.serial, now);
             if log {
                 tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
             }
@@ -360,6 +331,37 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Whether an expiring certificate is due a log line and a notice at `now`, recording that
+/// it got them: logged the first time for a serial, then hourly; a notice at most every
+/// [`EXPIRY_CHECK`] (checks also follow every reload, and `--reload-interval` can be short).
+fn due(status: &mut ReloadStatus, mat: Material, serial: &str, now: i64) -> (bool, bool) {
+    let last = status
+        .expiry_logged
+        .get(mat.as_str())
+        .filter(|l| l.serial == serial)
+        .cloned();
+    let log = last.as_ref().is_none_or(|l| now - l.logged >= EXPIRY_LOG_EVERY);
+    // A little under EXPIRY_CHECK, so that the periodic check always notifies.
+    let notify = last
+        .as_ref()
+        .is_none_or(|l| now - l.notified >= EXPIRY_CHECK.as_secs() as i64 - 30);
+    let entry = ExpiryLogged {
+        serial: serial.to_string(),
+        logged: if log {
+            now
+        } else {
+            last.as_ref().map_or(now, |l| l.logged)
+        },
+        notified: if notify {
+            now
+        } else {
+            last.as_ref().map_or(now, |l| l.notified)
+        },
+    };
+    status.expiry_logged.insert(mat.as_str(), entry);
+    (log, notify)
 }
 
 fn changed_materials(current: &Snapshot, next: &Snapshot) -> Vec<Material> {

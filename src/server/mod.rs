@@ -103,15 +103,8 @@ pub async fn start(config: Config, snapshot: Snapshot) -> std::io::Result<Runnin
 /// [`start`], with a given Kubernetes client instead of one inferred from the environment
 /// (tests hand in one that talks to a mock or a fake API server).
 pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::Client>) -> std::io::Result<Running> {
-    let tls = bind(config.listen, "--listen").await?;
-    let admin = bind(config.admin_listen, "--admin-listen").await?;
-    let redirect = match config.http_redirect_listen {
-        Some(a) => Some(bind(a, "--http-redirect-listen").await?),
-        None => None,
-    };
-    let tls_addr = tls.local_addr()?;
-    let admin_addr = admin.local_addr()?;
-    let redirect_addr = redirect.as_ref().map(TcpListener::local_addr).transpose()?;
+    let listeners = Listeners::bind(&config).await?;
+    let (tls_addr, admin_addr, redirect_addr) = listeners.addrs()?;
     let metrics = Arc::new(Metrics::new());
     metrics.init_series();
     let store = SnapshotStore::new(snapshot);
@@ -119,12 +112,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let (db_publisher, db) = Db::new();
     let readiness = Readiness::new(db.clone(), config.db_unready_after);
     // Listen for notices before the first outcome (the start-up expiry check) happens.
-    let (notices, notices_rx) = if config.kube.events_on() {
-        let (tx, rx) = Notices::channel(crate::k8s::events::QUEUE, metrics.clone());
-        (tx, Some(rx))
-    } else {
-        (Notices::unheard(metrics.clone()), None)
-    };
+    let (notices, notices_rx) = notices_for(&config, &metrics);
     let files = crate::files::Files::disk();
     let reload_out = crate::reload::task::Outputs {
         metrics: metrics.clone(),
@@ -133,45 +121,27 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let (reloader, status) =
         crate::reload::task::Reloader::new(reload_settings(&config), files.clone(), store, reload_out);
     let (tx, rx) = watch::channel(false);
-    let grace = config.shutdown_grace;
-    let api = Arc::new(ApiState {
-        snapshots: snapshots.clone(),
-        db: db.clone(),
-        metrics: metrics.clone(),
-        limits: request_limits(&config),
-        throttle: crate::logs::Throttle::default(),
-    });
-    let handshake = Handshake {
-        snapshots: snapshots.clone(),
-        metrics: metrics.clone(),
-        timeout: config.handshake_timeout,
+    let apps = Apps {
+        api: Arc::new(ApiState {
+            snapshots: snapshots.clone(),
+            db: db.clone(),
+            metrics: metrics.clone(),
+            limits: request_limits(&config),
+            throttle: crate::logs::Throttle::default(),
+        }),
+        handshake: Handshake {
+            snapshots: snapshots.clone(),
+            metrics: metrics.clone(),
+            timeout: config.handshake_timeout,
+        },
+        admin: Arc::new(AdminState {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            status: status.clone(),
+            db: db.clone(),
+        }),
     };
-    let tls_edge = Edge::new("tls", config.tls_limits, metrics.clone());
-    let mut tasks = vec![tokio::spawn(tls_edge.run(tls, rx.clone(), grace, {
-        let app = crate::api::router(api);
-        move |tcp, conn| tls_connection(tcp, conn, handshake.clone(), app.clone())
-    }))];
-    let plain_limits = plain_limits(&config);
-    let admin_app = admin::router(Arc::new(AdminState {
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-        status: status.clone(),
-        db: db.clone(),
-    }));
-    let admin_edge = Edge::new("admin", plain_limits, metrics.clone());
-    tasks.push(tokio::spawn(admin_edge.run(
-        admin,
-        rx.clone(),
-        grace,
-        move |tcp, conn| conn.serve_http(tcp, admin_app.clone()),
-    )));
-    if let Some(l) = redirect {
-        let app = crate::api::redirect_router(tls_addr.port());
-        let edge = Edge::new("redirect", plain_limits, metrics.clone());
-        tasks.push(tokio::spawn(
-            edge.run(l, rx.clone(), grace, move |tcp, conn| conn.serve_http(tcp, app.clone())),
-        ));
-    }
+    let tasks = listeners.serve(&config, apps, &metrics, &rx);
     let reload = reloader.spawn(rx.clone());
     let kube_handles = crate::k8s::Handles {
         metrics: metrics.clone(),
@@ -205,6 +175,89 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         tasks,
         reload,
     })
+}
+
+/// The bound listeners.
+struct Listeners {
+    tls: TcpListener,
+    admin: TcpListener,
+    redirect: Option<TcpListener>,
+}
+
+/// What the listeners serve.
+struct Apps {
+    api: Arc<ApiState>,
+    handshake: Handshake,
+    admin: Arc<AdminState>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> std::io::Result<Self> {
+        let redirect = match config.http_redirect_listen {
+            Some(a) => Some(bind(a, "--http-redirect-listen").await?),
+            None => None,
+        };
+        Ok(Self {
+            tls: bind(config.listen, "--listen").await?,
+            admin: bind(config.admin_listen, "--admin-listen").await?,
+            redirect,
+        })
+    }
+
+    fn addrs(&self) -> std::io::Result<(SocketAddr, SocketAddr, Option<SocketAddr>)> {
+        let redirect = self.redirect.as_ref().map(TcpListener::local_addr).transpose()?;
+        Ok((self.tls.local_addr()?, self.admin.local_addr()?, redirect))
+    }
+
+    /// One accept loop per listener, each stopping when `stop` turns true.
+    fn serve(
+        self,
+        config: &Config,
+        apps: Apps,
+        metrics: &Arc<Metrics>,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let grace = config.shutdown_grace;
+        let https_port = self.tls.local_addr().map_or(443, |a| a.port());
+        let tls_edge = Edge::new("tls", config.tls_limits, metrics.clone());
+        let (app, handshake) = (crate::api::router(apps.api), apps.handshake);
+        let mut tasks = vec![tokio::spawn(tls_edge.run(
+            self.tls,
+            stop.clone(),
+            grace,
+            move |tcp, conn| tls_connection(tcp, conn, handshake.clone(), app.clone()),
+        ))];
+        let plain = plain_limits(config);
+        let admin_app = admin::router(apps.admin);
+        let admin_edge = Edge::new("admin", plain, metrics.clone());
+        tasks.push(tokio::spawn(admin_edge.run(
+            self.admin,
+            stop.clone(),
+            grace,
+            move |tcp, conn| conn.serve_http(tcp, admin_app.clone()),
+        )));
+        if let Some(l) = self.redirect {
+            let app = crate::api::redirect_router(https_port);
+            let edge = Edge::new("redirect", plain, metrics.clone());
+            tasks.push(tokio::spawn(edge.run(l, stop.clone(), grace, move |tcp, conn| {
+                conn.serve_http(tcp, app.clone())
+            })));
+        }
+        tasks
+    }
+}
+
+/// Where reload and pool outcomes go: a channel to the Event publisher when Events are on.
+fn notices_for(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> (Notices, Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>) {
+    if config.kube.events_on() {
+        let (tx, rx) = Notices::channel(crate::k8s::events::QUEUE, metrics.clone());
+        (tx, Some(rx))
+    } else {
+        (Notices::unheard(metrics.clone()), None)
+    }
 }
 
 fn reload_settings(config: &Config) -> crate::reload::Settings {
