@@ -6,10 +6,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::api::RequestLimits;
 use crate::cli::ServeArgs;
 use crate::db::dsn::{DbTarget, SslMode};
+pub use crate::db::manager::Settings as DbSettings;
 use crate::db::pool::PoolSettings;
 use crate::k8s::{KubeMode, KubeSettings, PodRef, WatchSecrets};
+pub use crate::reload::Settings as ReloadSettings;
 use crate::snapshot::{Snapshot, Sources};
 
 /// Exit code for configuration errors (EX_USAGE).
@@ -29,56 +32,76 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// The checked configuration of `serve`.
+/// The checked configuration of `serve`, grouped by the part that uses it.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where to listen.
+    pub listeners: Listeners,
+    /// Handshakes, connection limits and shutdown.
+    pub edge: EdgeSettings,
+    /// What each request is held to.
+    pub requests: RequestLimits,
+    /// The reload task: the sources and when to re-read them.
+    pub reload: ReloadSettings,
+    /// The database and its pool.
+    pub db: DbSettings,
+    /// Unreachable this long, the server turns unready (0: never).
+    pub db_unready_after: Duration,
+    /// Kubernetes Events and Secret watch.
+    pub kube: KubeSettings,
+}
+
+/// The listen addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Listeners {
     /// HTTPS listener.
     pub listen: SocketAddr,
     /// Admin listener.
     pub admin_listen: SocketAddr,
     /// Optional redirect listener.
     pub http_redirect_listen: Option<SocketAddr>,
-    /// Reloadable inputs.
-    pub sources: Sources,
-    /// Database target.
-    pub db: DbTarget,
-    /// Pool settings.
-    pub pool: PoolSettings,
-    /// Run migrations at start-up.
-    pub db_migrate: bool,
-    /// Unreachable this long, the server turns unready (0: never).
-    pub db_unready_after: Duration,
-    /// Probe interval of the serving pool.
-    pub db_health_interval: Duration,
-    /// Longest accepted token lifetime.
-    pub token_max_ttl: Duration,
+}
+
+/// How connections are accepted, handshaken and drained.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeSettings {
     /// TLS handshake time limit.
     pub handshake_timeout: Duration,
-    /// Request-header time limit.
+    /// Request-header time limit (also of the plain listeners).
     pub header_timeout: Duration,
-    /// Largest request body.
-    pub max_body_bytes: usize,
-    /// Time limit of a whole request body.
-    pub body_timeout: Duration,
     /// The TLS listener's connection limits.
     pub tls_limits: crate::edge::Limits,
     /// Time still serving, not ready, after SIGTERM.
     pub drain_delay: Duration,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
-    /// Periodic re-read, if on.
-    pub reload_interval: Option<Duration>,
-    /// Whether the directories are watched for file events.
-    pub file_watch: bool,
-    /// Expiry warning threshold.
-    pub expiry_warning: Duration,
-    /// Kubernetes Events and Secret watch.
-    pub kube: KubeSettings,
 }
 
-fn need<T: Clone>(v: &Option<T>, flag: &str, env: &str, fix: &str, problems: &mut Vec<String>) -> Option<T> {
+/// `--flag (ENV)` of a `serve` argument, from its clap definition (`id` is the field name).
+pub fn flag(id: &str) -> String {
+    static COMMAND: std::sync::LazyLock<clap::Command> =
+        std::sync::LazyLock::new(|| <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve")));
+    let Some(arg) = COMMAND.get_arguments().find(|a| a.get_id() == id) else {
+        return id.to_string();
+    };
+    let long = arg.get_long().map_or_else(|| id.to_string(), |l| format!("--{l}"));
+    match arg.get_env() {
+        Some(env) => format!("{long} ({})", env.to_string_lossy()),
+        None => long,
+    }
+}
+
+/// `--flag VALUE (ENV=VALUE)`: an argument given a value.
+pub fn flag_is(id: &str, value: &str) -> String {
+    match flag(id).split_once(" (") {
+        Some((long, env)) => format!("{long} {value} ({}={value})", env.trim_end_matches(')')),
+        None => format!("{} {value}", flag(id)),
+    }
+}
+
+fn need<T: Clone>(v: &Option<T>, id: &str, fix: &str, problems: &mut Vec<String>) -> Option<T> {
     if v.is_none() {
-        problems.push(format!("--{flag} ({env}) is not set; {fix}"));
+        problems.push(format!("{} is not set; {fix}", flag(id)));
     }
     v.clone()
 }
@@ -100,9 +123,10 @@ fn max_connections_or_default(given: Option<usize>, p: &mut Vec<String>) -> usiz
     let allowed = nofile.map(|n| usize::try_from(n.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX));
     match given {
         Some(0) => {
-            p.push(
-                "--max-connections (TLSWARD_MAX_CONNECTIONS) is 0; give the most open connections, e.g. 10000".into(),
-            );
+            p.push(format!(
+                "{} is 0; give the most open connections, e.g. 10000",
+                flag("max_connections")
+            ));
             1
         }
         Some(n) => {
@@ -134,15 +158,16 @@ fn kube_settings(
         _ => None,
     };
     let forced = if events == KubeMode::On {
-        Some("--kube-events on (TLSWARD_KUBE_EVENTS)")
+        Some(flag_is("kube_events", "on"))
     } else if watch == WatchSecrets::Api {
-        Some("--watch-secrets api (TLSWARD_WATCH_SECRETS)")
+        Some(flag_is("watch_secrets", "api"))
     } else {
         None
     };
-    if let (Some(flag), None) = (forced, &pod) {
+    let (ks, ws) = (flag("kube_secrets"), flag_is("watch_secrets", "api"));
+    if let (Some(forced), None) = (forced, &pod) {
         p.push(format!(
-            "{flag} needs the Pod's identity: set POD_NAME and POD_NAMESPACE (--pod-name, --pod-namespace; the chart sets them from the downward API)"
+            "{forced} needs the Pod's identity: set POD_NAME and POD_NAMESPACE (--pod-name, --pod-namespace; the chart sets them from the downward API)"
         ));
     }
     let dirs = sources.dirs();
@@ -151,41 +176,44 @@ fn kube_settings(
     for item in secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let Some((secret, dir)) = item.split_once('=').map(|(s, d)| (s.trim(), d.trim())) else {
             p.push(format!(
-                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
+                "{ks} {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
             ));
             continue;
         };
         if !crate::k8s::valid_name(secret) {
-            p.push(format!("--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"));
+            p.push(format!(
+                "{ks} {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"
+            ));
         }
         let dir = std::path::PathBuf::from(dir);
         if !normalized.contains(&crate::files::normalize(&dir)) {
             p.push(format!(
-                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is not a source directory; use one of: {}",
+                "{ks} {item:?}: {} is not a source directory; use one of: {}",
                 dir.display(),
-                dirs.iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                if dirs.is_empty() {
+                    "(none is given yet: --tls-dir, --token-key-dir, ...)".to_string()
+                } else {
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             ));
         }
         if list
             .iter()
             .any(|(_, d): &(String, std::path::PathBuf)| crate::files::normalize(d) == crate::files::normalize(&dir))
         {
-            p.push(format!(
-                "--kube-secret (TLSWARD_KUBE_SECRETS) {item:?}: {} is given twice",
-                dir.display()
-            ));
+            p.push(format!("{ks} {item:?}: {} is given twice", dir.display()));
         }
         list.push((secret.to_string(), dir));
     }
     match watch {
-        WatchSecrets::Api if list.is_empty() => p.push(
-            "--watch-secrets api (TLSWARD_WATCH_SECRETS) needs at least one --kube-secret SECRET=DIR (TLSWARD_KUBE_SECRETS)".into(),
-        ),
+        WatchSecrets::Api if list.is_empty() => {
+            p.push(format!("{ws} needs at least one {ks} SECRET=DIR"));
+        }
         WatchSecrets::Files if !list.is_empty() => {
-            p.push("--kube-secret (TLSWARD_KUBE_SECRETS) is only used with --watch-secrets api; add it or drop --kube-secret".into());
+            p.push(format!("{ks} is only used with {ws}; add it or drop --kube-secret"));
         }
         _ => {}
     }
@@ -196,180 +224,180 @@ fn kube_settings(
     }
 }
 
+fn listeners(a: &ServeArgs, p: &mut Vec<String>) -> Listeners {
+    let ports = [Some(a.listen), Some(a.admin_listen), a.http_redirect_listen];
+    for (i, x) in ports.iter().enumerate() {
+        for y in ports.iter().skip(i + 1) {
+            if let (Some(x), Some(y)) = (x, y)
+                && x == y
+                && x.port() != 0
+            {
+                p.push(format!("listeners clash: {x} is used twice; give --listen, --admin-listen and --http-redirect-listen different addresses"));
+            }
+        }
+    }
+    Listeners {
+        listen: a.listen,
+        admin_listen: a.admin_listen,
+        http_redirect_listen: a.http_redirect_listen,
+    }
+}
+
+/// Every duration that must be positive, by argument id.
+fn positive_durations(a: &ServeArgs) -> [(Duration, &'static str); 7] {
+    [
+        (a.db_connect_timeout, "db_connect_timeout"),
+        (a.db_checkout_timeout, "db_checkout_timeout"),
+        (a.handshake_timeout, "handshake_timeout"),
+        (a.db_health_interval, "db_health_interval"),
+        (a.header_timeout, "header_timeout"),
+        (a.body_timeout, "body_timeout"),
+        (a.idle_timeout, "idle_timeout"),
+    ]
+}
+
+fn check_positive(a: &ServeArgs, p: &mut Vec<String>) {
+    for (d, id) in positive_durations(a) {
+        if d.is_zero() {
+            p.push(format!("{} is 0; give a positive duration such as 3s", flag(id)));
+        }
+    }
+}
+
+fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
+    EdgeSettings {
+        handshake_timeout: a.handshake_timeout,
+        header_timeout: a.header_timeout,
+        tls_limits: crate::edge::Limits {
+            max_connections: max_connections_or_default(a.max_connections, p),
+            header_timeout: a.header_timeout,
+            idle_timeout: a.idle_timeout,
+            h2_keepalive: a.h2_keepalive,
+            max_age: a.max_connection_age,
+        },
+        drain_delay: a.drain_delay,
+        shutdown_grace: a.shutdown_grace,
+    }
+}
+
+fn request_limits(a: &ServeArgs, p: &mut Vec<String>) -> RequestLimits {
+    if a.token_max_ttl.is_zero() || a.token_max_ttl > crate::token::MAX_TTL {
+        p.push(format!(
+            "{}: tokens must be short-lived; use 1s to 24h",
+            flag("token_max_ttl")
+        ));
+    }
+    if a.max_body_bytes < 256 {
+        p.push(format!(
+            "{} is {}; use at least 256",
+            flag("max_body_bytes"),
+            a.max_body_bytes
+        ));
+    }
+    RequestLimits {
+        max_body_bytes: a.max_body_bytes,
+        body_timeout: a.body_timeout,
+        token_max_ttl: a.token_max_ttl,
+    }
+}
+
+/// The database target from `--db-url`, checked for an authenticating `sslmode`.
+fn db_target(a: &ServeArgs, p: &mut Vec<String>) -> Option<DbTarget> {
+    let url = need(
+        &a.db_url,
+        "db_url",
+        "e.g. postgresql://app@localhost:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…",
+        p,
+    )?;
+    let target = DbTarget::parse(&url)
+        .map_err(|list| p.extend(list.into_iter().map(|e| format!("{}: {e}", flag("db_url")))))
+        .ok()?;
+    if target.sslmode < SslMode::VerifyFull && !a.db_allow_insecure {
+        p.push(format!(
+            "{}: sslmode={} does not authenticate the database; use sslmode=verify-full, or pass {} to accept the risk",
+            flag("db_url"),
+            target.sslmode.as_str(),
+            flag("db_allow_insecure").replace(')', "=true)")
+        ));
+    }
+    Some(target)
+}
+
+fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
+    if a.db_pool_size == 0 || a.db_pool_size > 1024 {
+        p.push(format!("{} is {}; use 1 to 1024", flag("db_pool_size"), a.db_pool_size));
+    }
+    if a.db_conn_max_lifetime < Duration::from_secs(1) {
+        p.push(format!("{} is below 1s; use e.g. 30m", flag("db_conn_max_lifetime")));
+    }
+    PoolSettings {
+        max_size: a.db_pool_size,
+        connect_timeout: a.db_connect_timeout,
+        statement_timeout: a.db_statement_timeout,
+        checkout_timeout: a.db_checkout_timeout,
+        max_lifetime: a.db_conn_max_lifetime,
+    }
+}
+
+fn reload_settings(a: &ServeArgs, db: Option<&DbTarget>, p: &mut Vec<String>) -> ReloadSettings {
+    if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
+        p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
+    }
+    ReloadSettings {
+        sources: Sources {
+            tls_dir: a.tls_dir.clone(),
+            policy_file: a.policy_file.clone(),
+            client_ca_dir: a.client_ca_dir.clone(),
+            token_key_dir: a.token_key_dir.clone(),
+            expect_sans: a.expect_sans.clone(),
+            db: db.cloned(),
+        },
+        file_watch: a.file_watch,
+        reload_interval: a.reload_interval,
+        expiry_warning: a.expiry_warning,
+    }
+}
+
 impl Config {
-    /// Checks the arguments and loads the first snapshot.
-    pub fn load(args: &ServeArgs) -> Result<(Self, Snapshot), ConfigErrors> {
-        let ServeArgs {
-            listen,
-            admin_listen,
-            http_redirect_listen,
-            tls_dir,
-            policy_file,
-            client_ca_dir,
-            token_key_dir,
-            expect_sans,
-            reload_interval,
-            file_watch,
-            expiry_warning,
-            db_url,
-            db_allow_insecure,
-            db_pool_size,
-            db_connect_timeout,
-            db_statement_timeout,
-            db_checkout_timeout,
-            db_conn_max_lifetime,
-            db_unready_after,
-            db_health_interval,
-            db_migrate,
-            token_max_ttl,
-            handshake_timeout,
-            header_timeout,
-            max_body_bytes,
-            body_timeout,
-            idle_timeout,
-            h2_keepalive,
-            max_connections,
-            drain_delay,
-            max_connection_age,
-            shutdown_grace,
-            kube_events,
-            watch_secrets,
-            kube_secrets,
-            pod_name,
-            pod_namespace,
-            pod_uid,
-        } = args.clone();
+    /// Checks the arguments and loads the first snapshot; every problem is reported at once.
+    pub fn load(a: &ServeArgs) -> Result<(Self, Snapshot), ConfigErrors> {
         let mut p = Vec::new();
+        check_positive(a, &mut p);
+        let listeners = listeners(a, &mut p);
+        let edge = edge_settings(a, &mut p);
+        let requests = request_limits(a, &mut p);
+        let target = db_target(a, &mut p);
+        let pool = pool_settings(a, &mut p);
         // A missing --tls-dir or --token-key-dir is reported by Snapshot::load, with the rest.
-        let db_url = need(
-            &db_url,
-            "db-url",
-            "TLSWARD_DB_URL",
-            "e.g. postgresql://app@localhost:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…",
-            &mut p,
-        );
-        let db = db_url.and_then(|u| match DbTarget::parse(&u) {
-            Ok(t) => Some(t),
-            Err(list) => {
-                p.extend(list.into_iter().map(|e| format!("--db-url (TLSWARD_DB_URL): {e}")));
-                None
-            }
-        });
-        if let Some(t) = &db
-            && t.sslmode < SslMode::VerifyFull
-            && !db_allow_insecure
-        {
-            p.push(format!(
-                "--db-url (TLSWARD_DB_URL): sslmode={} does not authenticate the database; use sslmode=verify-full, or pass --db-allow-insecure (TLSWARD_DB_ALLOW_INSECURE=true) to accept the risk",
-                t.sslmode.as_str()
-            ));
-        }
-        if db_pool_size == 0 || db_pool_size > 1024 {
-            p.push(format!(
-                "--db-pool-size (TLSWARD_DB_POOL_SIZE) is {db_pool_size}; use 1 to 1024"
-            ));
-        }
-        for (d, flag, env) in [
-            (db_connect_timeout, "db-connect-timeout", "TLSWARD_DB_CONNECT_TIMEOUT"),
-            (
-                db_checkout_timeout,
-                "db-checkout-timeout",
-                "TLSWARD_DB_CHECKOUT_TIMEOUT",
-            ),
-            (handshake_timeout, "handshake-timeout", "TLSWARD_HANDSHAKE_TIMEOUT"),
-            (db_health_interval, "db-health-interval", "TLSWARD_DB_HEALTH_INTERVAL"),
-            (header_timeout, "header-timeout", "TLSWARD_HEADER_TIMEOUT"),
-            (body_timeout, "body-timeout", "TLSWARD_BODY_TIMEOUT"),
-            (idle_timeout, "idle-timeout", "TLSWARD_IDLE_TIMEOUT"),
-        ] {
-            if d.is_zero() {
-                p.push(format!("--{flag} ({env}) is 0; give a positive duration such as 3s"));
-            }
-        }
-        if token_max_ttl.is_zero() || token_max_ttl > crate::token::MAX_TTL {
-            p.push("--token-max-ttl (TLSWARD_TOKEN_MAX_TTL): tokens must be short-lived; use 1s to 24h".to_string());
-        }
-        if max_body_bytes < 256 {
-            p.push(format!(
-                "--max-body-bytes (TLSWARD_MAX_BODY_BYTES) is {max_body_bytes}; use at least 256"
-            ));
-        }
-        let ports = [Some(listen), Some(admin_listen), http_redirect_listen];
-        for (i, a) in ports.iter().enumerate() {
-            for b in ports.iter().skip(i + 1) {
-                if let (Some(a), Some(b)) = (a, b)
-                    && a == b
-                    && a.port() != 0
-                {
-                    p.push(format!("listeners clash: {a} is used twice; give --listen, --admin-listen and --http-redirect-listen different addresses"));
-                }
-            }
-        }
-        let max_connections = max_connections_or_default(max_connections, &mut p);
-        if reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
-            p.push("--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms; use e.g. 30s".into());
-        }
-        if db_conn_max_lifetime < Duration::from_secs(1) {
-            p.push("--db-conn-max-lifetime (TLSWARD_DB_CONN_MAX_LIFETIME) is below 1s; use e.g. 30m".into());
-        }
-        let sources = Sources {
-            tls_dir,
-            policy_file,
-            client_ca_dir,
-            token_key_dir,
-            expect_sans,
-            db: db.clone(),
-        };
+        let reload = reload_settings(a, target.as_ref(), &mut p);
+        let pod = [a.pod_name.clone(), a.pod_namespace.clone(), a.pod_uid.clone()];
         let kube = kube_settings(
-            kube_events,
-            watch_secrets,
-            &kube_secrets,
-            [pod_name, pod_namespace, pod_uid],
-            &sources,
+            a.kube_events,
+            a.watch_secrets,
+            &a.kube_secrets,
+            pod,
+            &reload.sources,
             &mut p,
         );
-        let snapshot = Snapshot::load(&sources, &crate::files::Files::disk(), 1)
+        let snapshot = Snapshot::load(&reload.sources, &crate::files::Files::disk(), 1)
             .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
             .ok();
-        if !p.is_empty() {
+        let (Some(target), Some(snapshot), true) = (target, snapshot, p.is_empty()) else {
             return Err(ConfigErrors(p));
-        }
-        let (Some(db), Some(snapshot)) = (db, snapshot) else {
-            unreachable!("every missing part pushed a problem");
+        };
+        let db = DbSettings {
+            target,
+            pool,
+            migrate: a.db_migrate,
+            health_interval: a.db_health_interval,
         };
         let config = Self {
-            listen,
-            admin_listen,
-            http_redirect_listen,
-            sources,
+            listeners,
+            edge,
+            requests,
+            reload,
             db,
-            pool: PoolSettings {
-                max_size: db_pool_size,
-                connect_timeout: db_connect_timeout,
-                statement_timeout: db_statement_timeout,
-                checkout_timeout: db_checkout_timeout,
-                max_lifetime: db_conn_max_lifetime,
-            },
-            db_migrate,
-            db_unready_after,
-            db_health_interval,
-            token_max_ttl,
-            handshake_timeout,
-            header_timeout,
-            max_body_bytes,
-            body_timeout,
-            tls_limits: crate::edge::Limits {
-                max_connections,
-                header_timeout,
-                idle_timeout,
-                h2_keepalive,
-                max_age: max_connection_age,
-            },
-            drain_delay,
-            shutdown_grace,
-            reload_interval,
-            file_watch,
-            expiry_warning,
+            db_unready_after: a.db_unready_after,
             kube,
         };
         Ok((config, snapshot))
@@ -380,37 +408,39 @@ impl Config {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         let mut out = format!(
             "listen: https://{}\nadmin_listen: http://{}\nhttp_redirect_listen: {}\n",
-            self.listen,
-            self.admin_listen,
-            self.http_redirect_listen
+            self.listeners.listen,
+            self.listeners.admin_listen,
+            self.listeners
+                .http_redirect_listen
                 .map_or("off".to_string(), |a| format!("http://{a}"))
         );
-        out.push_str(&snapshot.describe(&self.sources));
+        out.push_str(&snapshot.describe(&self.reload.sources));
         out.push_str(&format!(
             "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  health_interval: {}\n  conn_max_lifetime: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
-            self.db.redacted(),
-            self.db.sslmode.as_str(),
+            self.db.target.redacted(),
+            self.db.target.sslmode.as_str(),
             h(self.db_unready_after),
-            h(self.db_health_interval),
-            h(self.pool.max_lifetime),
-            self.pool.max_size,
-            h(self.pool.connect_timeout),
-            h(self.pool.statement_timeout),
-            h(self.pool.checkout_timeout),
-            self.db_migrate
+            h(self.db.health_interval),
+            h(self.db.pool.max_lifetime),
+            self.db.pool.max_size,
+            h(self.db.pool.connect_timeout),
+            h(self.db.pool.statement_timeout),
+            h(self.db.pool.checkout_timeout),
+            self.db.migrate
         ));
         out.push_str(&format!(
             "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
-            self.file_watch,
-            self.sources
+            self.reload.file_watch,
+            self.reload
+                .sources
                 .dirs()
                 .iter()
                 .map(|d| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            self.reload_interval.map_or("off".to_string(), h),
-            h(self.expiry_warning),
-            self.sources.expect_sans.join(", ")
+            self.reload.reload_interval.map_or("off".to_string(), h),
+            h(self.reload.expiry_warning),
+            self.reload.sources.expect_sans.join(", ")
         ));
         let k = &self.kube;
         out.push_str(&format!(
@@ -433,17 +463,17 @@ impl Config {
         ));
         out.push_str(&format!(
             "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
-            h(self.token_max_ttl),
-            h(self.handshake_timeout),
-            h(self.header_timeout),
-            h(self.body_timeout),
-            h(self.tls_limits.idle_timeout),
-            h(self.tls_limits.h2_keepalive),
-            self.tls_limits.max_connections,
-            h(self.tls_limits.max_age),
-            self.max_body_bytes,
-            h(self.drain_delay),
-            h(self.shutdown_grace)
+            h(self.requests.token_max_ttl),
+            h(self.edge.handshake_timeout),
+            h(self.edge.header_timeout),
+            h(self.requests.body_timeout),
+            h(self.edge.tls_limits.idle_timeout),
+            h(self.edge.tls_limits.h2_keepalive),
+            self.edge.tls_limits.max_connections,
+            h(self.edge.tls_limits.max_age),
+            self.requests.max_body_bytes,
+            h(self.edge.drain_delay),
+            h(self.edge.shutdown_grace)
         ));
         out
     }

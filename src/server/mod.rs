@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::{ApiState, RequestLimits};
+use crate::api::ApiState;
 use crate::config::Config;
 use crate::db;
 use crate::db::handle::Db;
@@ -119,20 +119,20 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         notices: notices.clone(),
     };
     let (reloader, status) =
-        crate::reload::task::Reloader::new(reload_settings(&config), files.clone(), store, reload_out);
+        crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reload_out);
     let (tx, rx) = watch::channel(false);
     let apps = Apps {
         api: Arc::new(ApiState {
             snapshots: snapshots.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
-            limits: request_limits(&config),
+            limits: config.requests,
             throttle: crate::logs::Throttle::default(),
         }),
         handshake: Handshake {
             snapshots: snapshots.clone(),
             metrics: metrics.clone(),
-            timeout: config.handshake_timeout,
+            timeout: config.edge.handshake_timeout,
         },
         admin: Arc::new(AdminState {
             metrics: metrics.clone(),
@@ -160,7 +160,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             notices.send((&o).into());
         },
     };
-    db::manager::spawn(db_settings(&config), snapshots.clone(), outputs, rx);
+    db::manager::spawn(config.db.clone(), snapshots.clone(), outputs, rx);
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
         tls_addr,
@@ -170,7 +170,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         db,
         files,
         readiness,
-        drain_delay: config.drain_delay,
+        drain_delay: config.edge.drain_delay,
         shutdown: tx,
         tasks,
         reload,
@@ -193,13 +193,13 @@ struct Apps {
 
 impl Listeners {
     async fn bind(config: &Config) -> std::io::Result<Self> {
-        let redirect = match config.http_redirect_listen {
+        let redirect = match config.listeners.http_redirect_listen {
             Some(a) => Some(bind(a, "--http-redirect-listen").await?),
             None => None,
         };
         Ok(Self {
-            tls: bind(config.listen, "--listen").await?,
-            admin: bind(config.admin_listen, "--admin-listen").await?,
+            tls: bind(config.listeners.listen, "--listen").await?,
+            admin: bind(config.listeners.admin_listen, "--admin-listen").await?,
             redirect,
         })
     }
@@ -217,9 +217,9 @@ impl Listeners {
         metrics: &Arc<Metrics>,
         stop: &watch::Receiver<bool>,
     ) -> Vec<JoinHandle<()>> {
-        let grace = config.shutdown_grace;
+        let grace = config.edge.shutdown_grace;
         let https_port = self.tls.local_addr().map_or(443, |a| a.port());
-        let tls_edge = Edge::new("tls", config.tls_limits, metrics.clone());
+        let tls_edge = Edge::new("tls", config.edge.tls_limits, metrics.clone());
         let (app, handshake) = (crate::api::router(apps.api), apps.handshake);
         let mut tasks = vec![tokio::spawn(tls_edge.run(
             self.tls,
@@ -260,38 +260,12 @@ fn notices_for(
     }
 }
 
-fn reload_settings(config: &Config) -> crate::reload::Settings {
-    crate::reload::Settings {
-        sources: config.sources.clone(),
-        file_watch: config.file_watch,
-        reload_interval: config.reload_interval,
-        expiry_warning: config.expiry_warning,
-    }
-}
-
-fn db_settings(config: &Config) -> db::manager::Settings {
-    db::manager::Settings {
-        target: config.db.clone(),
-        pool: config.pool,
-        migrate: config.db_migrate,
-        health_interval: config.db_health_interval,
-    }
-}
-
-fn request_limits(config: &Config) -> RequestLimits {
-    RequestLimits {
-        max_body_bytes: config.max_body_bytes,
-        body_timeout: config.body_timeout,
-        token_max_ttl: config.token_max_ttl,
-    }
-}
-
 /// The limits of the plain-HTTP listeners (admin, redirect): few connections (probes and a
 /// scraper), the same header timeout, a short idle timeout.
 fn plain_limits(config: &Config) -> Limits {
     Limits {
         max_connections: PLAIN_MAX_CONNECTIONS,
-        header_timeout: config.header_timeout,
+        header_timeout: config.edge.header_timeout,
         idle_timeout: PLAIN_IDLE_TIMEOUT,
         h2_keepalive: Duration::ZERO,
         max_age: Duration::ZERO,
