@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::pki::KeyType;
+pub use crate::pki::command::CertsDevArgs;
+pub use crate::token::command::{TokenIssueArgs, TokenNewKeyArgs};
 
 /// tlsward: a hardened HTTPS users API on rustls with a verify-full CockroachDB pool.
 #[derive(Debug, Parser)]
@@ -55,23 +56,6 @@ pub enum CertsCommand {
     Dev(CertsDevArgs),
 }
 
-/// Arguments of `certs dev`.
-#[derive(Debug, Args)]
-pub struct CertsDevArgs {
-    /// Output directory (created; existing files are replaced).
-    #[arg(long, env = "TLSWARD_CERTS_OUT")]
-    pub out: PathBuf,
-    /// Extra subjectAltName for the HTTPS server certificate (repeatable).
-    #[arg(long = "san")]
-    pub sans: Vec<String>,
-    /// SQL user: the DB client certificate's CN.
-    #[arg(long, default_value = "app")]
-    pub db_user: String,
-    /// Key algorithm.
-    #[arg(long, value_enum, default_value = "ecdsa")]
-    pub key_type: KeyType,
-}
-
 /// `token` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -79,31 +63,6 @@ pub enum TokenCommand {
     Issue(TokenIssueArgs),
     /// Write a new random signing key into the key directory.
     NewKey(TokenNewKeyArgs),
-}
-
-/// Arguments of `token issue`.
-#[derive(Debug, Args)]
-pub struct TokenIssueArgs {
-    /// Subject of the token.
-    #[arg(long)]
-    pub sub: String,
-    /// Lifetime (e.g. 15m, 1h; at most 24h).
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
-    pub ttl: std::time::Duration,
-    /// Directory of token keys (the mounted Secret).
-    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
-    pub token_key_dir: PathBuf,
-}
-
-/// Arguments of `token new-key`.
-#[derive(Debug, Args)]
-pub struct TokenNewKeyArgs {
-    /// Directory of token keys.
-    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
-    pub token_key_dir: PathBuf,
-    /// Key id (file name); it must sort after the current ones to become the signing key.
-    #[arg(long)]
-    pub kid: String,
 }
 
 /// Arguments of `serve` and `check-config`.

@@ -15,8 +15,7 @@ use crate::k8s::{KubeMode, KubeSettings, PodRef, WatchSecrets};
 pub use crate::reload::Settings as ReloadSettings;
 use crate::snapshot::{Snapshot, Sources};
 
-/// Exit code for configuration errors (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
+pub use crate::util::EXIT_CONFIG;
 
 /// Every configuration problem found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

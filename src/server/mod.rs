@@ -3,6 +3,7 @@
 //! and the task that verifies the DB pool before the server turns ready.
 
 pub mod admin;
+pub mod command;
 pub mod hello;
 pub mod readiness;
 

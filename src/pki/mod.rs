@@ -4,6 +4,8 @@
 //! Files are written in the cert-manager Secret layout (`tls.crt`, `tls.key`, `ca.crt` per
 //! directory), and the DB client also under CockroachDB's names (`client.<user>.crt/.key`).
 
+pub mod command;
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -16,23 +18,16 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     /// rcgen refused the parameters.
-    #[error("cannot generate {what}: {source}")]
+    #[error("cannot generate {what}: {reason}")]
     Generate {
         /// What was being generated.
         what: String,
-        /// The rcgen error.
-        #[source]
-        source: rcgen::Error,
+        /// The rcgen error (shown in the message, so not also a `source`).
+        reason: rcgen::Error,
     },
     /// A file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Write(std::io::Error),
 }
 
 /// Key algorithm of generated keys.
@@ -54,9 +49,9 @@ impl KeyType {
             Self::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
             Self::Ed25519 => &rcgen::PKCS_ED25519,
         };
-        KeyPair::generate_for(alg).map_err(|source| PkiError::Generate {
+        KeyPair::generate_for(alg).map_err(|reason| PkiError::Generate {
             what: format!("{what} key"),
-            source,
+            reason,
         })
     }
 }
@@ -143,9 +138,9 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     if let Ok(ip) = name.parse::<std::net::IpAddr>() {
         return Ok(SanType::IpAddress(ip));
     }
-    let ia5 = name.to_string().try_into().map_err(|source| PkiError::Generate {
+    let ia5 = name.to_string().try_into().map_err(|reason| PkiError::Generate {
         what: format!("subjectAltName {name}"),
-        source,
+        reason,
     })?;
     Ok(SanType::DnsName(ia5))
 }
@@ -172,9 +167,9 @@ impl Ca {
     pub fn new(common_name: &str, key_type: KeyType) -> Result<Self, PkiError> {
         let params = ca_params(common_name, BasicConstraints::Unconstrained, 3650);
         let key = key_type.generate("CA")?;
-        let cert = params.self_signed(&key).map_err(|source| PkiError::Generate {
+        let cert = params.self_signed(&key).map_err(|reason| PkiError::Generate {
             what: "CA certificate".into(),
-            source,
+            reason,
         })?;
         Ok(Self {
             cert_pem: cert.pem(),
@@ -194,9 +189,9 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let key = KeyType::Ecdsa.generate(common_name)?;
         let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate {
+        let cert = params.signed_by(&key, &issuer).map_err(|reason| PkiError::Generate {
             what: format!("intermediate CA {common_name}"),
-            source,
+            reason,
         })?;
         Ok(Self {
             cert_pem: cert.pem(),
@@ -227,9 +222,9 @@ impl Ca {
         params.not_after = now + spec.not_after;
         let key = spec.key_type.generate(&spec.common_name)?;
         let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).map_err(|source| PkiError::Generate {
+        let cert = params.signed_by(&key, &issuer).map_err(|reason| PkiError::Generate {
             what: format!("certificate for {}", spec.common_name),
-            source,
+            reason,
         })?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -240,19 +235,7 @@ impl Ca {
 
 /// Writes a file, creating its directory; `secret` files get mode 0600.
 pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
-    let wrap = |source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(wrap)?;
-    }
-    std::fs::write(path, contents).map_err(wrap)?;
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(wrap)?;
-    }
-    Ok(())
+    crate::util::write_file(path, contents, secret).map_err(PkiError::Write)
 }
 
 /// Writes a cert-manager style Secret directory: `tls.crt`, `tls.key`, `ca.crt`.

@@ -5,6 +5,8 @@
 //! rotate; the key whose id sorts last signs, so name keys by date (`k20261129`). Hidden
 //! entries (kubelet's `..data`, `..2026_…`) are skipped.
 
+pub mod command;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,0 +1,74 @@
+//! `tlsward serve` and `tlsward check-config`: the checked configuration (plus the Kubernetes
+//! client configuration when a feature forces it), then either its description or a running
+//! server until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::ServeArgs;
+use crate::config::{Config, ConfigErrors, EXIT_CONFIG};
+use crate::snapshot::Snapshot;
+
+/// [`Config::load`], plus what needs the environment: the Kubernetes client configuration
+/// when a kube feature is forced on (its absence is a configuration error).
+type Loaded = (Config, Snapshot, Option<kube::Config>);
+
+fn load(args: &ServeArgs) -> Result<Loaded, ConfigErrors> {
+    let (config, snapshot) = Config::load(args)?;
+    let kube = crate::k8s::required_client_config(&config.kube).map_err(|p| ConfigErrors(vec![p]))?;
+    Ok((config, snapshot, kube))
+}
+
+fn config_failed(e: &ConfigErrors) -> ExitCode {
+    eprint!("{e}");
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+/// Runs `check-config`: prints the effective configuration (exit 0) or every problem (64).
+pub fn check_config(args: &ServeArgs) -> ExitCode {
+    match load(args) {
+        Ok((config, snapshot, _)) => {
+            print!("{}", config.describe(&snapshot));
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failed(&e),
+    }
+}
+
+/// Runs `serve` on its own runtime until SIGTERM or SIGINT, then drains.
+pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let (config, snapshot, kube) = match load(args) {
+        Ok(x) => x,
+        Err(e) => return Ok(config_failed(&e)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(serve_until_signal(config, snapshot, kube))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_until_signal(config: Config, snapshot: Snapshot, kube: Option<kube::Config>) -> anyhow::Result<()> {
+    let client = kube
+        .map(kube::Client::try_from)
+        .transpose()
+        .context("Kubernetes client")?;
+    let running = super::start_with(config, snapshot, client)
+        .await
+        .context("start-up failed")?;
+    shutdown_signal().await?;
+    tracing::info!("shutting down: draining open connections");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
