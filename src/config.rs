@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::api::RequestLimits;
@@ -11,6 +12,7 @@ use crate::cli::ServeArgs;
 use crate::db::dsn::{DbTarget, SslMode};
 pub use crate::db::manager::Settings as DbSettings;
 use crate::db::pool::PoolSettings;
+use crate::files::normalize;
 use crate::k8s::{KubeMode, KubeSettings, PodRef, WatchSecrets};
 pub use crate::reload::Settings as ReloadSettings;
 use crate::snapshot::{Snapshot, Sources};
@@ -163,50 +165,13 @@ fn kube_settings(
     } else {
         None
     };
-    let (ks, ws) = (flag("kube_secrets"), flag_is("watch_secrets", "api"));
     if let (Some(forced), None) = (forced, &pod) {
         p.push(format!(
             "{forced} needs the Pod's identity: set POD_NAME and POD_NAMESPACE (--pod-name, --pod-namespace; the chart sets them from the downward API)"
         ));
     }
-    let dirs = sources.dirs();
-    let normalized: Vec<_> = dirs.iter().map(|d| crate::files::normalize(d)).collect();
-    let mut list = Vec::new();
-    for item in secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let Some((secret, dir)) = item.split_once('=').map(|(s, d)| (s.trim(), d.trim())) else {
-            p.push(format!(
-                "{ks} {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
-            ));
-            continue;
-        };
-        if !crate::k8s::valid_name(secret) {
-            p.push(format!(
-                "{ks} {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"
-            ));
-        }
-        let dir = std::path::PathBuf::from(dir);
-        if !normalized.contains(&crate::files::normalize(&dir)) {
-            p.push(format!(
-                "{ks} {item:?}: {} is not a source directory; use one of: {}",
-                dir.display(),
-                if dirs.is_empty() {
-                    "(none is given yet: --tls-dir, --token-key-dir, ...)".to_string()
-                } else {
-                    dirs.iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ));
-        }
-        if list
-            .iter()
-            .any(|(_, d): &(String, std::path::PathBuf)| crate::files::normalize(d) == crate::files::normalize(&dir))
-        {
-            p.push(format!("{ks} {item:?}: {} is given twice", dir.display()));
-        }
-        list.push((secret.to_string(), dir));
-    }
+    let list = secret_mounts(secrets, sources, p);
+    let (ks, ws) = (flag("kube_secrets"), flag_is("watch_secrets", "api"));
     match watch {
         WatchSecrets::Api if list.is_empty() => {
             p.push(format!("{ws} needs at least one {ks} SECRET=DIR"));
@@ -221,6 +186,50 @@ fn kube_settings(
         pod,
         secrets: if watch == WatchSecrets::Api { list } else { Vec::new() },
     }
+}
+
+/// The `--kube-secret SECRET=DIR` items: each a valid Secret name and one of the source
+/// directories, no directory twice.
+fn secret_mounts(items: &[String], sources: &Sources, p: &mut Vec<String>) -> Vec<(String, PathBuf)> {
+    let ks = flag("kube_secrets");
+    let dirs = sources.dirs();
+    let normalized: Vec<_> = dirs.iter().map(|d| normalize(d)).collect();
+    let mut list: Vec<(String, PathBuf)> = Vec::new();
+    for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let Some((secret, dir)) = item.split_once('=').map(|(s, d)| (s.trim(), PathBuf::from(d.trim()))) else {
+            p.push(format!(
+                "{ks} {item:?}: write SECRET=DIR, e.g. web-tls=/etc/tlsward/tls"
+            ));
+            continue;
+        };
+        if !crate::k8s::valid_name(secret) {
+            p.push(format!(
+                "{ks} {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        if !normalized.contains(&normalize(&dir)) {
+            p.push(format!(
+                "{ks} {item:?}: {} is not a source directory; use one of: {}",
+                dir.display(),
+                list_dirs(&dirs)
+            ));
+        }
+        if list.iter().any(|(_, d)| normalize(d) == normalize(&dir)) {
+            p.push(format!("{ks} {item:?}: {} is given twice", dir.display()));
+        }
+        list.push((secret.to_string(), dir));
+    }
+    list
+}
+
+fn list_dirs(dirs: &[PathBuf]) -> String {
+    if dirs.is_empty() {
+        return "(none is given yet: --tls-dir, --token-key-dir, ...)".into();
+    }
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn listeners(a: &ServeArgs, p: &mut Vec<String>) -> Listeners {
@@ -404,7 +413,6 @@ impl Config {
 
     /// The normalized effective configuration, as YAML.
     pub fn describe(&self, snapshot: &Snapshot) -> String {
-        let h = |d: Duration| humantime::format_duration(d).to_string();
         let mut out = format!(
             "listen: https://{}\nadmin_listen: http://{}\nhttp_redirect_listen: {}\n",
             self.listeners.listen,
@@ -414,7 +422,21 @@ impl Config {
                 .map_or("off".to_string(), |a| format!("http://{a}"))
         );
         out.push_str(&snapshot.describe(&self.reload.sources));
-        out.push_str(&format!(
+        for section in [
+            self.describe_db(),
+            self.describe_reload(),
+            self.describe_kube(),
+            self.describe_http(),
+        ] {
+            out.push_str(&section);
+        }
+        out
+    }
+
+    /// The `database:` section.
+    fn describe_db(&self) -> String {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        format!(
             "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  health_interval: {}\n  conn_max_lifetime: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
             self.db.target.redacted(),
             self.db.target.sslmode.as_str(),
@@ -426,8 +448,13 @@ impl Config {
             h(self.db.pool.statement_timeout),
             h(self.db.pool.checkout_timeout),
             self.db.migrate
-        ));
-        out.push_str(&format!(
+        )
+    }
+
+    /// The `reload:` section.
+    fn describe_reload(&self) -> String {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        format!(
             "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
             self.reload.file_watch,
             self.reload
@@ -440,9 +467,13 @@ impl Config {
             self.reload.reload_interval.map_or("off".to_string(), h),
             h(self.reload.expiry_warning),
             self.reload.sources.expect_sans.join(", ")
-        ));
+        )
+    }
+
+    /// The `kubernetes:` section.
+    fn describe_kube(&self) -> String {
         let k = &self.kube;
-        out.push_str(&format!(
+        format!(
             "kubernetes:\n  events: {}\n  pod: {}\n  watch_secrets: {}\n",
             match (k.events, k.events_on()) {
                 (KubeMode::Auto, true) => "on (auto: POD_NAME and POD_NAMESPACE are set)",
@@ -459,8 +490,13 @@ impl Config {
                 let list: Vec<String> = k.secrets.iter().map(|(s, d)| format!("{s}={}", d.display())).collect();
                 format!("api [{}]", list.join(", "))
             }
-        ));
-        out.push_str(&format!(
+        )
+    }
+
+    /// The `http:` section.
+    fn describe_http(&self) -> String {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        format!(
             "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
             h(self.requests.token_max_ttl),
             h(self.edge.handshake_timeout),
@@ -473,7 +509,6 @@ impl Config {
             self.requests.max_body_bytes,
             h(self.edge.drain_delay),
             h(self.edge.shutdown_grace)
-        ));
-        out
+        )
     }
 }

@@ -205,178 +205,62 @@ impl Default for Metrics {
     }
 }
 
+/// Buckets of `tlsward_http_request_duration_seconds`, seconds.
+const HTTP_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Buckets of `tlsward_db_checkout_wait_seconds`, seconds.
+const DB_CHECKOUT_BUCKETS: [f64; 13] = [
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Builds [`Metrics`]: creates each metric, registers it under its name and help (in order),
+/// and keeps it in its field.
+macro_rules! metrics {
+    ($($field:ident: $init:expr, $name:literal, $help:literal;)*) => {{
+        let mut registry = Registry::default();
+        $(
+            let $field = $init;
+            registry.register($name, $help, $field.clone());
+        )*
+        Metrics {
+            $($field,)*
+            served_serials: Default::default(),
+            registry,
+        }
+    }};
+}
+
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let cert_not_after = Family::default();
-        registry.register(
-            "tlsward_cert_not_after_seconds",
-            "Expiry of the loaded certificate, Unix seconds",
-            cert_not_after.clone(),
-        );
-        let handshakes = Family::default();
-        registry.register("tlsward_tls_handshakes", "Completed TLS handshakes", handshakes.clone());
-        let handshake_failures = Family::default();
-        registry.register(
-            "tlsward_tls_handshake_failures",
-            "Failed TLS handshakes by reason (protocol_version = a client offered only TLS < 1.2)",
-            handshake_failures.clone(),
-        );
-        let http_requests = Family::default();
-        registry.register(
-            "tlsward_http_requests",
-            "HTTP requests on the TLS listener",
-            http_requests.clone(),
-        );
-        let http_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ])
-        });
-        registry.register(
-            "tlsward_http_request_duration_seconds",
-            "HTTP request latency on the TLS listener",
-            http_duration.clone(),
-        );
-        let db_pool_size = Gauge::default();
-        registry.register(
-            "tlsward_db_pool_connections",
-            "Open connections of the current DB pool",
-            db_pool_size.clone(),
-        );
-        let db_pool_available = Gauge::default();
-        registry.register(
-            "tlsward_db_pool_available",
-            "Idle connections of the current DB pool",
-            db_pool_available.clone(),
-        );
-        let db_pool_waiting = Gauge::default();
-        registry.register(
-            "tlsward_db_pool_waiting",
-            "Requests waiting for a DB connection",
-            db_pool_waiting.clone(),
-        );
-        let db_retries = Family::default();
-        registry.register("tlsward_db_retries", "Database retries by reason", db_retries.clone());
-        let reloads = Family::default();
-        registry.register("tlsward_reload", "Reloads by material and outcome", reloads.clone());
-        let reload_last_success = Gauge::default();
-        registry.register(
-            "tlsward_reload_last_success_timestamp_seconds",
-            "When a reload last succeeded: every material read valid (applied or unchanged), none rejected",
-            reload_last_success.clone(),
-        );
-        let generation = Gauge::default();
-        registry.register(
-            "tlsward_snapshot_generation",
-            "Generation of the served snapshot",
-            generation.clone(),
-        );
-        let kube_events = Family::default();
-        registry.register(
-            "tlsward_kube_events",
-            "Kubernetes Events about reloads by outcome (published, failed, dropped)",
-            kube_events.clone(),
-        );
-        let kube_secret_updates = Family::default();
-        registry.register(
-            "tlsward_kube_secret_updates",
-            "Secret data seen through the Kubernetes API by outcome (applied, unchanged, error)",
-            kube_secret_updates.clone(),
-        );
-        let cert_info = Family::default();
-        registry.register(
-            "tlsward_cert_info",
-            "The served certificate's serial (value 1)",
-            cert_info.clone(),
-        );
-        let expiring_soon = Family::default();
-        registry.register(
-            "tlsward_cert_expiring_soon",
-            "1 when the served certificate expires within --expiry-warning",
-            expiring_soon.clone(),
-        );
-        let db_pool_generation = Gauge::default();
-        registry.register(
-            "tlsward_db_pool_generation",
-            "Generation of the serving DB pool",
-            db_pool_generation.clone(),
-        );
-        let db_pool_rebuilds = Family::default();
-        registry.register(
-            "tlsward_db_pool_rebuild",
-            "DB pool rebuilds by outcome",
-            db_pool_rebuilds.clone(),
-        );
-        let db_checkout_wait = Histogram::new([
-            0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ]);
-        registry.register(
-            "tlsward_db_checkout_wait_seconds",
-            "Time to check a connection out of the DB pool (pre-ping included)",
-            db_checkout_wait.clone(),
-        );
-        let connections_open = Family::default();
-        registry.register(
-            "tlsward_connections_open",
-            "Open client connections by listener",
-            connections_open.clone(),
-        );
-        let connections_refused = Family::default();
-        registry.register(
-            "tlsward_connections_refused",
-            "Connections closed at accept because the listener was at --max-connections",
-            connections_refused.clone(),
-        );
-        let connections_closed = Family::default();
-        registry.register(
-            "tlsward_connections_closed",
-            "Connections the server closed: first_request_timeout, idle_timeout, shutdown",
-            connections_closed.clone(),
-        );
-        let accept_errors = Family::default();
-        registry.register(
-            "tlsward_accept_errors",
-            "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)",
-            accept_errors.clone(),
-        );
-        let ready = Gauge::default();
-        registry.register("tlsward_ready", "1 while /readyz answers 200", ready.clone());
-        let reload_rejected = Family::default();
-        registry.register(
-            "tlsward_reload_rejected",
-            "1 while the last reload of the material was rejected (the last good one is served)",
-            reload_rejected.clone(),
-        );
-        Self {
-            ready,
-            reload_rejected,
-            connections_open,
-            connections_refused,
-            connections_closed,
-            accept_errors,
-            db_pool_generation,
-            db_pool_rebuilds,
-            db_checkout_wait,
-            kube_events,
-            kube_secret_updates,
-            reloads,
-            reload_last_success,
-            generation,
-            cert_info,
-            expiring_soon,
-            served_serials: Default::default(),
-            registry,
-            cert_not_after,
-            handshakes,
-            handshake_failures,
-            http_requests,
-            http_duration,
-            db_pool_size,
-            db_pool_available,
-            db_pool_waiting,
-            db_retries,
+        // One line per metric: field, its initial value, name, help.
+        metrics! {
+            cert_not_after: Family::default(), "tlsward_cert_not_after_seconds", "Expiry of the loaded certificate, Unix seconds";
+            handshakes: Family::default(), "tlsward_tls_handshakes", "Completed TLS handshakes";
+            handshake_failures: Family::default(), "tlsward_tls_handshake_failures", "Failed TLS handshakes by reason (protocol_version = a client offered only TLS < 1.2)";
+            http_requests: Family::default(), "tlsward_http_requests", "HTTP requests on the TLS listener";
+            http_duration: Family::<RouteLabel, Histogram>::new_with_constructor(|| Histogram::new(HTTP_BUCKETS)), "tlsward_http_request_duration_seconds", "HTTP request latency on the TLS listener";
+            db_pool_size: Gauge::default(), "tlsward_db_pool_connections", "Open connections of the current DB pool";
+            db_pool_available: Gauge::default(), "tlsward_db_pool_available", "Idle connections of the current DB pool";
+            db_pool_waiting: Gauge::default(), "tlsward_db_pool_waiting", "Requests waiting for a DB connection";
+            db_retries: Family::default(), "tlsward_db_retries", "Database retries by reason";
+            reloads: Family::default(), "tlsward_reload", "Reloads by material and outcome";
+            reload_last_success: Gauge::default(), "tlsward_reload_last_success_timestamp_seconds", "When a reload last succeeded: every material read valid (applied or unchanged), none rejected";
+            generation: Gauge::default(), "tlsward_snapshot_generation", "Generation of the served snapshot";
+            kube_events: Family::default(), "tlsward_kube_events", "Kubernetes Events about reloads by outcome (published, failed, dropped)";
+            kube_secret_updates: Family::default(), "tlsward_kube_secret_updates", "Secret data seen through the Kubernetes API by outcome (applied, unchanged, error)";
+            cert_info: Family::default(), "tlsward_cert_info", "The served certificate's serial (value 1)";
+            expiring_soon: Family::default(), "tlsward_cert_expiring_soon", "1 when the served certificate expires within --expiry-warning";
+            db_pool_generation: Gauge::default(), "tlsward_db_pool_generation", "Generation of the serving DB pool";
+            db_pool_rebuilds: Family::default(), "tlsward_db_pool_rebuild", "DB pool rebuilds by outcome";
+            db_checkout_wait: Histogram::new(DB_CHECKOUT_BUCKETS), "tlsward_db_checkout_wait_seconds", "Time to check a connection out of the DB pool (pre-ping included)";
+            connections_open: Family::default(), "tlsward_connections_open", "Open client connections by listener";
+            connections_refused: Family::default(), "tlsward_connections_refused", "Connections closed at accept because the listener was at --max-connections";
+            connections_closed: Family::default(), "tlsward_connections_closed", "Connections the server closed: first_request_timeout, idle_timeout, shutdown";
+            accept_errors: Family::default(), "tlsward_accept_errors", "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)";
+            ready: Gauge::default(), "tlsward_ready", "1 while /readyz answers 200";
+            reload_rejected: Family::default(), "tlsward_reload_rejected", "1 while the last reload of the material was rejected (the last good one is served)";
         }
     }
 
