@@ -204,26 +204,25 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// `POST /users`: 201 with `Location`, 409 when the username is taken.
-pub async fn create_user(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as Content-Type: application/json",
-        ));
+    if is_json {
+        return Ok(());
     }
-    let body = read_body(&state, &headers, body).await?;
-    let text = std::str::from_utf8(&body).map_err(|e| {
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as Content-Type: application/json",
+    ))
+}
+
+/// The user object of a `POST /users` body, checked; every field problem at once.
+fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
             format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
@@ -241,6 +240,17 @@ pub async fn create_user(
     if !problems.is_empty() {
         return Err(ApiError::bad_request("validation_failed", problems.join("; ")));
     }
+    Ok(new)
+}
+
+/// `POST /users`: 201 with `Location`, 409 when the username is taken.
+pub async fn create_user(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let new = parse_new_user(&read_body(&state, &headers, body).await?)?;
     let db = pool(&state)?;
     match seen(
         &state,

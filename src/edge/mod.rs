@@ -247,12 +247,7 @@ impl Conn {
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(conn);
         let limits = self.edge.limits;
-        let aged = async {
-            if limits.max_age.is_zero() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(jittered(limits.max_age)).await;
-        };
+        let aged = max_age_reached(limits.max_age);
         tokio::pin!(aged);
         let mut aged_done = false;
         let closing = loop {
@@ -288,6 +283,14 @@ impl Conn {
             Err(_) => tracing::debug!(reason = closing.label(), "connection did not close in time; dropped"),
         }
     }
+}
+
+/// Resolves when a connection opened now reaches `max_age` (jittered); never when zero.
+async fn max_age_reached(max_age: Duration) {
+    if max_age.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(jittered(max_age)).await;
 }
 
 impl Drop for Conn {

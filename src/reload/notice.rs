@@ -113,6 +113,25 @@ pub enum Notice {
     },
 }
 
+/// The note of a `CertificateRotated`: the new leaf, or every CA of a new bundle.
+fn rotated_note(material: Material, certs: &[(String, String)], generation: u64) -> String {
+    match certs {
+        [(serial, not_after)] => format!(
+            "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
+            material.describe()
+        ),
+        many => format!(
+            "now trusting the {} bundle of {} certificates: {} (generation {generation})",
+            material.describe(),
+            many.len(),
+            many.iter()
+                .map(|(s, n)| format!("serial {s} until {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 impl Notice {
     /// A certificate rotation (`certs`: the leaf, or every CA of a bundle), or a reload for
     /// materials without certificates.
@@ -167,21 +186,7 @@ impl Notice {
                 certs,
                 generation,
                 ..
-            } => match certs.as_slice() {
-                [(serial, not_after)] => format!(
-                    "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
-                    material.describe()
-                ),
-                many => format!(
-                    "now trusting the {} bundle of {} certificates: {} (generation {generation})",
-                    material.describe(),
-                    many.len(),
-                    many.iter()
-                        .map(|(s, n)| format!("serial {s} until {n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
+            } => rotated_note(*material, certs, *generation),
             Self::MaterialReloaded {
                 material,
                 digest,

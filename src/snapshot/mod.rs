@@ -229,22 +229,7 @@ impl Snapshot {
     }
 
     fn build(c: Chosen, generation: u64, last: Option<&Self>) -> Result<Self, Problem> {
-        let mut digests = BTreeMap::new();
-        digests.insert(Material::Server, c.server.digest.clone());
-        digests.insert(
-            Material::Policy,
-            crate::util::sha256_hex(c.policy.describe().as_bytes()),
-        );
-        digests.insert(Material::TokenKeys, c.token_keys.digest.clone());
-        if let Some(r) = &c.client_roots {
-            digests.insert(Material::ClientCa, r.digest.clone());
-        }
-        if let Some(t) = &c.db_tls {
-            digests.insert(Material::DbCa, t.ca_digest.clone());
-            if let Some(cl) = &t.client {
-                digests.insert(Material::DbClient, cl.digest.clone());
-            }
-        }
+        let digests = c.digests();
         // Sessions made under another policy or other client CAs are not resumed.
         let same_rules = |l: &&Self| {
             [Material::Policy, Material::ClientCa]
@@ -449,6 +434,29 @@ fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut V
         token_keys: token_keys?,
         db_tls: db_tls?,
     })
+}
+
+impl Chosen {
+    /// The digest of each chosen material.
+    fn digests(&self) -> BTreeMap<Material, String> {
+        let mut digests = BTreeMap::new();
+        digests.insert(Material::Server, self.server.digest.clone());
+        digests.insert(
+            Material::Policy,
+            crate::util::sha256_hex(self.policy.describe().as_bytes()),
+        );
+        digests.insert(Material::TokenKeys, self.token_keys.digest.clone());
+        if let Some(r) = &self.client_roots {
+            digests.insert(Material::ClientCa, r.digest.clone());
+        }
+        if let Some(t) = &self.db_tls {
+            digests.insert(Material::DbCa, t.ca_digest.clone());
+            if let Some(cl) = &t.client {
+                digests.insert(Material::DbClient, cl.digest.clone());
+            }
+        }
+        digests
+    }
 }
 
 fn describe_cert(c: &CertInfo) -> String {
