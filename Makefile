@@ -14,10 +14,12 @@ test: deps image
 	scripts/check-chart.sh
 
 ## make lint: nothing outside the repository, imports only downwards (scripts/check-layers.py),
+## at most 3 % of functions over 50 lines (scripts/check-function-length.py),
 ## formatting, clippy, one crypto provider (no ring)
 lint:
 	scripts/check-standalone.sh
 	python3 scripts/check-layers.py
+	python3 scripts/check-function-length.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \
