@@ -189,11 +189,12 @@ impl Edge {
     }
 }
 
-/// Waits between failed accepts: doubling from 5 ms to 1 s while out of file descriptors,
-/// a fixed 5 ms for other errors, reset by a successful accept.
+/// Waits between failed accepts: doubling from 5 ms to 1 s while out of file descriptors
+/// (backon's exponential back-off), a fixed 5 ms for other errors, reset by a successful
+/// accept.
 #[derive(Debug, Default)]
 struct AcceptBackoff {
-    current: Option<Duration>,
+    out_of_fds: Option<backon::ExponentialBackoff>,
 }
 
 impl AcceptBackoff {
@@ -201,16 +202,22 @@ impl AcceptBackoff {
     const MAX: Duration = Duration::from_secs(1);
 
     fn next(&mut self, out_of_fds: bool) -> Duration {
+        use backon::BackoffBuilder;
         if !out_of_fds {
             return Self::FIRST;
         }
-        let d = self.current.map_or(Self::FIRST, |c| (c * 2).min(Self::MAX));
-        self.current = Some(d);
-        d
+        let delays = self.out_of_fds.get_or_insert_with(|| {
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Self::FIRST)
+                .with_max_delay(Self::MAX)
+                .without_max_times()
+                .build()
+        });
+        delays.next().unwrap_or(Self::MAX)
     }
 
     fn reset(&mut self) {
-        self.current = None;
+        self.out_of_fds = None;
     }
 }
 
@@ -304,5 +311,23 @@ impl Drop for Conn {
 fn log_end<E: std::fmt::Display>(r: Result<(), E>) {
     if let Err(e) = r {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_only_while_out_of_fds_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(b.next(false)), 5);
+        let fds: Vec<u128> = (0..10).map(|_| ms(b.next(true))).collect();
+        let want = [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000];
+        // backon computes in f32: a doubling may come out a millisecond short.
+        assert!(fds.iter().zip(want).all(|(g, w)| g.abs_diff(w) <= 1), "{fds:?}");
+        b.reset();
+        assert_eq!(ms(b.next(true)), 5);
     }
 }

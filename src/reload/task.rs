@@ -25,13 +25,20 @@ pub const MAX_BURST: Duration = Duration::from_millis(200);
 pub const EXPIRY_CHECK: Duration = Duration::from_secs(300);
 /// How often the same expiring certificate is logged again.
 const EXPIRY_LOG_EVERY: i64 = 3600;
-/// Back-off between attempts at an invalid set (a writer may be between the key and the cert).
-pub const RETRY_BACKOFF: [Duration; 4] = [
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(200),
-    Duration::from_millis(400),
-];
+/// First wait before another attempt at an invalid set (a writer may be between the key and
+/// the certificate); it doubles for each of the [`RETRIES`].
+pub const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// Attempts after the first before a failing material is recorded as rejected.
+pub const RETRIES: usize = 4;
+
+/// The waits between attempts (50, 100, 200, 400 ms; backon's exponential back-off).
+fn retry_waits() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(FIRST_RETRY)
+        .with_max_times(RETRIES)
+        .build()
+}
 
 /// What the reload task was configured with.
 #[derive(Debug, Clone)]
@@ -199,7 +206,7 @@ impl Reloader {
     pub async fn reload_with_retries(&self, rx: &mut UnboundedReceiver<()>) {
         let mut applied = Vec::new();
         // One wait after each failing attempt; the attempt after the last wait is the last.
-        let waits = RETRY_BACKOFF.iter().copied().map(Some).chain([None]);
+        let waits = retry_waits().map(Some).chain([None]);
         for (attempt, wait) in waits.enumerate() {
             let current = self.store.load_full();
             let (snapshot, problems) = current.reload(&self.settings.sources, &self.files, current.generation + 1);
@@ -369,4 +376,15 @@ fn changed_materials(current: &Snapshot, next: &Snapshot) -> Vec<Material> {
         .into_iter()
         .filter(|m| current.digests.get(m) != next.digests.get(m))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_set_is_retried_four_times_doubling_from_50ms() {
+        let ms: Vec<u128> = retry_waits().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [50, 100, 200, 400]);
+    }
 }
