@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-reload bench-db-rotation soak
+.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -49,6 +49,10 @@ bench-scan: release
 ## make bench-image: image size and start-up to /readyz, container vs bare binary (bench/image-results.md)
 bench-image: image
 	bench/image.sh
+
+## make bench-ab OLD=path NEW=path: two builds alternating on the API keep-alive row (bench/ab-api-results.md)
+bench-ab: deps
+	bench/ab-api.sh "$(OLD)" "$(NEW)"
 
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:
