@@ -93,7 +93,7 @@ pub fn flag(id: &str) -> String {
 }
 
 /// `--flag VALUE (ENV=VALUE)`: an argument given a value.
-pub fn flag_is(id: &str, value: &str) -> String {
+fn flag_is(id: &str, value: &str) -> String {
     match flag(id).split_once(" (") {
         Some((long, env)) => format!("{long} {value} ({}={value})", env.trim_end_matches(')')),
         None => format!("{} {value}", flag(id)),
@@ -113,9 +113,9 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 /// File descriptors kept for everything but client connections (DB pool, watched files,
 /// the admin listener, the Kubernetes client).
-pub const FD_RESERVE: u64 = 256;
+const FD_RESERVE: u64 = 256;
 /// The default `--max-connections` when the open-files limit allows it.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// `--max-connections`, or its default from the soft open-files limit. A given value above
 /// what that limit allows is kept (the operator may raise the limit) but warned about.

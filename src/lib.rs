@@ -34,6 +34,8 @@
 //! `scripts/check-layers.py` (in `make lint`) keeps the imports pointing downwards, from
 //! [`server`] to [`util`].
 
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How often a repeated failure is logged by default.
-pub const EVERY: Duration = Duration::from_secs(10);
+const EVERY: Duration = Duration::from_secs(10);
 
 /// Counts occurrences per reason and admits one line per interval.
 #[derive(Debug)]

@@ -102,7 +102,7 @@ pub struct RouteLabel {
 
 /// The `reason` values of `tlsward_tls_handshake_failures_total`
 /// (`crate::server::handshake_failure_reason`, and `timeout`).
-pub const HANDSHAKE_FAILURE_REASONS: [&str; 12] = [
+const HANDSHAKE_FAILURE_REASONS: [&str; 12] = [
     "protocol_version",
     "no_shared_cipher",
     "no_shared_group",
@@ -391,7 +391,7 @@ impl Metrics {
     }
 
     /// Sets `tlsward_reload_rejected{material}`.
-    pub fn reload_rejected_is(&self, material: &str, rejected: bool) {
+    fn reload_rejected_is(&self, material: &str, rejected: bool) {
         self.reload_rejected
             .get_or_create(&MaterialLabel {
                 material: material.into(),

@@ -77,7 +77,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// The route templates of the TLS listener: the only values of the `route` label besides
 /// `unmatched`.
-pub const ROUTES: [&str; 3] = ["/", "/users", "/users/{id}"];
+const ROUTES: [&str; 3] = ["/", "/users", "/users/{id}"];
 
 /// The `route` label of a request: its matched template, or `unmatched`.
 fn route_label(req: &Request) -> &'static str {

@@ -17,9 +17,9 @@ use crate::db::pool::{DbError, DbPool};
 use crate::db::users::{self, Created};
 
 /// Default and largest page size of `GET /users`.
-pub const DEFAULT_LIMIT: i64 = 50;
+const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
-pub const MAX_LIMIT: i64 = 1000;
+const MAX_LIMIT: i64 = 1000;
 
 fn pool(state: &ApiState) -> Result<Arc<DbPool>, ApiError> {
     state.db.current().ok_or_else(ApiError::db_unavailable)
@@ -52,7 +52,7 @@ fn seen<T>(state: &ApiState, r: Result<T, DbError>) -> Result<T, ApiError> {
 }
 
 /// Parses a path id.
-pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
     match raw.parse::<i64>() {
         Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
         _ => Err(ApiError::bad_request("bad_id", "id must be a positive 64-bit integer")),
@@ -60,7 +60,7 @@ pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 /// Whether a username is 1–64 of `[a-z0-9_.-]`.
-pub fn valid_username(s: &str) -> bool {
+fn valid_username(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
@@ -69,7 +69,7 @@ pub fn valid_username(s: &str) -> bool {
 /// Whether an e-mail address has a conservative, deliverable-looking form:
 /// `local@domain`, local 1–64 printable ASCII without spaces, quotes or brackets, a domain of
 /// two or more LDH labels, 254 characters at most.
-pub fn valid_email(s: &str) -> bool {
+fn valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
@@ -143,7 +143,7 @@ pub async fn list_users(State(state): State<Arc<ApiState>>, RawQuery(query): Raw
 
 /// A page of `GET /users`; `next_after` is the `after` of the next page (null on the last).
 #[derive(Debug, Serialize)]
-pub struct Page {
+struct Page {
     /// Users by ascending id.
     pub users: Vec<users::User>,
     /// The id to pass as `after` for the next page.
@@ -153,7 +153,7 @@ pub struct Page {
 /// The body of `POST /users`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewUser {
+struct NewUser {
     /// 1–64 of `[a-z0-9_.-]`.
     pub username: String,
     /// An e-mail address.

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
 /// First wait after the database failed; doubles (with jitter) up to [`MAX_DELAY`].
-pub const MIN_DELAY: Duration = Duration::from_millis(100);
+const MIN_DELAY: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts while the database is down.
-pub const MAX_DELAY: Duration = Duration::from_secs(5);
+const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// What a caller may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Breaker {
     }
 
     /// Whether callers are failing fast.
-    pub fn is_open(&self) -> bool {
+    fn is_open(&self) -> bool {
         self.open.load(Ordering::Relaxed)
     }
 

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
 pub const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest retry delay.
-pub const MAX_RETRY: Duration = Duration::from_secs(10);
+const MAX_RETRY: Duration = Duration::from_secs(10);
 
 /// Where the DB material comes from: the served snapshot, in the server.
 pub trait MaterialFeed: Send + 'static {

@@ -47,9 +47,9 @@ impl PoolSettings {
 }
 
 /// Added to the statement timeout for the client-side deadline of a query.
-pub const QUERY_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+const QUERY_DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// The client-side deadline of a query when `--db-statement-timeout` is 0.
-pub const NO_STATEMENT_TIMEOUT_DEADLINE: Duration = Duration::from_secs(30);
+const NO_STATEMENT_TIMEOUT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Database errors, with what the operator needs to fix.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ impl DbError {
 }
 
 /// The full `source()` chain of an error, joined with ": ".
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts = vec![err.to_string()];
     let mut src = err.source();
     while let Some(e) = src {
@@ -176,7 +176,7 @@ fn tls_hint(e: &rustls::Error, host: &str) -> Option<String> {
 }
 
 /// A connection idle at least this long is pinged before it is handed out.
-pub const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// A verified pool and the target it connects to.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 
 /// Schema statements, each idempotent, run in order at start-up. `ADD COLUMN IF NOT EXISTS`
 /// and the separate unique index let a table created by the seed's app be upgraded in place.
-pub const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 4] = [
     "SET client_min_messages = warning",
     "CREATE TABLE IF NOT EXISTS users (id INT8 PRIMARY KEY, username TEXT NOT NULL, email TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     "ALTER TABLE users ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ NOT NULL DEFAULT now()",
@@ -85,7 +85,7 @@ const COLS: &str = "id, username, email, created_at";
 
 /// A new id: milliseconds since the epoch in the high bits, 20 random bits below, positive.
 /// Roughly time-ordered like CockroachDB's `unique_rowid()`, and portable to PostgreSQL.
-pub fn new_id() -> i64 {
+fn new_id() -> i64 {
     let ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let ms = i64::try_from(ms).unwrap_or(0) & ((1 << 42) - 1);
     (ms << 20) | i64::from(rand::random::<u32>() & 0xF_FFFF)

@@ -51,9 +51,9 @@ impl HttpBody for Lent {
 }
 
 /// The most of an unread request body that is read and discarded after the response.
-pub const DRAIN_MAX: usize = 16 << 20;
+const DRAIN_MAX: usize = 16 << 20;
 /// How long the rest of an unread request body may take to arrive after the response.
-pub const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A response body that also holds the request body's slot until it is dropped.
 struct Holding {

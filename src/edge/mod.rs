@@ -41,9 +41,9 @@ use crate::metrics::Metrics;
 
 /// How long a connection that was asked to close (idle, shutdown) may take to finish its
 /// current exchange before it is dropped.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The h2 ping's time to be answered before the connection is considered dead.
-pub const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl Edge {
     }
 
     /// Connections open now.
-    pub fn open_connections(&self) -> usize {
+    fn open_connections(&self) -> usize {
         self.limits.max_connections - self.slots.available_permits()
     }
 

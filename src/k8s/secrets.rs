@@ -37,7 +37,7 @@ pub struct Outputs {
 }
 
 /// The files kubelet would project from a Secret: one per `data` key.
-pub fn secret_files(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+fn secret_files(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
     secret
         .data
         .iter()

@@ -17,19 +17,19 @@ use crate::snapshot::{Material, Problem, Snapshot, SnapshotStore, Sources};
 use crate::util::now_unix;
 
 /// Quiet time that ends a burst of events (kubelet's swap is a handful within a millisecond).
-pub const QUIET: Duration = Duration::from_millis(10);
+const QUIET: Duration = Duration::from_millis(10);
 /// Longest a burst is coalesced before reloading anyway.
-pub const MAX_BURST: Duration = Duration::from_millis(200);
+const MAX_BURST: Duration = Duration::from_millis(200);
 /// How often the served certificates' expiry is checked. Below kube's six-minute Event cache,
 /// so that the repeated `CertificateExpiringSoon` notice stays one Event with a growing count.
-pub const EXPIRY_CHECK: Duration = Duration::from_secs(300);
+const EXPIRY_CHECK: Duration = Duration::from_secs(300);
 /// How often the same expiring certificate is logged again.
 const EXPIRY_LOG_EVERY: i64 = 3600;
 /// First wait before another attempt at an invalid set (a writer may be between the key and
 /// the certificate); it doubles for each of the [`RETRIES`].
 pub const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// Attempts after the first before a failing material is recorded as rejected.
-pub const RETRIES: usize = 4;
+const RETRIES: usize = 4;
 
 /// The waits between attempts (50, 100, 200, 400 ms; backon's exponential back-off).
 fn retry_waits() -> impl Iterator<Item = Duration> {
@@ -203,7 +203,7 @@ impl Reloader {
     /// a broken one never holds up the others), and retries the failing ones with a short
     /// back-off (a writer may be between the key and the certificate) before recording them
     /// as rejected.
-    pub async fn reload_with_retries(&self, rx: &mut UnboundedReceiver<()>) {
+    async fn reload_with_retries(&self, rx: &mut UnboundedReceiver<()>) {
         let mut applied = Vec::new();
         // One wait after each failing attempt; the attempt after the last wait is the last.
         let waits = retry_waits().map(Some).chain([None]);
@@ -311,7 +311,7 @@ impl Reloader {
     /// Sets `tlsward_cert_expiring_soon` and, when the served server certificate or the database
     /// client certificate is close to expiry, sends a notice (every check) and logs a warning
     /// (the first time for a serial, then hourly).
-    pub fn check_expiry(&self) {
+    fn check_expiry(&self) {
         let snapshot = self.store.load_full();
         let now = now_unix();
         let warn_within = i64::try_from(self.settings.expiry_warning.as_secs()).unwrap_or(i64::MAX);

@@ -39,7 +39,7 @@ pub const CHECKS: [(&str, &str); 27] = [
 ];
 
 /// The checks of `--policy`.
-pub const POLICY_CHECKS: [(&str, &str); 5] = [
+const POLICY_CHECKS: [(&str, &str); 5] = [
     ("policy_protocol", "protocol versions the policy does not allow"),
     ("policy_missing_protocol", "TLS 1.3, which the policy requires"),
     ("policy_suite", "cipher suites the policy does not allow"),

@@ -47,7 +47,7 @@ const fn g(id: u16, name: &'static str, kind: Kind, bits: u16) -> Group {
 }
 
 /// The registry's groups that TLS stacks implement (the GOST and SM2 curves aside).
-pub const GROUPS: [Group; 41] = [
+const GROUPS: [Group; 41] = [
     g(0x0001, "sect163k1", Kind::Ec, 163),
     g(0x0002, "sect163r1", Kind::Ec, 163),
     g(0x0003, "sect163r2", Kind::Ec, 163),

@@ -20,7 +20,7 @@ pub const TLS12: u16 = 0x0303;
 pub const TLS13: u16 = 0x0304;
 
 /// The last 8 bytes of a TLS 1.2 ServerHello random from a TLS 1.3 server (RFC 8446 §4.1.3).
-pub const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";
+const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";
 /// The same, for a negotiation of TLS 1.1 or below.
 pub const DOWNGRADE_TLS11: [u8; 8] = *b"DOWNGRD\x00";
 
@@ -203,7 +203,7 @@ fn dh_bits(p: &[u8]) -> usize {
 
 /// What a non-TLS answer looks like, for an error message: its first line when it is text
 /// (`HTTP/1.1 400 Bad Request`, an SSH banner), else its first bytes in hex.
-pub fn describe_non_tls(buf: &[u8]) -> String {
+fn describe_non_tls(buf: &[u8]) -> String {
     let head = &buf[..buf.len().min(64)];
     let line = head.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
     if !line.is_empty() && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
@@ -275,7 +275,7 @@ pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
 }
 
 /// The random of a HelloRetryRequest: SHA-256 of "HelloRetryRequest" (RFC 8446 §4.1.3).
-pub const HRR_RANDOM: [u8; 32] = [
+const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
     0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];

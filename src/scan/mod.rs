@@ -449,7 +449,7 @@ pub async fn scan_addresses(opts: &ScanOptions, host: &str, addrs: &[SocketAddr]
 }
 
 /// Scans one address of the target.
-pub async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Result<Report, ScanError> {
+async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Result<Report, ScanError> {
     let started = Instant::now();
     let host = host.to_string();
     let roots = roots(opts.ca.as_ref())?;

@@ -274,9 +274,9 @@ fn plain_limits(config: &Config) -> Limits {
 }
 
 /// Most open connections on the admin and redirect listeners each.
-pub const PLAIN_MAX_CONNECTIONS: usize = 128;
+const PLAIN_MAX_CONNECTIONS: usize = 128;
 /// Idle timeout of the admin and redirect listeners.
-pub const PLAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const PLAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Maps a failed handshake to a bounded `reason` label.
 pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {

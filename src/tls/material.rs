@@ -96,7 +96,7 @@ fn ip_to_string(raw: &[u8]) -> String {
 }
 
 /// Reads a file, naming it in the error.
-pub fn read_file(files: &Files, path: &Path) -> Result<Vec<u8>, MaterialError> {
+fn read_file(files: &Files, path: &Path) -> Result<Vec<u8>, MaterialError> {
     files
         .read(path)
         .map_err(|e| MaterialError::new(path, format!("cannot read: {e}")))
@@ -119,7 +119,7 @@ pub fn parse_certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static
 }
 
 /// Parses the private key of a PEM file (PKCS#8, SEC1 or PKCS#1).
-pub fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, MaterialError> {
+fn parse_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, MaterialError> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         MaterialError::new(
             path,

@@ -199,7 +199,7 @@ pub fn suite_name(suite: SupportedCipherSuite) -> &'static str {
 }
 
 /// The name of a key-exchange group as the policy file writes it.
-pub fn kx_group_name(group: &dyn SupportedKxGroup) -> &'static str {
+fn kx_group_name(group: &dyn SupportedKxGroup) -> &'static str {
     KX_GROUPS
         .iter()
         .find(|(_, g)| g.name() == group.name())

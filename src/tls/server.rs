@@ -45,7 +45,7 @@ impl ResolvesServerCert for FixedCert {
 pub struct Resumption(Arc<dyn rustls::server::StoresServerSessions>);
 
 /// Sessions kept for resumption.
-pub const SESSION_CACHE_SIZE: usize = 1024;
+const SESSION_CACHE_SIZE: usize = 1024;
 
 impl Resumption {
     /// A new, empty cache.

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 
 /// The `iss` claim of every token.
-pub const ISSUER: &str = "tlsward";
+const ISSUER: &str = "tlsward";
 /// The longest lifetime a token may be issued with.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Clock skew tolerated on `exp` and `iat`.
@@ -102,7 +102,7 @@ pub struct TokenKeys {
 /// A key's check value: the first 8 bytes (hex) of HMAC-SHA256(secret, a fixed label). It
 /// tells two keys apart (and the same key on two replicas) but, HMAC being a PRF, says
 /// nothing about the secret, unlike a plain hash that can be checked against guesses.
-pub fn key_check_value(key: &hmac::Key) -> String {
+fn key_check_value(key: &hmac::Key) -> String {
     let tag = hmac::sign(key, b"tlsward token key check value v1");
     tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
