@@ -121,7 +121,7 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
                 if db.message().contains("certificate") {
                     reason.push_str("; check sslcert/sslkey: the client certificate must be issued by the cluster's CA and its CN must equal the user");
                 }
-            } else if let Some(hint) = rustls_error(&pg).and_then(|t| tls_hint(t, &target.host)) {
+            } else if let Some(hint) = crate::tls::rustls_error(&pg).and_then(|t| tls_hint(t, &target.host)) {
                 reason.push_str("; ");
                 reason.push_str(&hint);
             }
@@ -136,26 +136,6 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
             reason: other.to_string(),
         },
     }
-}
-
-/// The rustls error somewhere in `err`'s source chain (also inside an `io::Error`, whose own
-/// `source()` skips what it wraps).
-fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(t) = e.downcast_ref::<rustls::Error>() {
-            return Some(t);
-        }
-        if let Some(t) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(t);
-        }
-        current = e.source();
-    }
-    None
 }
 
 /// What to check when the TLS handshake with the database failed this way.

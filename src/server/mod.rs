@@ -130,11 +130,11 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             limits: config.requests,
             throttle: crate::logs::Throttle::default(),
         }),
-        handshake: Handshake {
+        handshake: Arc::new(Handshake {
             snapshots: snapshots.clone(),
             metrics: metrics.clone(),
             timeout: config.edge.handshake_timeout,
-        },
+        }),
         admin: Arc::new(AdminState {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
@@ -188,7 +188,7 @@ struct Listeners {
 /// What the listeners serve.
 struct Apps {
     api: Arc<ApiState>,
-    handshake: Handshake,
+    handshake: Arc<Handshake>,
     admin: Arc<AdminState>,
 }
 
@@ -281,7 +281,7 @@ const PLAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Maps a failed handshake to a bounded `reason` label.
 pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
     use rustls::PeerIncompatible as P;
-    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+    let Some(tls) = crate::tls::rustls_error(err) else {
         return match err.kind() {
             std::io::ErrorKind::UnexpectedEof => "eof",
             _ => "io",
@@ -308,8 +308,7 @@ pub fn handshake_failure_reason(err: &std::io::Error) -> &'static str {
 }
 
 /// What a TLS handshake reads: the served snapshot's `ServerConfig`, its timeout, and the
-/// metrics it is counted in.
-#[derive(Clone)]
+/// metrics it is counted in. Shared behind one `Arc` (one reference count per connection).
 struct Handshake {
     snapshots: Snapshots,
     metrics: Arc<Metrics>,
@@ -318,7 +317,7 @@ struct Handshake {
 
 /// One TLS connection: the handshake under a timeout with the current snapshot's
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
-async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Handshake, app: axum::Router) {
+async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: axum::Router) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(hs.snapshots.load().server_config.clone());
     let m = &hs.metrics;

@@ -1,7 +1,28 @@
 //! Everything rustls: the cipher policy, certificate material, and the only two config
-//! builders (the HTTPS server's and the database client's). One provider: aws-lc-rs.
+//! builders (the HTTPS server's and the database client's), and where a rustls error is found
+//! in an error chain. One provider: aws-lc-rs.
 
 pub mod client;
 pub mod material;
 pub mod policy;
 pub mod server;
+
+/// The rustls error somewhere in `err`'s source chain (also inside an `io::Error`, whose own
+/// `source()` skips what it wraps).
+pub fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(t) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(t);
+        }
+        current = e.source();
+    }
+    None
+}
