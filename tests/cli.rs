@@ -361,14 +361,7 @@ async fn sigterm_drains_and_exits_cleanly() {
             .status(),
         200
     );
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(child.id().unwrap());
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
         .await
         .expect("stopped within the grace")

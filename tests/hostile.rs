@@ -5,30 +5,15 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::{metric, postgres, serve_args, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-type Tls = tokio_rustls::client::TlsStream<TcpStream>;
-
 /// A TLS connection to the server (SNI localhost, the test CA), offering `alpn`.
-async fn tls_connect(port: u16, alpn: &[&[u8]]) -> std::io::Result<Tls> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca =
-        tlsward::tls::material::parse_certs(std::path::Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
-    roots.add(ca[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
+async fn tls_connect(port: u16, alpn: &[&[u8]]) -> std::io::Result<support::Tls> {
+    support::tls_connect(&support::tls_client(&[], alpn), port).await
 }
 
 /// Reads until the server closes the connection (EOF, close_notify or reset); how long that

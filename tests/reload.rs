@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    TestServer, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args, served_serial, start_unready,
-    wait_serial,
+    TestServer, Tls, kubelet, new_server_cert, postgres, reload_status, serial_of, serve_args, served_serial,
+    start_unready, tls_client, tls_connect, wait_serial,
 };
 use tlsward::pki::{Issued, LeafSpec};
 
@@ -589,12 +589,7 @@ async fn a_broken_token_key_file_does_not_stop_a_server_certificate_rotation() {
 /// calls); how the handshake went.
 async fn handshake_kind(config: &Arc<rustls::ClientConfig>, port: u16) -> rustls::HandshakeKind {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = tls_connect(config, port).await.unwrap();
     let kind = tls.get_ref().1.handshake_kind().unwrap();
     tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
@@ -610,15 +605,9 @@ async fn handshake_kind(config: &Arc<rustls::ClientConfig>, port: u16) -> rustls
     kind
 }
 
+/// A client whose session cache persists across its connections.
 fn resuming_client() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
-    roots.add(ca[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    tls_client(&[], &[b"http/1.1"])
 }
 
 #[tokio::test]
@@ -649,28 +638,6 @@ async fn sessions_resume_across_a_certificate_only_reload_but_not_across_a_polic
     );
     assert_eq!(handshake_kind(&client, s.port()).await, rustls::HandshakeKind::Full);
     s.running.shutdown().await;
-}
-
-/// A TLS 1.2-only client that trusts the test CA.
-fn tls12_client() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
-    roots.add(ca[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
-
-async fn connect(config: &Arc<rustls::ClientConfig>, port: u16) -> std::io::Result<Tls> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await
 }
 
 /// One keep-alive `GET /` on an open connection: the status line.
@@ -721,8 +688,8 @@ async fn applies_cipher_policy_change_to_new_handshakes_only() {
     let policy_file = pol.join("policy.yaml").display().to_string();
     let s = server_on(&tls_dir, &["--policy-file", &policy_file]).await;
     let first_serial = serial_of(&first.cert_pem);
-    let tls12 = tls12_client();
-    let mut before = connect(&tls12, s.port()).await.expect("TLS 1.2 under intermediate");
+    let tls12 = tls_client(&[&rustls::version::TLS12], &[b"http/1.1"]);
+    let mut before = tls_connect(&tls12, s.port()).await.expect("TLS 1.2 under intermediate");
     assert_eq!(get_on(&mut before).await, "HTTP/1.1 200 OK");
     let suite = before.get_ref().1.negotiated_cipher_suite().unwrap().suite();
     // The policy turns to TLS 1.3 only.
@@ -733,7 +700,7 @@ async fn applies_cipher_policy_change_to_new_handshakes_only() {
         "the modern policy was not applied"
     );
     assert!(
-        connect(&tls12, s.port()).await.is_err(),
+        tls_connect(&tls12, s.port()).await.is_err(),
         "a new TLS 1.2 handshake succeeded under the TLS 1.3-only policy"
     );
     // The connection made before keeps what it handshook with.
@@ -747,7 +714,7 @@ async fn applies_cipher_policy_change_to_new_handshakes_only() {
     wait_serial(&s, &next).await;
     assert_eq!(get_on(&mut before).await, "HTTP/1.1 200 OK");
     assert_eq!(peer_serial(&before), first_serial);
-    let mut after = connect(&resuming_client(), s.port()).await.unwrap();
+    let mut after = tls_connect(&resuming_client(), s.port()).await.unwrap();
     assert_eq!(get_on(&mut after).await, "HTTP/1.1 200 OK");
     assert_eq!(
         after.get_ref().1.protocol_version(),

@@ -33,14 +33,7 @@ async fn sigterm_under_load_serves_through_the_drain_delay_with_readyz_503_and_e
     let readyz = support::readyz_loop(format!("{}/readyz", child.admin), t0, stop.clone(), ready.clone());
     tokio::time::sleep(Duration::from_millis(700)).await;
     let term_at = t0.elapsed().as_secs_f64();
-    let pid = process.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::sigterm(process.id().unwrap());
     let status = tokio::time::timeout(Duration::from_secs(10), process.wait())
         .await
         .expect("exited within drain delay + grace")
@@ -65,18 +58,7 @@ async fn sigterm_under_load_serves_through_the_drain_delay_with_readyz_503_and_e
 /// Requests on one HTTP/1.1 connection until the server says `Connection: close` and hangs
 /// up; how many were answered 200, and whether the last one carried the header.
 async fn requests_until_closed(port: u16, patience: Duration) -> (usize, bool, Duration) {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    let ca =
-        tlsward::tls::material::parse_certs(std::path::Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
-    roots.add(ca[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+    let mut tls = support::tls_connect(&support::tls_client(&[], &[b"http/1.1"]), port)
         .await
         .unwrap();
     let t0 = Instant::now();
@@ -131,18 +113,7 @@ async fn a_connection_older_than_the_max_age_closes_after_its_request() {
 #[tokio::test]
 async fn an_h2_connection_older_than_the_max_age_gets_goaway_and_its_streams_finish() {
     let s = start(serve_args(&["--max-connection-age", "1s"])).await;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca =
-        tlsward::tls::material::parse_certs(std::path::Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
-    roots.add(ca[0].clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port())).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+    let tls = support::tls_connect(&support::tls_client(&[], &[b"h2"]), s.port())
         .await
         .unwrap();
     let (mut client, connection) = h2::client::handshake(tls).await.unwrap();

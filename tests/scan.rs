@@ -218,12 +218,18 @@ async fn tls11_with_cbc_is_deprecated_but_not_beast() {
     );
 }
 
+/// A localhost server certificate that expired yesterday.
+fn expired_leaf() -> LeafSpec {
+    let mut spec = LeafSpec::server("localhost", &["localhost"]);
+    spec.not_before = time::Duration::days(-30);
+    spec.not_after = time::Duration::days(-1);
+    spec
+}
+
 #[tokio::test]
 async fn certificate_problems_are_found() {
     let pg = postgres();
-    let mut expired = LeafSpec::server("localhost", &["localhost"]);
-    expired.not_before = time::Duration::days(-30);
-    expired.not_after = time::Duration::days(-1);
+    let expired = expired_leaf();
     let mut future = LeafSpec::server("localhost", &["localhost"]);
     future.not_before = time::Duration::days(2);
     let mut soon = LeafSpec::server("localhost", &["localhost"]);
@@ -276,9 +282,7 @@ async fn verdicts(issued: &Issued, chain: Option<&str>) -> (Value, Vec<String>) 
 
 #[tokio::test]
 async fn an_expired_leaf_under_a_given_root_is_expired_not_incomplete() {
-    let mut expired = LeafSpec::server("localhost", &["localhost"]);
-    expired.not_before = time::Duration::days(-30);
-    expired.not_after = time::Duration::days(-1);
+    let expired = expired_leaf();
     let (c, ids) = verdicts(&postgres().ca.issue(&expired).unwrap(), None).await;
     assert_eq!(
         (c["expired"].as_bool(), c["trusted"].as_bool()),
@@ -300,9 +304,7 @@ async fn an_expired_leaf_under_a_given_root_is_expired_not_incomplete() {
 async fn an_expired_leaf_under_an_older_intermediate_is_not_trusted() {
     let pg = postgres();
     let inter = pg.ca.intermediate("older intermediate").unwrap();
-    let mut expired = LeafSpec::server("localhost", &["localhost"]);
-    expired.not_before = time::Duration::days(-30);
-    expired.not_after = time::Duration::days(-1);
+    let expired = expired_leaf();
     let (c, ids) = verdicts(&inter.issue(&expired).unwrap(), Some(&inter.cert_pem)).await;
     assert_eq!(c["trusted"], false, "judged at the scan's time: {c:#}");
     assert_eq!(c["expired"], true, "{c:#}");

@@ -418,21 +418,47 @@ impl Proxy {
 pub mod fake_api;
 pub mod kubelet;
 
-/// The serial of the certificate a new TLS connection to `127.0.0.1:port` is served
-/// (SNI `localhost`, verified against the test CA).
-pub async fn served_serial(port: u16) -> Result<String, String> {
+/// Sends SIGTERM to process `pid`.
+pub fn sigterm(pid: u32) {
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -TERM {pid}: {status:?}");
+}
+
+/// A TLS client stream to the server under test.
+pub type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A rustls client configuration that trusts the test CA, for `versions` (empty: every
+/// version rustls offers), offering `alpn`.
+pub fn tls_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> std::sync::Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = tlsward::tls::material::parse_certs(Path::new("ca"), postgres().ca.cert_pem.as_bytes()).unwrap();
     roots.add(ca[0].clone()).unwrap();
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
+    let builder = if versions.is_empty() {
+        rustls::ClientConfig::builder()
+    } else {
+        rustls::ClientConfig::builder_with_protocol_versions(versions)
+    };
+    let mut config = builder.with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
+
+/// A TLS connection to `127.0.0.1:port` with SNI `localhost`.
+pub async fn tls_connect(config: &std::sync::Arc<rustls::ClientConfig>, port: u16) -> std::io::Result<Tls> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+}
+
+/// The serial of the certificate a new TLS connection to `127.0.0.1:port` is served
+/// (SNI `localhost`, verified against the test CA).
+pub async fn served_serial(port: u16) -> Result<String, String> {
+    let tls = tokio::time::timeout(Duration::from_secs(5), tls_connect(&tls_client(&[], &[]), port))
         .await
         .map_err(|_| "handshake timed out".to_string())?
         .map_err(|e| e.to_string())?;
