@@ -6,6 +6,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 RUN cargo build --locked --release --bin tlsward
 COPY image/rootfs.sh /usr/local/bin/rootfs.sh

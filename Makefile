@@ -10,18 +10,19 @@ run: deps build
 ## make test: every test: the cargo tests (the container tests run the image of `make image`)
 ## and the chart checks. Installs what is missing (Debian packages: needs root).
 test: deps image
-	$(CARGO) test --locked --lib --bins --tests
+	$(CARGO) test --locked --workspace --lib --bins --tests
 	scripts/check-chart.sh
 
 ## make lint: nothing outside the repository, imports only downwards (scripts/check-layers.py),
 ## at most 3 % of functions over 50 lines (scripts/check-function-length.py),
-## formatting, clippy, one crypto provider (no ring)
+## formatting, clippy (also without the default legacy-tls feature), one crypto provider (no ring)
 lint:
 	scripts/check-standalone.sh
 	python3 scripts/check-layers.py
 	python3 scripts/check-function-length.py
-	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --lib --no-default-features -- -D warnings
 	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \
 		echo "ring is in the dependency tree: keep aws-lc-rs as the only crypto provider" >&2; exit 1; fi
 

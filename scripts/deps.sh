@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — installs what `make run`, `make test` and `make image` need and the machine lacks:
-# Debian's postgresql (server binaries), openssl, curl, testssl.sh (the scanner's tests
+# Debian's postgresql (server binaries), openssl (and libssl-dev + pkg-config to build the
+# scanner's legacy TLS client), curl, testssl.sh (the scanner's tests
 # compare verdicts with it), podman + buildah + runc (the image and its tests), python3-venv
 # and npm (the chart checks' validators), prometheus (promtool, for the alert rules), and the
 # weak test server's tlslite-ng from PyPI. Needs root (or sudo) only when something is missing.
@@ -9,6 +10,9 @@ set -Eeuo pipefail
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The scanner's legacy TLS client (feature legacy-tls) links the system's OpenSSL.
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)

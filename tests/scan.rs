@@ -140,6 +140,8 @@ async fn tlsward_itself_has_no_findings() {
     assert_eq!(r["schema"], "tlsward.scan/v2");
     assert!(r["http"]["hsts"].as_str().unwrap().contains("max-age=63072000"));
     assert!(r["certificate"]["trusted"].as_bool().unwrap());
+    assert_eq!(r["client_renegotiation"], false, "rustls refuses renegotiation");
+    assert!(property_list(&r, "not_checked").is_empty(), "{r:#}");
     assert!(
         r["duration_ms"].as_u64().unwrap() < 1000,
         "a loopback scan takes well under 1 s: {}",
@@ -194,10 +196,10 @@ async fn tls12_with_cbc_is_not_beast() {
     assert_eq!(code, 0, "only low findings: {r:#} {err}");
     assert_eq!(accepted(&r), vec!["TLSv1.2"]);
     let ids = finding_ids(&r);
-    assert_eq!(ids, vec!["cbc_cipher"], "{r:#}");
-    // rustls has no CBC suite, so no HTTPS request could be made; the certificate was still
-    // read from the hand-built handshake and judged.
-    assert!(r["http"].is_null());
+    assert_eq!(ids, vec!["cbc_cipher", "hsts_missing"], "{r:#}");
+    // rustls has no CBC suite: the certificate was read from the hand-built handshake, and
+    // GET / (s_server -www sends no HSTS) went through the legacy OpenSSL client.
+    assert!(r["http"]["status"].as_str().unwrap().contains("200"), "{r:#}");
     assert!(r["certificate"]["trusted"].as_bool().unwrap(), "{r:#}");
 }
 
@@ -595,8 +597,8 @@ async fn missing_secure_renegotiation_is_found() {
     assert!(!ids.contains(&"no_secure_renegotiation".into()), "{ids:?}");
 }
 
-/// testssl.sh's verdicts on the same target: protocols offered, and BEAST / RC4 / SWEET32
-/// vulnerable or not (its JSON `severity` above OK/INFO).
+/// testssl.sh's verdicts on the same target: protocols offered, and BEAST / RC4 / SWEET32 /
+/// client-initiated renegotiation vulnerable or not (its JSON `severity` above OK/INFO).
 async fn testssl_verdicts(port: u16) -> (Vec<String>, Vec<String>) {
     assert!(
         std::process::Command::new("testssl").arg("--version").output().is_ok(),
@@ -641,7 +643,12 @@ async fn testssl_verdicts(port: u16) -> (Vec<String>, Vec<String>) {
         }
     }
     let mut vulns = Vec::new();
-    for (ours, theirs) in [("beast", "BEAST"), ("rc4", "RC4"), ("sweet32", "SWEET32")] {
+    for (ours, theirs) in [
+        ("beast", "BEAST"),
+        ("rc4", "RC4"),
+        ("sweet32", "SWEET32"),
+        ("client_renegotiation", "secure_client_renego"),
+    ] {
         let sev = get(theirs)["severity"].as_str().unwrap_or("OK").to_string();
         if !matches!(sev.as_str(), "OK" | "INFO") {
             vulns.push(ours.to_string());
@@ -654,7 +661,7 @@ async fn assert_agrees_with_testssl(port: u16) {
     let (_, r, _) = scan(&[&target(port), "--ca", &ca_file()]).await;
     let ours_vulns: Vec<String> = finding_ids(&r)
         .into_iter()
-        .filter(|i| ["beast", "rc4", "sweet32"].contains(&i.as_str()))
+        .filter(|i| ["beast", "rc4", "sweet32", "client_renegotiation"].contains(&i.as_str()))
         .collect();
     let (protocols, vulns) = testssl_verdicts(port).await;
     assert_eq!(accepted(&r), protocols, "protocol verdicts differ");
@@ -662,7 +669,10 @@ async fn assert_agrees_with_testssl(port: u16) {
     ours_sorted.sort();
     let mut theirs = vulns.clone();
     theirs.sort();
-    assert_eq!(ours_sorted, theirs, "BEAST/RC4/SWEET32 verdicts differ");
+    assert_eq!(
+        ours_sorted, theirs,
+        "BEAST/RC4/SWEET32/client-renegotiation verdicts differ"
+    );
 }
 
 #[tokio::test]
@@ -673,6 +683,12 @@ async fn verdicts_agree_with_testssl_on_a_beast_server() {
         &["-tls1", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"],
     )
     .await;
+    assert_agrees_with_testssl(srv.port).await;
+}
+
+#[tokio::test]
+async fn verdicts_agree_with_testssl_on_a_renegotiating_server() {
+    let srv = s_server(&ec_leaf(), None, &["-tls1_2", "-client_renegotiation"]).await;
     assert_agrees_with_testssl(srv.port).await;
 }
 
@@ -1083,26 +1099,59 @@ async fn every_address_is_scanned_and_addresses_that_differ_are_flagged() {
     assert!(same.differences.is_empty(), "{:?}", same.differences);
 }
 
-#[tokio::test]
-async fn what_the_scanner_cannot_check_is_said_not_guessed() {
-    // CBC only: rustls completes no handshake, so HSTS is not checked, and renegotiation never is.
-    let srv = weak_server("tls1.2", "aes128", &[]).await;
-    let (_, r, _) = scan_ids(srv.port).await;
-    let props: Vec<&str> = r["not_checked"]
+fn property_list(r: &Value, key: &str) -> Vec<String> {
+    r[key]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["property"].as_str().unwrap())
-        .collect();
+        .map(|i| i["property"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn client_renegotiation_is_found_where_accepted_and_not_where_refused() {
+    let leaf = ec_leaf();
+    let accepting = s_server(&leaf, None, &["-tls1_2", "-client_renegotiation"]).await;
+    let (_, r, ids) = scan_ids(accepting.port).await;
+    assert_eq!(r["client_renegotiation"], true, "{r:#}");
+    assert!(ids.contains(&"client_renegotiation".to_string()), "{ids:?}");
+    let refusing = s_server(&leaf, None, &["-tls1_2"]).await;
+    let (_, r, ids) = scan_ids(refusing.port).await;
+    assert_eq!(r["client_renegotiation"], false, "{r:#}");
+    assert!(!ids.contains(&"client_renegotiation".to_string()), "{ids:?}");
+    assert!(property_list(&r, "not_checked").is_empty(), "{r:#}");
+}
+
+#[tokio::test]
+async fn hsts_on_a_cbc_only_server_is_read_through_the_legacy_client() {
+    // CBC only: rustls completes no handshake with it; the OpenSSL client does.
+    let with = weak_server("tls1.2", "aes128", &["--hsts", "max-age=63072000"]).await;
+    let (_, r, ids) = scan_ids(with.port).await;
+    assert_eq!(r["http"]["hsts"], "max-age=63072000", "{r:#}");
+    assert!(!ids.iter().any(|i| i.starts_with("hsts")), "{ids:?}");
+    let without = weak_server("tls1.2", "aes128", &[]).await;
+    let (_, r, ids) = scan_ids(without.port).await;
+    assert!(r["http"]["hsts"].is_null() && r["http"]["status"].is_string(), "{r:#}");
+    assert!(ids.contains(&"hsts_missing".to_string()), "{ids:?}");
+    // tlslite closes after its answer: a renegotiation is refused, not left undetermined.
+    assert_eq!(r["client_renegotiation"], false, "{r:#}");
+}
+
+#[tokio::test]
+async fn a_stalled_legacy_session_leaves_renegotiation_and_hsts_inconclusive() {
+    let srv = weak_server("tls1.2", "aes128", &["--stall-after-handshake"]).await;
+    let (code, r, _) = scan(&[&target(srv.port), "--ca", &ca_file(), "--timeout", "1s"]).await;
+    let props = property_list(&r, "inconclusive");
     assert!(
-        props.contains(&"HSTS") && props.contains(&"client-initiated renegotiation"),
+        props.contains(&"client-initiated renegotiation".to_string()) && props.contains(&"HSTS".to_string()),
         "{r:#}"
     );
-    assert!(r["http"].is_null());
+    assert!(r["client_renegotiation"].is_null() && r["http"].is_null(), "{r:#}");
     assert!(
         !finding_ids(&r).contains(&"hsts_missing".to_string()),
-        "no verdict on what was not checked"
+        "no verdict on what was not determined"
     );
+    assert_eq!(code, 2, "{r:#}");
 }
 
 #[tokio::test]

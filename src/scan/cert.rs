@@ -125,7 +125,7 @@ async fn get_root<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 }
 
 /// Status line and HSTS header of an HTTP/1.x response head.
-fn parse_head(buf: &[u8]) -> Option<HttpCheck> {
+pub(super) fn parse_head(buf: &[u8]) -> Option<HttpCheck> {
     let text = String::from_utf8_lossy(buf);
     let mut lines = text.split("\r\n");
     let status = lines.next().filter(|l| l.starts_with("HTTP/1."))?.to_string();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::report::{Finding, Report, Severity};
 
 /// Every check the scanner makes, by finding id, with its title.
-pub const CHECKS: [(&str, &str); 27] = [
+pub const CHECKS: [(&str, &str); 28] = [
     ("poodle", "SSLv3 accepted (POODLE)"),
     ("tls10", "TLS 1.0 accepted"),
     ("tls11", "TLS 1.1 accepted"),
@@ -23,6 +23,7 @@ pub const CHECKS: [(&str, &str); 27] = [
     ("weak_dh", "Diffie-Hellman group under 2048 bits"),
     ("weak_curve", "elliptic curve under 224 bits"),
     ("no_secure_renegotiation", "no secure renegotiation"),
+    ("client_renegotiation", "client-initiated renegotiation accepted"),
     ("no_fallback_scsv", "TLS_FALLBACK_SCSV not honoured"),
     ("no_downgrade_sentinel", "no TLS 1.3 downgrade sentinel"),
     ("cert_expired", "certificate expired"),

@@ -13,6 +13,7 @@ pub mod command;
 pub mod export;
 pub mod groups;
 pub mod hello;
+mod legacy;
 pub mod policy;
 pub mod probe;
 pub mod report;
@@ -567,6 +568,20 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
     };
     let certificate = cert::check_chain(&chain, &ctx.sni, &roots, crate::util::now_unix());
     let http = modern.and_then(|m| m.hsts);
+    let mut legacy = legacy::check(legacy::Request {
+        addr,
+        sni: ctx.sni_in_hello.clone().unwrap_or_else(|| addr.ip().to_string()),
+        starttls: opts.starttls,
+        timeout: opts.timeout,
+        protocols: PROTOCOLS
+            .iter()
+            .filter(|(p, _)| *p != "TLSv1.3" && protocols.get(p).copied().unwrap_or(false))
+            .map(|(p, _)| *p)
+            .collect(),
+        http: http.is_none() && opts.starttls.is_none(),
+    })
+    .await;
+    let http = http.or_else(|| legacy.http.take());
 
     let mut findings = Vec::new();
     protocol_findings(&protocols, &cipher_suites, &hellos, &mut findings);
@@ -592,6 +607,7 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
             Some(_) => {}
         }
     }
+    legacy.findings(&mut findings);
     if opts.progress {
         eprint!("\r\x1b[K");
     }
@@ -607,6 +623,7 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
         groups: key_exchange,
         certificate,
         http,
+        client_renegotiation: legacy.client_renegotiation,
         findings,
         max_severity: None,
         inconclusive: std::mem::take(
@@ -614,11 +631,13 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
                 .inconclusive
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-        ),
+        )
+        .into_iter()
+        .chain(legacy.inconclusive)
+        .collect(),
         policy: opts.policy.as_ref().map(|(name, _)| name.clone()),
-        not_checked: Vec::new(),
+        not_checked: legacy.not_checked,
     };
-    report.not_checked = not_checked(&report, opts);
     if let Some((_, p)) = &opts.policy {
         let deviations = policy::deviations(&report, p);
         report.findings.extend(deviations);
@@ -628,28 +647,6 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
         .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     report.max_severity = report.findings.first().map(|f| f.severity);
     Ok(report)
-}
-
-/// What this scan leaves undetermined: checks that need a client completing a legacy
-/// handshake, which the scanner does not have (rustls completes TLS 1.2 with AEAD suites and
-/// TLS 1.3 only).
-fn not_checked(report: &Report, opts: &ScanOptions) -> Vec<report::Inconclusive> {
-    let mut out = Vec::new();
-    let legacy_only = report.protocols.iter().any(|(p, on)| *on && *p != "TLSv1.3");
-    if legacy_only {
-        out.push(report::Inconclusive {
-            property: "client-initiated renegotiation".into(),
-            reason: "needs a completed TLS 1.2-or-older handshake to renegotiate on, which the scanner does not make"
-                .into(),
-        });
-    }
-    if report.http.is_none() && opts.starttls.is_none() {
-        out.push(report::Inconclusive {
-            property: "HSTS".into(),
-            reason: "no handshake the scanner completes (TLS 1.3, or TLS 1.2 with an AEAD suite) succeeded, so no GET / was sent".into(),
-        });
-    }
-    out
 }
 
 fn names(list: &[&AcceptedSuite]) -> String {

@@ -84,8 +84,13 @@ pub struct Report {
     pub groups: BTreeMap<&'static str, super::GroupList>,
     /// Certificate verdicts, when a certificate was seen.
     pub certificate: Option<ChainCheck>,
-    /// `GET /` over HTTPS (not with STARTTLS).
+    /// `GET /` over HTTPS (not with STARTTLS): through rustls, else through the legacy
+    /// (OpenSSL) client on a CBC- or DHE-only server.
     pub http: Option<HttpCheck>,
+    /// Whether the server completes a renegotiation the client starts (TLS ≤ 1.2; `false` on
+    /// a TLS 1.3-only server, which cannot renegotiate); null when not determined (the reason
+    /// is in `inconclusive` or `not_checked`).
+    pub client_renegotiation: Option<bool>,
     /// Everything found, worst first.
     pub findings: Vec<Finding>,
     /// The worst severity found.
@@ -196,6 +201,15 @@ impl Report {
                 h.hsts.as_deref().unwrap_or("missing")
             );
         }
+        let _ = writeln!(
+            o,
+            "\nClient-initiated renegotiation: {}",
+            match self.client_renegotiation {
+                Some(true) => "accepted",
+                Some(false) => "refused",
+                None => "not determined",
+            }
+        );
         let _ = writeln!(o, "\nFindings");
         if self.findings.is_empty() {
             let _ = writeln!(o, "  none");

@@ -5,12 +5,16 @@ misbehaviours OpenSSL never shows (ignoring TLS_FALLBACK_SCSV, no secure renegot
 usage: weak_server.py PORT CERT_PEM KEY_PEM --versions ssl3,tls1.0,tls1.1,tls1.2
                       --ciphers rc4,3des,aes128,aes128gcm,... [--kex rsa,ecdhe_rsa,dhe_rsa]
                       [--ignore-scsv] [--no-reneg] [--dh-params RFC2409_GROUP2] [--curves a,b]
-Listens on 127.0.0.1:PORT, prints "ready", answers each handshake then closes. Test-only.
+                      [--hsts VALUE] [--stall-after-handshake]
+Listens on 127.0.0.1:PORT, prints "ready", answers each handshake with an HTTP response (with
+Strict-Transport-Security: VALUE when given; after reading the request) then closes; or, with
+--stall-after-handshake, completes the handshake and then neither reads nor writes. Test-only.
 """
 import argparse
 import socket
 import sys
 import threading
+import time
 
 from tlslite.api import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
 from tlslite.constants import CipherSuite, ExtensionType
@@ -30,6 +34,8 @@ p.add_argument("--dh-params", help="a named DH group of tlslite.mathtls, e.g. RF
 p.add_argument("--curves", help="ECDH curves, e.g. secp384r1,x25519")
 p.add_argument("--no-downgrade-marker", action="store_true",
                help="do not mark an older version's ServerHello random with DOWNGRD (RFC 8446 4.1.3)")
+p.add_argument("--hsts", help="send Strict-Transport-Security: HSTS in the HTTP answer")
+p.add_argument("--stall-after-handshake", action="store_true")
 a = p.parse_args()
 
 if a.ignore_scsv:
@@ -71,7 +77,19 @@ def handle(sock):
             conn.handshakeServer(settings=settings, anon=True)
         else:
             conn.handshakeServer(certChain=chain, privateKey=key, settings=settings)
-        conn.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if a.stall_after_handshake:
+            time.sleep(3600)
+        if a.hsts:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.read(max=4096)
+                if not chunk:
+                    break
+                request += bytes(chunk)
+            conn.write(b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: " + a.hsts.encode()
+                       + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        else:
+            conn.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
         conn.close()
     except Exception:
         pass
