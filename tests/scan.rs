@@ -1123,7 +1123,7 @@ async fn client_renegotiation_is_found_where_accepted_and_not_where_refused() {
 }
 
 #[tokio::test]
-async fn hsts_on_a_cbc_only_server_is_read_through_the_legacy_client() {
+async fn hsts_on_a_cbc_or_dhe_only_server_is_read_through_the_legacy_client() {
     // CBC only: rustls completes no handshake with it; the OpenSSL client does.
     let with = weak_server("tls1.2", "aes128", &["--hsts", "max-age=63072000"]).await;
     let (_, r, ids) = scan_ids(with.port).await;
@@ -1135,6 +1135,15 @@ async fn hsts_on_a_cbc_only_server_is_read_through_the_legacy_client() {
     assert!(ids.contains(&"hsts_missing".to_string()), "{ids:?}");
     // tlslite closes after its answer: a renegotiation is refused, not left undetermined.
     assert_eq!(r["client_renegotiation"], false, "{r:#}");
+    // DHE only (AEAD, but rustls has no DHE): the same.
+    let dhe = weak_server(
+        "tls1.2",
+        "aes128gcm",
+        &["--kex", "dhe_rsa", "--hsts", "max-age=31536000"],
+    )
+    .await;
+    let (_, r, _) = scan_ids(dhe.port).await;
+    assert_eq!(r["http"]["hsts"], "max-age=31536000", "{r:#}");
 }
 
 #[tokio::test]
