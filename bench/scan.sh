@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # scan.sh — `make bench-scan`: wall time of `tlsward scan` against testssl.sh (Debian),
 # sslyze (PyPI) and sslscan (Debian) on the same loopback targets in one run, and whether
-# tlsward's and testssl.sh's protocol and BEAST/RC4/SWEET32 verdicts agree; writes
-# bench/scan-results.md.
-#   targets: tlsward itself (intermediate profile) and an `openssl s_server` that accepts
-#            TLS 1.0 with a CBC suite (BEAST)
+# tlsward's and testssl.sh's protocol, BEAST/RC4/SWEET32 and client-renegotiation verdicts
+# agree; writes bench/scan-results.md.
+#   targets: tlsward itself (intermediate profile), an `openssl s_server` that accepts TLS 1.0
+#            with a CBC suite (BEAST), and one that accepts client-initiated renegotiation
 # env: BENCH_WORK (bench/work), RUNS (5: tlsward scan runs per target; testssl runs once)
 set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
@@ -19,7 +19,7 @@ SSLYZE_VENV=${XDG_CACHE_HOME:-$HOME/.cache}/tlsward-sslyze
 [ -x "$BIN" ] || cargo build --release --locked
 rm -rf "$W/pki"; "$BIN" certs dev --out "$W/pki" >/dev/null
 CA=$W/pki/ca/ca.crt
-P1=9543 P2=9544
+P1=9543 P2=9544 P3=9545
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 TLSWARD_LOG=off "$BIN" serve --listen 127.0.0.1:$P1 --admin-listen 127.0.0.1:0 --tls-dir "$W/pki/server" \
@@ -28,11 +28,14 @@ PIDS+=($!)
 openssl s_server -accept 127.0.0.1:$P2 -www -quiet -cert "$W/pki/server/tls.crt" -key "$W/pki/server/tls.key" \
   -tls1 -cipher 'ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' </dev/null >/dev/null 2>&1 &
 PIDS+=($!)
+openssl s_server -accept 127.0.0.1:$P3 -www -quiet -cert "$W/pki/server/tls.crt" -key "$W/pki/server/tls.key" \
+  -tls1_2 -client_renegotiation -naccept 100000 </dev/null >/dev/null 2>&1 &
+PIDS+=($!)
 sleep 1
 
 ms() { date +%s%3N; }
 rows=""
-for spec in "tlsward:$P1" "openssl-tls10-cbc:$P2"; do
+for spec in "tlsward:$P1" "openssl-tls10-cbc:$P2" "openssl-tls12-renegotiates:$P3"; do
   name=${spec%%:*} port=${spec##*:}
   times=()
   for _ in $(seq "$RUNS"); do
@@ -62,6 +65,9 @@ for ours_id, tid in [("beast", "BEAST"), ("rc4", "RC4"), ("sweet32", "SWEET32")]
     th = tid in t and "not vulnerable" not in t[tid] and "no RC4" not in t[tid]
     if (ours_id in ids) != th:
         diff.append(f"{ours_id}: tlsward {ours_id in ids}, testssl {t.get(tid)}")
+th = "VULNERABLE" in t.get("secure_client_renego", "")
+if ("client_renegotiation" in ids) != th:
+    diff.append(f"client_renegotiation: tlsward {'client_renegotiation' in ids}, testssl {t.get('secure_client_renego')}")
 print("yes" if not diff else "NO: " + "; ".join(diff))
 PY
 )
@@ -79,7 +85,7 @@ done
   echo
   echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), sslyze $("$SSLYZE_VENV/bin/pip" show sslyze 2>/dev/null | awk '/^Version/{print $2}'), sslscan $(sslscan --version 2>/dev/null | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1), tlsward $("$BIN" --version | awk '{print $2}') (release)."
   echo
-  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4 and SWEET32."
+  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4, SWEET32 and client-initiated renegotiation."
   echo
   echo "| target | tlsward scan ms | testssl.sh ms | sslyze ms | sslscan ms | verdicts agree |"
   echo "| --- | --- | --- | --- | --- | --- |"

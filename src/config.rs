@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::api::RequestLimits;
@@ -147,7 +148,7 @@ fn kube_settings(
     watch: WatchSecrets,
     secrets: &[String],
     [name, namespace, uid]: [Option<String>; 3],
-    sources: &Sources,
+    source_dirs: Option<&[PathBuf]>,
     p: &mut Vec<String>,
 ) -> KubeSettings {
     let pod = match (non_empty(name), non_empty(namespace)) {
@@ -170,7 +171,7 @@ fn kube_settings(
             "{forced} needs the Pod's identity: set POD_NAME and POD_NAMESPACE (--pod-name, --pod-namespace; the chart sets them from the downward API)"
         ));
     }
-    let list = secret_mounts(secrets, sources, p);
+    let list = secret_mounts(secrets, source_dirs, p);
     let (ks, ws) = (flag("kube_secrets"), flag_is("watch_secrets", "api"));
     match watch {
         WatchSecrets::Api if list.is_empty() => {
@@ -190,10 +191,9 @@ fn kube_settings(
 
 /// The `--kube-secret SECRET=DIR` items: each a valid Secret name and one of the source
 /// directories, no directory twice.
-fn secret_mounts(items: &[String], sources: &Sources, p: &mut Vec<String>) -> Vec<(String, PathBuf)> {
+fn secret_mounts(items: &[String], dirs: Option<&[PathBuf]>, p: &mut Vec<String>) -> Vec<(String, PathBuf)> {
     let ks = flag("kube_secrets");
-    let dirs = sources.dirs();
-    let normalized: Vec<_> = dirs.iter().map(|d| normalize(d)).collect();
+    let normalized: Option<Vec<_>> = dirs.map(|d| d.iter().map(|d| normalize(d)).collect());
     let mut list: Vec<(String, PathBuf)> = Vec::new();
     for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let Some((secret, dir)) = item.split_once('=').map(|(s, d)| (s.trim(), PathBuf::from(d.trim()))) else {
@@ -207,11 +207,15 @@ fn secret_mounts(items: &[String], sources: &Sources, p: &mut Vec<String>) -> Ve
                 "{ks} {item:?}: {secret:?} is not a Secret name (lower-case letters, digits, '-' and '.')"
             ));
         }
-        if !normalized.contains(&normalize(&dir)) {
+        // Without the source directories (a required one is not set, which is reported) the
+        // directory cannot be checked.
+        if let (Some(normalized), Some(dirs)) = (&normalized, dirs)
+            && !normalized.contains(&normalize(&dir))
+        {
             p.push(format!(
                 "{ks} {item:?}: {} is not a source directory; use one of: {}",
                 dir.display(),
-                list_dirs(&dirs)
+                list_dirs(dirs)
             ));
         }
         if list.iter().any(|(_, d)| normalize(d) == normalize(&dir)) {
@@ -310,7 +314,7 @@ fn request_limits(a: &ServeArgs, p: &mut Vec<String>) -> RequestLimits {
 }
 
 /// The database target from `--db-url`, checked for an authenticating `sslmode`.
-fn db_target(a: &ServeArgs, p: &mut Vec<String>) -> Option<DbTarget> {
+fn db_target(a: &ServeArgs, p: &mut Vec<String>) -> Option<Arc<DbTarget>> {
     let url = need(
         &a.db_url,
         "db_url",
@@ -328,7 +332,7 @@ fn db_target(a: &ServeArgs, p: &mut Vec<String>) -> Option<DbTarget> {
             flag("db_allow_insecure").replace(')', "=true)")
         ));
     }
-    Some(target)
+    Some(Arc::new(target))
 }
 
 fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
@@ -347,23 +351,48 @@ fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
     }
 }
 
-fn reload_settings(a: &ServeArgs, db: Option<&DbTarget>, p: &mut Vec<String>) -> ReloadSettings {
+/// The sources as given, for checking the materials when a required directory is missing.
+fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snapshot::GivenSources<'a> {
+    crate::snapshot::GivenSources {
+        tls_dir: a.tls_dir.as_deref(),
+        token_key_dir: a.token_key_dir.as_deref(),
+        policy_file: a.policy_file.as_deref(),
+        client_ca_dir: a.client_ca_dir.as_deref(),
+        expect_sans: &a.expect_sans,
+        db,
+    }
+}
+
+/// The reload settings: the checked sources (`None` when a required directory is not set,
+/// which is reported) and how changes are noticed.
+fn reload_settings(a: &ServeArgs, db: Option<&Arc<DbTarget>>, p: &mut Vec<String>) -> Option<ReloadSettings> {
     if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
         p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
     }
-    ReloadSettings {
+    let tls_dir = need(
+        &a.tls_dir,
+        "tls_dir",
+        "point it at the directory with tls.crt and tls.key",
+        p,
+    );
+    let token_key_dir = need(
+        &a.token_key_dir,
+        "token_key_dir",
+        "point it at the directory of token signing keys",
+        p,
+    );
+    Some(ReloadSettings {
         sources: Sources {
-            tls_dir: a.tls_dir.clone(),
             policy_file: a.policy_file.clone(),
             client_ca_dir: a.client_ca_dir.clone(),
-            token_key_dir: a.token_key_dir.clone(),
             expect_sans: a.expect_sans.clone(),
             db: db.cloned(),
+            ..Sources::new(tls_dir?, token_key_dir?)
         },
         file_watch: a.file_watch,
         reload_interval: a.reload_interval,
         expiry_warning: a.expiry_warning,
-    }
+    })
 }
 
 impl Config {
@@ -376,21 +405,33 @@ impl Config {
         let requests = request_limits(a, &mut p);
         let target = db_target(a, &mut p);
         let pool = pool_settings(a, &mut p);
-        // A missing --tls-dir or --token-key-dir is reported by Snapshot::load, with the rest.
         let reload = reload_settings(a, target.as_ref(), &mut p);
+        let source_dirs = reload.as_ref().map(|r| r.sources.dirs());
         let pod = [a.pod_name.clone(), a.pod_namespace.clone(), a.pod_uid.clone()];
         let kube = kube_settings(
             a.kube_events,
             a.watch_secrets,
             &a.kube_secrets,
             pod,
-            &reload.sources,
+            source_dirs.as_deref(),
             &mut p,
         );
-        let snapshot = Snapshot::load(&reload.sources, &crate::files::Files::disk(), 1)
-            .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
-            .ok();
-        let (Some(target), Some(snapshot), true) = (target, snapshot, p.is_empty()) else {
+        let disk = crate::files::Files::disk();
+        let snapshot = match &reload {
+            Some(r) => Snapshot::load(&r.sources, &disk, 1)
+                .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
+                .ok(),
+            None => {
+                let given = given_sources(a, target.as_deref());
+                p.extend(
+                    crate::snapshot::check_given(&given, &disk)
+                        .iter()
+                        .map(ToString::to_string),
+                );
+                None
+            }
+        };
+        let (Some(target), Some(reload), Some(snapshot), true) = (target, reload, snapshot, p.is_empty()) else {
             return Err(ConfigErrors(p));
         };
         let db = DbSettings {

@@ -38,7 +38,7 @@ pub trait MaterialFeed: Send + 'static {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The database.
-    pub target: DbTarget,
+    pub target: std::sync::Arc<DbTarget>,
     /// Pool sizes and timeouts.
     pub pool: PoolSettings,
     /// Create the schema with the first pool (`--db-migrate`).

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -163,8 +164,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 pub struct DbPool {
     /// The deadpool pool.
     pub pool: Pool,
-    /// The target (for messages).
-    pub target: DbTarget,
+    /// The target (for messages): the one value the configuration holds, shared.
+    pub target: Arc<DbTarget>,
     /// Increments with every rebuilt pool (also in `application_name`: `tlsward/g<n>`).
     pub generation: u64,
     /// Retry bounds of transactions.
@@ -181,7 +182,7 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error
 
 /// Builds a pool for `target` with already loaded TLS material (without connecting).
 pub fn build(
-    target: &DbTarget,
+    target: &Arc<DbTarget>,
     settings: &PoolSettings,
     generation: u64,
     tls: Option<&DbTls>,
@@ -250,7 +251,8 @@ pub fn build(
 /// Reads the TLS files of `target`, builds a pool and verifies it.
 pub async fn build_and_verify(target: &DbTarget, settings: &PoolSettings, generation: u64) -> Result<DbPool, DbError> {
     let tls = DbTls::load(&crate::files::Files::disk(), target, crate::util::now_unix())?;
-    verify(build(target, settings, generation, tls.as_deref())?).await
+    let target = Arc::new(target.clone());
+    verify(build(&target, settings, generation, tls.as_deref())?).await
 }
 
 /// Verifies a built pool: one connection under the configured `sslmode`, then `SELECT 1`

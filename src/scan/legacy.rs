@@ -116,11 +116,13 @@ fn run(req: &Request) -> Outcome {
         timeout: req.timeout,
         postgres_starttls: req.starttls.is_some(),
     };
-    if !usable.is_empty() {
-        renegotiation(&target, &mut o);
-    }
+    // GET / first: a server that handles one connection at a time may pause after refusing a
+    // renegotiation (OpenSSL's s_server sleeps a second), which would delay the next one.
     if req.http {
         http(&target, &mut o);
+    }
+    if !usable.is_empty() {
+        renegotiation(&target, &mut o);
     }
     o
 }

@@ -21,27 +21,27 @@ use crate::db::dsn::DbTarget;
 use crate::db::material::{ClientCert, DbCa, DbTls};
 use crate::files::Files;
 use crate::tls::material::{self, CertInfo};
-use crate::tls::policy::{ClientAuth, Policy};
+use crate::tls::policy::Policy;
 use crate::tls::server::{self as tls_server, Resumption};
 use crate::token::TokenKeys;
 
-/// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps). The
-/// required ones are `Option`s so that `check-config` can check what is given when something
-/// is missing; a missing required part is a [`Problem`] of loading, naming its flag.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where the reloadable inputs live: directories (mounted Secrets / ConfigMaps). Checked
+/// configuration: the required ones are there (a missing flag is a configuration problem,
+/// reported by `Config::load` before a snapshot is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources {
-    /// `tls.crt` + `tls.key` (required).
-    pub tls_dir: Option<PathBuf>,
+    /// `tls.crt` + `tls.key`.
+    pub tls_dir: PathBuf,
     /// The policy YAML, if any.
     pub policy_file: Option<PathBuf>,
     /// `ca.crt` of client CAs, if any.
     pub client_ca_dir: Option<PathBuf>,
-    /// Token keys (required).
-    pub token_key_dir: Option<PathBuf>,
+    /// Token keys.
+    pub token_key_dir: PathBuf,
     /// SANs the server certificate must carry (empty: no check).
     pub expect_sans: Vec<String>,
     /// The database target, whose `sslrootcert`, `sslcert` and `sslkey` are reloaded too.
-    pub db: Option<DbTarget>,
+    pub db: Option<Arc<DbTarget>>,
 }
 
 fn parent_dir(p: &Path) -> PathBuf {
@@ -55,14 +55,62 @@ fn show(p: Option<&Path>) -> String {
     p.map_or("-".into(), |p| p.display().to_string())
 }
 
+/// The sources as given, before the required ones are known to be there: what
+/// `check-config` reads when one is missing ([`check_given`]), so that the problems of every
+/// other material are still reported in the same run. Serving only ever has [`Sources`].
+#[derive(Debug, Clone, Copy)]
+pub struct GivenSources<'a> {
+    /// `--tls-dir`, if set.
+    pub tls_dir: Option<&'a Path>,
+    /// `--token-key-dir`, if set.
+    pub token_key_dir: Option<&'a Path>,
+    /// See [`Sources::policy_file`].
+    pub policy_file: Option<&'a Path>,
+    /// See [`Sources::client_ca_dir`].
+    pub client_ca_dir: Option<&'a Path>,
+    /// See [`Sources::expect_sans`].
+    pub expect_sans: &'a [String],
+    /// See [`Sources::db`].
+    pub db: Option<&'a DbTarget>,
+}
+
+/// The problems of every given material (none for a required directory that is not set:
+/// the configuration reports that).
+pub fn check_given(given: &GivenSources<'_>, files: &Files) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let _ = read_parts(given, files, &mut problems);
+    problems
+}
+
 impl Sources {
+    /// The sources as [`GivenSources`].
+    fn given(&self) -> GivenSources<'_> {
+        GivenSources {
+            tls_dir: Some(&self.tls_dir),
+            token_key_dir: Some(&self.token_key_dir),
+            policy_file: self.policy_file.as_deref(),
+            client_ca_dir: self.client_ca_dir.as_deref(),
+            expect_sans: &self.expect_sans,
+            db: self.db.as_deref(),
+        }
+    }
+
+    /// The required sources, and nothing optional.
+    pub fn new(tls_dir: PathBuf, token_key_dir: PathBuf) -> Self {
+        Self {
+            tls_dir,
+            token_key_dir,
+            policy_file: None,
+            client_ca_dir: None,
+            expect_sans: Vec::new(),
+            db: None,
+        }
+    }
+
     /// The directories to watch: the Secret / ConfigMap mounts.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = [&self.tls_dir, &self.token_key_dir, &self.client_ca_dir]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let mut dirs: Vec<PathBuf> = vec![self.tls_dir.clone(), self.token_key_dir.clone()];
+        dirs.extend(self.client_ca_dir.clone());
         dirs.extend(self.policy_file.as_deref().map(parent_dir));
         if let Some(db) = &self.db {
             let files = [&db.sslrootcert, &db.sslcert, &db.sslkey];
@@ -215,7 +263,7 @@ impl Snapshot {
 
     fn assemble(src: &Sources, files: &Files, generation: u64, last: Option<&Self>) -> (Option<Self>, Vec<Problem>) {
         let mut problems = Vec::new();
-        let parts = read_parts(src, files, &mut problems);
+        let parts = read_parts(&src.given(), files, &mut problems);
         let Some(chosen) = choose(parts, last, src, &mut problems) else {
             return (None, problems);
         };
@@ -303,7 +351,7 @@ impl Snapshot {
             out.push_str(&format!("  {line}\n"));
         }
         out.push_str(&format!("  versions: [{}]\n", self.policy.version_names().join(", ")));
-        out.push_str(&format!("server_certificate:  # {}\n", show(src.tls_dir.as_deref())));
+        out.push_str(&format!("server_certificate:  # {}\n", src.tls_dir.display()));
         for c in &self.server_chain {
             out.push_str(&describe_cert(c));
         }
@@ -319,7 +367,7 @@ impl Snapshot {
         let kids = self.token_keys.kids();
         out.push_str(&format!(
             "token_keys:  # {}\n  accepted_kids: [{}]\n  signing_kid: {}\n",
-            show(src.token_key_dir.as_deref()),
+            src.token_key_dir.display(),
             kids.join(", "),
             kids.last().copied().unwrap_or("-")
         ));
@@ -340,13 +388,9 @@ impl Snapshot {
     }
 }
 
-const NO_TLS_DIR: &str = "--tls-dir (TLSWARD_TLS_DIR) is not set; point it at the directory with tls.crt and tls.key";
-const NO_TOKEN_KEY_DIR: &str =
-    "--token-key-dir (TLSWARD_TOKEN_KEY_DIR) is not set; point it at the directory of token signing keys";
-
-fn read_parts(src: &Sources, files: &Files, problems: &mut Vec<Problem>) -> Parts {
+fn read_parts(src: &GivenSources<'_>, files: &Files, problems: &mut Vec<Problem>) -> Parts {
     let mut fail = |material: Material, message: String| problems.push(Problem { material, message });
-    let policy = match &src.policy_file {
+    let policy = match src.policy_file {
         Some(p) => Policy::from_file(files, p).map_err(|e| {
             for p in e.0 {
                 fail(Material::Policy, p.to_string());
@@ -355,31 +399,22 @@ fn read_parts(src: &Sources, files: &Files, problems: &mut Vec<Problem>) -> Part
         None => Ok(Policy::default()),
     };
     let now = crate::util::now_unix();
-    let server = match src.tls_dir.as_deref() {
-        Some(dir) => {
-            let crt = dir.join(material::TLS_CRT);
-            material::load_pair(files, &crt, &dir.join(material::TLS_KEY), now)
-                .and_then(|m| material::check_sans(&crt, &m.chain[0], &src.expect_sans).map(|()| m))
-                .map_err(|e| fail(Material::Server, e.to_string()))
-        }
-        None => {
-            fail(Material::Server, NO_TLS_DIR.into());
-            Err(())
-        }
-    };
-    let client_roots = src.client_ca_dir.as_deref().map(|dir| {
+    let server = src.tls_dir.ok_or(()).and_then(|dir| {
+        let crt = dir.join(material::TLS_CRT);
+        material::load_pair(files, &crt, &dir.join(material::TLS_KEY), now)
+            .and_then(|m| material::check_sans(&crt, &m.chain[0], src.expect_sans).map(|()| m))
+            .map_err(|e| fail(Material::Server, e.to_string()))
+    });
+    let client_roots = src.client_ca_dir.map(|dir| {
         material::load_roots(files, &dir.join(material::CA_CRT))
             .map(Arc::new)
             .map_err(|e| fail(Material::ClientCa, e.to_string()))
     });
-    let token_keys = match src.token_key_dir.as_deref() {
-        Some(dir) => TokenKeys::read_dir(files, dir).map_err(|e| fail(Material::TokenKeys, e.to_string())),
-        None => {
-            fail(Material::TokenKeys, NO_TOKEN_KEY_DIR.into());
-            Err(())
-        }
-    };
-    let tls_target = src.db.as_ref().filter(|t| DbTls::wanted(t));
+    let token_keys = src
+        .token_key_dir
+        .ok_or(())
+        .and_then(|dir| TokenKeys::read_dir(files, dir).map_err(|e| fail(Material::TokenKeys, e.to_string())));
+    let tls_target = src.db.filter(|t| DbTls::wanted(t));
     let db_ca = tls_target.map(|t| DbCa::load(files, t).map_err(|e| fail(Material::DbCa, e.to_string())));
     let db_client =
         tls_target.map(|t| ClientCert::load(files, t, now).map_err(|e| fail(Material::DbClient, e.to_string())));
@@ -398,17 +433,14 @@ fn read_parts(src: &Sources, files: &Files, problems: &mut Vec<Problem>) -> Part
 /// without a client CA bundle is a problem of the policy.
 fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut Vec<Problem>) -> Option<Chosen> {
     let policy = parts.policy.and_then(|p| {
-        if p.client_auth != ClientAuth::None && src.client_ca_dir.is_none() {
-            problems.push(Problem {
-                material: Material::Policy,
-                message: format!(
-                    "client_auth is {}: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt",
-                    p.client_auth.as_str()
-                ),
-            });
-            return Err(());
-        }
-        Ok(p)
+        tls_server::check_client_ca(&p, src.client_ca_dir.is_some())
+            .map(|()| p)
+            .map_err(|e| {
+                problems.push(Problem {
+                    material: Material::Policy,
+                    message: e.to_string(),
+                })
+            })
     });
     let policy = pick(policy, last.map(|l| l.policy.clone()));
     let server = pick(parts.server, last.map(|l| l.server.clone()));
@@ -497,10 +529,8 @@ mod tests {
         let tokens = dir.path().join("tokens");
         crate::pki::write_file(&tokens.join("k1"), &crate::token::generate_key_text(), true).unwrap();
         let sources = Sources {
-            tls_dir: Some(tls.clone()),
-            client_ca_dir: Some(tls),
-            token_key_dir: Some(tokens),
-            ..Sources::default()
+            client_ca_dir: Some(tls.clone()),
+            ..Sources::new(tls, tokens)
         };
         Fixture { _dir: dir, ca, sources }
     }
@@ -525,9 +555,9 @@ mod tests {
     #[test]
     fn load_reports_every_problem_at_once_naming_the_file() {
         let f = fixture();
-        let tls = f.sources.tls_dir.clone().unwrap();
+        let tls = f.sources.tls_dir.clone();
         std::fs::write(tls.join("tls.key"), "not a key").unwrap();
-        let tokens = f.sources.token_key_dir.clone().unwrap();
+        let tokens = f.sources.token_key_dir.clone();
         std::fs::write(tokens.join("k1"), "short").unwrap();
         let problems = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap_err();
         let of = |m| problems.iter().find(|p| p.material == m).map(ToString::to_string);
@@ -542,22 +572,24 @@ mod tests {
     }
 
     #[test]
-    fn load_names_the_flag_of_a_missing_required_directory() {
-        let problems = Snapshot::load(&Sources::default(), &Files::disk(), 1).unwrap_err();
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert!(
-            text.iter().any(|p| p.contains("--tls-dir (TLSWARD_TLS_DIR)")),
-            "{text:?}"
-        );
-        assert!(text.iter().any(|p| p.contains("--token-key-dir")), "{text:?}");
+    fn what_is_given_is_checked_when_a_required_directory_is_missing() {
+        let f = fixture();
+        std::fs::write(f.sources.token_key_dir.join("k1"), "short").unwrap();
+        let given = GivenSources {
+            tls_dir: None,
+            ..f.sources.given()
+        };
+        let problems = check_given(&given, &Files::disk());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].material, Material::TokenKeys);
     }
 
     #[test]
     fn reload_takes_each_valid_change_and_keeps_the_last_good_of_the_rest() {
         let f = fixture();
         let first = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
-        let new_serial = write_pair(f.sources.tls_dir.as_ref().unwrap(), &f.ca);
-        std::fs::write(f.sources.token_key_dir.as_ref().unwrap().join("k1"), "short").unwrap();
+        let new_serial = write_pair(&f.sources.tls_dir, &f.ca);
+        std::fs::write(f.sources.token_key_dir.join("k1"), "short").unwrap();
         let (next, problems) = first.reload(&f.sources, &Files::disk(), 2);
         assert_eq!(next.generation, 2);
         assert_eq!(next.leaf().serial, new_serial, "the valid certificate is taken");
@@ -576,7 +608,7 @@ mod tests {
         let files = Files::disk();
         let first = Snapshot::load(&f.sources, &files, 1).unwrap();
         let issued = f.ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
-        let tls = f.sources.tls_dir.clone().unwrap();
+        let tls = f.sources.tls_dir.clone();
         let data = [
             ("tls.crt", issued.cert_pem.as_bytes()),
             ("tls.key", issued.key_pem.as_bytes()),
@@ -602,14 +634,7 @@ mod tests {
     #[test]
     fn a_policy_asking_for_client_certificates_without_a_bundle_is_a_policy_problem() {
         let f = fixture();
-        let policy = f
-            .sources
-            .tls_dir
-            .as_ref()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("policy.yaml");
+        let policy = f.sources.tls_dir.parent().unwrap().join("policy.yaml");
         std::fs::write(&policy, "profile: intermediate\nclient_auth: required\n").unwrap();
         let sources = Sources {
             policy_file: Some(policy),

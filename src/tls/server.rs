@@ -18,8 +18,10 @@ pub enum ServerConfigError {
     /// The policy and provider do not fit together.
     #[error("the policy cannot be applied: {0}")]
     Policy(String),
-    /// `client_auth` needs a client CA bundle.
-    #[error("client_auth is {0} but no client CA is configured; set --client-ca-dir")]
+    /// `client_auth` needs a client CA bundle ([`check_client_ca`]).
+    #[error(
+        "client_auth is {0} but no client CA is configured: set --client-ca-dir (TLSWARD_CLIENT_CA_DIR) to the directory with the client CAs' ca.crt"
+    )]
     MissingClientCa(&'static str),
     /// The client verifier could not be built.
     #[error("client CA bundle unusable: {0}")]
@@ -71,6 +73,16 @@ impl std::fmt::Debug for Resumption {
     }
 }
 
+/// The rule that ties a policy to the client CAs: a `client_auth` other than `none` needs a
+/// client CA bundle. The snapshot applies it to a new policy before choosing it (so that a
+/// policy that breaks it is refused and the last good one kept), and [`build`] by it.
+pub fn check_client_ca(policy: &Policy, client_ca_configured: bool) -> Result<(), ServerConfigError> {
+    if policy.client_auth != ClientAuth::None && !client_ca_configured {
+        return Err(ServerConfigError::MissingClientCa(policy.client_auth.as_str()));
+    }
+    Ok(())
+}
+
 /// Builds the server config.
 pub fn build(
     policy: &Policy,
@@ -82,9 +94,9 @@ pub fn build(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&policy.versions())
         .map_err(|e| ServerConfigError::Policy(e.to_string()))?;
+    check_client_ca(policy, client_roots.is_some())?;
     let builder = match (policy.client_auth, client_roots) {
-        (ClientAuth::None, _) => builder.with_no_client_auth(),
-        (mode, None) => return Err(ServerConfigError::MissingClientCa(mode.as_str())),
+        (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
         (mode, Some(roots)) => {
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let v = if mode == ClientAuth::Optional {
