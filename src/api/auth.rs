@@ -13,7 +13,7 @@ use super::error::ApiError;
 use crate::token::TokenError;
 
 /// Refuses requests without a valid `Authorization: Bearer` token (401 + `WWW-Authenticate`).
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<Arc<ApiState>>,
     mut req: Request,
     next: Next,

@@ -12,7 +12,7 @@ use crate::token::TokenError;
 
 /// An API error: status, stable code, client-safe message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
@@ -25,7 +25,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -35,17 +35,17 @@ impl ApiError {
     }
 
     /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 404.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// 503 `database_unavailable`.
-    pub fn db_unavailable() -> Self {
+    pub(crate) fn db_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "database_unavailable",
@@ -54,7 +54,7 @@ impl ApiError {
     }
 
     /// 401 for a refused token.
-    pub fn unauthorized(err: TokenError) -> Self {
+    pub(crate) fn unauthorized(err: TokenError) -> Self {
         let challenge = match err {
             TokenError::Missing => r#"Bearer realm="tlsward""#.to_string(),
             other => format!(r#"Bearer realm="tlsward", error="invalid_token", error_description="{other}""#),

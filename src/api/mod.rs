@@ -2,9 +2,9 @@
 //! errors for unknown routes, request metrics, body limit and security headers on every
 //! response.
 
-pub mod auth;
-pub mod error;
-pub mod users;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -92,7 +92,10 @@ fn valid_email(s: &str) -> bool {
 }
 
 /// `GET /users/{id}`.
-pub async fn get_user(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_user(
+    State(state): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     match seen(&state, users::get(&db, &state.metrics, id).await)? {
@@ -102,7 +105,10 @@ pub async fn get_user(State(state): State<Arc<ApiState>>, Path(raw): Path<String
 }
 
 /// `GET /users?limit=&after=`: keyset pagination by id.
-pub async fn list_users(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn list_users(
+    State(state): State<Arc<ApiState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let (mut limit, mut after) = (DEFAULT_LIMIT, 0i64);
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
@@ -244,7 +250,7 @@ fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
 }
 
 /// `POST /users`: 201 with `Location`, 409 when the username is taken.
-pub async fn create_user(
+pub(crate) async fn create_user(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
@@ -269,7 +275,10 @@ pub async fn create_user(
 }
 
 /// `DELETE /users/{id}`: 204, or 404.
-pub async fn delete_user(State(state): State<Arc<ApiState>>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn delete_user(
+    State(state): State<Arc<ApiState>>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     if seen(&state, users::delete(&db, &state.metrics, id).await)? {

@@ -22,12 +22,12 @@ use super::pool::{self, DbError, DbPool, PoolSettings};
 use crate::metrics::Metrics;
 
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
-pub const FIRST_RETRY: Duration = Duration::from_millis(200);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// Longest retry delay.
 const MAX_RETRY: Duration = Duration::from_secs(10);
 
 /// Where the DB material comes from: the served snapshot, in the server.
-pub trait MaterialFeed: Send + 'static {
+pub(crate) trait MaterialFeed: Send + 'static {
     /// The DB TLS material to serve now.
     fn current(&self) -> Option<Arc<DbTls>>;
     /// Waits for the material to change (perhaps); `false` when it never will again.
@@ -65,7 +65,7 @@ pub enum PoolOutcome {
 }
 
 /// What the manager writes to: the served pool, the metrics and whoever wants the outcomes.
-pub struct Outputs<R> {
+pub(crate) struct Outputs<R> {
     /// The writer of the served pool.
     pub publisher: DbPublisher,
     /// Rebuild and checkout metrics.
@@ -75,7 +75,7 @@ pub struct Outputs<R> {
 }
 
 /// Starts the manager.
-pub fn spawn<F, R>(settings: Settings, feed: F, outputs: Outputs<R>, stop: watch::Receiver<bool>)
+pub(crate) fn spawn<F, R>(settings: Settings, feed: F, outputs: Outputs<R>, stop: watch::Receiver<bool>)
 where
     F: MaterialFeed,
     R: Fn(PoolOutcome) + Send + 'static,

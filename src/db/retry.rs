@@ -37,12 +37,12 @@ impl RetryPolicy {
 }
 
 /// Whether a database error asks the client to retry the whole transaction.
-pub fn is_retryable(err: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_retryable(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
 /// Whether a database error means the connection itself is gone.
-pub fn is_connection_broken(err: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_connection_broken(err: &tokio_postgres::Error) -> bool {
     if err.is_closed() {
         return true;
     }

@@ -38,7 +38,7 @@ impl Close {
 
 /// The request activity of one connection.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     born: Instant,
     in_flight: AtomicUsize,
     /// Set once an h2 request was seen (an h2 connection is closed with GOAWAY).
@@ -70,7 +70,7 @@ impl Default for Activity {
 
 impl Activity {
     /// A connection that has just started.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             born: Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -105,7 +105,7 @@ impl Activity {
     }
 
     /// `app` as a hyper service that keeps this activity up to date.
-    pub fn service(
+    pub(crate) fn service(
         self: Arc<Self>,
         app: axum::Router,
     ) -> impl hyper::service::Service<

@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-pub use activity::Activity;
+pub(crate) use activity::Activity;
 use activity::Close;
 
 use crate::logs::Throttle;
@@ -67,7 +67,7 @@ fn jittered(age: Duration) -> Duration {
 }
 
 /// One listener: its name (the `listener` label), limits and shared counters.
-pub struct Edge {
+pub(crate) struct Edge {
     name: &'static str,
     limits: Limits,
     slots: Arc<Semaphore>,
@@ -77,7 +77,7 @@ pub struct Edge {
 
 /// What a connection task holds: its slot under the cap, a handle that keeps the shutdown
 /// waiting for it, and the shutdown signal.
-pub struct Conn {
+pub(crate) struct Conn {
     edge: Arc<Edge>,
     _slot: OwnedSemaphorePermit,
     _open: mpsc::Sender<()>,
@@ -86,7 +86,7 @@ pub struct Conn {
 
 impl Edge {
     /// A listener named `name` (`tls`, `admin`) with these limits.
-    pub fn new(name: &'static str, limits: Limits, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(name: &'static str, limits: Limits, metrics: Arc<Metrics>) -> Arc<Self> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -114,7 +114,7 @@ impl Edge {
 
     /// Accepts until `stop`, handing each connection within the cap to `serve`; then waits
     /// up to `grace` for the open connections to finish.
-    pub async fn run<F, Fut>(
+    pub(crate) async fn run<F, Fut>(
         self: Arc<Self>,
         listener: TcpListener,
         stop: watch::Receiver<bool>,
@@ -230,19 +230,9 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 }
 
 impl Conn {
-    /// The limits of the connection's listener.
-    pub fn limits(&self) -> &Limits {
-        &self.edge.limits
-    }
-
-    /// The listener's metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.edge.metrics
-    }
-
     /// Serves HTTP/1.1 or h2 (with upgrades) on `io` with `app` until the client closes,
     /// the connection turns idle, or the server shuts down.
-    pub async fn serve_http<I>(mut self, io: I, app: axum::Router)
+    pub(crate) async fn serve_http<I>(mut self, io: I, app: axum::Router)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

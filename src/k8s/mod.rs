@@ -13,7 +13,7 @@
 //! rustls on aws-lc-rs.
 
 pub mod events;
-pub mod secrets;
+pub(crate) mod secrets;
 
 use std::path::PathBuf;
 use std::sync::Arc;

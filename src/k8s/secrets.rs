@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 /// What a Secret watch writes to: the file reader's overlays, the reload trigger and its
 /// metrics.
 #[derive(Clone)]
-pub struct Outputs {
+pub(crate) struct Outputs {
     /// Where the Secret's data is laid over its directory.
     pub files: Files,
     /// Asks for a reload.
@@ -47,7 +47,7 @@ fn secret_files(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// What to log for a watch error: a 403 names the verb and the rule the Role needs.
-pub fn describe_error(e: &watcher::Error, namespace: &str, secret: &str) -> String {
+pub(crate) fn describe_error(e: &watcher::Error, namespace: &str, secret: &str) -> String {
     let (verb, inner) = match e {
         watcher::Error::InitialListFailed(k) => ("list", Some(k)),
         watcher::Error::WatchStartFailed(k) | watcher::Error::WatchFailed(k) => ("watch", Some(k)),
@@ -69,7 +69,7 @@ fn forbidden(verb: &str, namespace: &str, secret: &str, message: &str) -> String
 }
 
 /// Starts watching `secret` in `namespace` and laying it over `dir`.
-pub fn spawn(
+pub(crate) fn spawn(
     out: Outputs,
     client: kube::Client,
     namespace: &str,

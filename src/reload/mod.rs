@@ -3,10 +3,10 @@
 //! source in one pass, validates, and publishes a new snapshot through the one pointer, or
 //! keeps the last good one and says which file was wrong and why.
 
-pub mod notice;
-pub mod status;
-pub mod task;
-pub mod watcher;
+pub(crate) mod notice;
+pub(crate) mod status;
+pub(crate) mod task;
+pub(crate) mod watcher;
 
 pub use notice::{Notice, Notices};
 pub use status::{Outcome, ReloadStatus, Status};

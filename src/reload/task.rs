@@ -27,7 +27,7 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(300);
 const EXPIRY_LOG_EVERY: i64 = 3600;
 /// First wait before another attempt at an invalid set (a writer may be between the key and
 /// the certificate); it doubles for each of the [`RETRIES`].
-pub const FIRST_RETRY: Duration = Duration::from_millis(50);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// Attempts after the first before a failing material is recorded as rejected.
 const RETRIES: usize = 4;
 
@@ -55,7 +55,7 @@ pub struct Settings {
 
 /// The reload task's context: the only writer of the served snapshot, and where its
 /// outcomes go (metrics, `/reload-status`, notices).
-pub struct Reloader {
+pub(crate) struct Reloader {
     settings: Settings,
     files: Files,
     store: SnapshotStore,
@@ -65,7 +65,7 @@ pub struct Reloader {
 }
 
 /// What the reloader writes to besides the snapshot.
-pub struct Outputs {
+pub(crate) struct Outputs {
     /// Reload metrics and the served snapshot's description.
     pub metrics: Arc<Metrics>,
     /// Outcomes for Events.
@@ -75,7 +75,7 @@ pub struct Outputs {
 impl Reloader {
     /// A reloader serving `store`'s snapshot, reading through `files`; the metrics and the
     /// returned status start out describing it.
-    pub fn new(settings: Settings, files: Files, store: SnapshotStore, out: Outputs) -> (Self, Status) {
+    pub(crate) fn new(settings: Settings, files: Files, store: SnapshotStore, out: Outputs) -> (Self, Status) {
         let Outputs { metrics, notices } = out;
         let snapshot = store.load_full();
         let now = now_unix();
@@ -98,7 +98,7 @@ impl Reloader {
 
     /// Starts the watcher, the SIGHUP and interval triggers and the reload task; the returned
     /// sender asks for a reload.
-    pub fn spawn(self, stop: watch::Receiver<bool>) -> UnboundedSender<()> {
+    pub(crate) fn spawn(self, stop: watch::Receiver<bool>) -> UnboundedSender<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let watcher = self.start_watcher(&tx);
         let this = Arc::new(self);

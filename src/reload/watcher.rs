@@ -15,7 +15,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A watcher on a set of directories and their parents.
-pub struct DirWatcher {
+pub(crate) struct DirWatcher {
     watcher: RecommendedWatcher,
     dirs: Vec<PathBuf>,
     /// Inode of each directory as last watched (`None`: not watched, e.g. absent).
@@ -33,7 +33,7 @@ fn relevant(path: &Path, dirs: &[PathBuf]) -> bool {
 
 impl DirWatcher {
     /// Starts watching; every relevant event sends `()` on `tx`.
-    pub fn new(dirs: &[PathBuf], tx: UnboundedSender<()>) -> notify::Result<Self> {
+    pub(crate) fn new(dirs: &[PathBuf], tx: UnboundedSender<()>) -> notify::Result<Self> {
         let dirs: Vec<PathBuf> = dirs.iter().map(|d| absolute(d)).collect();
         let filter = dirs.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -66,7 +66,7 @@ impl DirWatcher {
     }
 
     /// (Re-)arms the watch of every directory whose inode changed since it was last armed.
-    pub fn ensure(&mut self) {
+    pub(crate) fn ensure(&mut self) {
         for d in self.dirs.clone() {
             let ino = std::fs::metadata(&d).ok().map(|m| m.ino());
             let before = self.armed.get(&d).copied().flatten();
@@ -88,10 +88,5 @@ impl DirWatcher {
             };
             self.armed.insert(d, armed);
         }
-    }
-
-    /// The watched directories.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
     }
 }

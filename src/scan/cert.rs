@@ -17,11 +17,7 @@ use crate::tls::client::AcceptAny;
 use crate::tls::material::CertInfo;
 
 /// What a rustls handshake found.
-pub struct Modern {
-    /// Negotiated version (0x0303 or 0x0304).
-    pub version: u16,
-    /// Negotiated suite id.
-    pub suite: u16,
+pub(crate) struct Modern {
     /// The chain the server sent.
     pub chain: Vec<CertificateDer<'static>>,
     /// The `Strict-Transport-Security` header of `GET /`, when asked for and answered.
@@ -38,7 +34,7 @@ pub struct HttpCheck {
 }
 
 /// One rustls handshake limited to `versions` and `suites`, optionally followed by `GET /`.
-pub async fn handshake(
+pub(crate) async fn handshake(
     addr: SocketAddr,
     starttls: Option<Starttls>,
     sni: &str,
@@ -76,11 +72,6 @@ pub async fn handshake(
         .map_err(|_| ProbeError::Timeout)?
         .map_err(|e| ProbeError::NotTls(e.to_string()))?;
     let (_, conn) = tls.get_ref();
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => super::hello::TLS13,
-        _ => super::hello::TLS12,
-    };
-    let suite = conn.negotiated_cipher_suite().map_or(0, |s| u16::from(s.suite()));
     let chain: Vec<CertificateDer<'static>> = conn
         .peer_certificates()
         .unwrap_or_default()
@@ -92,12 +83,7 @@ pub async fn handshake(
     } else {
         None
     };
-    Ok(Modern {
-        version,
-        suite,
-        chain,
-        hsts,
-    })
+    Ok(Modern { chain, hsts })
 }
 
 async fn get_root<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
@@ -139,7 +125,7 @@ pub(super) fn parse_head(buf: &[u8]) -> Option<HttpCheck> {
 }
 
 /// The `max-age` of an HSTS value, in seconds.
-pub fn hsts_max_age(value: &str) -> Option<u64> {
+pub(crate) fn hsts_max_age(value: &str) -> Option<u64> {
     value.split(';').find_map(|d| {
         let (k, v) = d.split_once('=')?;
         k.trim()
@@ -250,7 +236,7 @@ fn verify_at(
 /// Trust is judged at `now`; whether the path itself reaches a trusted root is judged apart
 /// (at a time inside the leaf's validity), so that an expired leaf under a trusted root is
 /// `expired`, not `incomplete` or `untrusted_root`.
-pub fn check_chain(
+pub(crate) fn check_chain(
     chain: &[CertificateDer<'static>],
     host: &str,
     roots: &RootCertStore,

@@ -92,15 +92,15 @@ const GROUPS: [Group; 41] = [
 ];
 
 /// The group with this id.
-pub fn by_id(id: u16) -> Option<&'static Group> {
+pub(crate) fn by_id(id: u16) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.id == id)
 }
 
-/// Below 224-bit EC or 2048-bit FF.
-pub fn weak(g: &Group) -> bool {
-    match g.kind {
-        Kind::Ec | Kind::Pq => g.bits < 224,
-        Kind::Ff => g.bits < 2048,
+/// The size rule for key-exchange groups: below 224-bit EC (or PQ hybrid) or 2048-bit FF.
+pub(crate) fn weak(kind: Kind, bits: u16) -> bool {
+    match kind {
+        Kind::Ec | Kind::Pq => bits < 224,
+        Kind::Ff => bits < 2048,
     }
 }
 
@@ -128,12 +128,12 @@ fn ordered(filter: impl Fn(&Group) -> bool) -> Vec<u16> {
 
 /// What TLS 1.3 can negotiate: the registry's groups but the TLS 1.2-only brainpool
 /// curves and the binary curves (RFC 8446 deprecates them).
-pub fn tls13_candidates() -> Vec<u16> {
+pub(crate) fn tls13_candidates() -> Vec<u16> {
     ordered(|g| !(0x0001..=0x001c).contains(&g.id) || (0x0016..=0x0019).contains(&g.id))
 }
 
 /// The elliptic curves TLS 1.2 can negotiate for ECDHE.
-pub fn tls12_curves() -> Vec<u16> {
+pub(crate) fn tls12_curves() -> Vec<u16> {
     ordered(|g| g.kind == Kind::Ec && !(0x001f..=0x0021).contains(&g.id))
 }
 
@@ -146,8 +146,12 @@ mod tests {
         for (i, a) in GROUPS.iter().enumerate() {
             assert!(GROUPS[i + 1..].iter().all(|b| b.id != a.id), "{}", a.name);
         }
-        assert!(weak(by_id(0x0013).unwrap()) && weak(by_id(0x0001).unwrap()));
-        assert!(!weak(by_id(0x0015).unwrap()) && !weak(by_id(0x001d).unwrap()) && !weak(by_id(0x0100).unwrap()));
+        let weak = |id| {
+            let g = by_id(id).unwrap();
+            weak(g.kind, g.bits)
+        };
+        assert!(weak(0x0013) && weak(0x0001));
+        assert!(!weak(0x0015) && !weak(0x001d) && !weak(0x0100));
         let t13 = tls13_candidates();
         assert_eq!(&t13[..3], &[0x11ec, 0x11eb, 0x11ed]);
         assert!(t13.contains(&0x11ec) && t13.contains(&0x0017) && t13.contains(&0x0100) && !t13.contains(&0x0013));

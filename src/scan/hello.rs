@@ -9,24 +9,24 @@ use tls_parser::{
 };
 
 /// SSLv3.
-pub const SSL3: u16 = 0x0300;
+pub(crate) const SSL3: u16 = 0x0300;
 /// TLS 1.0.
-pub const TLS10: u16 = 0x0301;
+pub(crate) const TLS10: u16 = 0x0301;
 /// TLS 1.1.
-pub const TLS11: u16 = 0x0302;
+pub(crate) const TLS11: u16 = 0x0302;
 /// TLS 1.2.
-pub const TLS12: u16 = 0x0303;
+pub(crate) const TLS12: u16 = 0x0303;
 /// TLS 1.3.
-pub const TLS13: u16 = 0x0304;
+pub(crate) const TLS13: u16 = 0x0304;
 
 /// The last 8 bytes of a TLS 1.2 ServerHello random from a TLS 1.3 server (RFC 8446 §4.1.3).
 const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";
 /// The same, for a negotiation of TLS 1.1 or below.
-pub const DOWNGRADE_TLS11: [u8; 8] = *b"DOWNGRD\x00";
+pub(crate) const DOWNGRADE_TLS11: [u8; 8] = *b"DOWNGRD\x00";
 
 /// What a probe offers.
 #[derive(Debug, Clone)]
-pub struct Hello {
+pub(crate) struct Hello {
     /// The version to negotiate: `client_version` up to TLS 1.2; for TLS 1.3 the hello
     /// says 1.2 and offers 1.3 in `supported_versions` (RFC 8446 §4.1.2).
     pub version: u16,
@@ -43,11 +43,11 @@ pub struct Hello {
 }
 
 /// X25519's group id.
-pub const X25519: u16 = 0x001d;
+pub(crate) const X25519: u16 = 0x001d;
 
 /// The groups a legacy probe offers: every curve TLS 1.2 can use (a server whose only
 /// curve is an odd or weak one must still be found), and with `ffdhe` RFC 7919's groups.
-pub fn default_groups(ffdhe: bool) -> Vec<u16> {
+pub(crate) fn default_groups(ffdhe: bool) -> Vec<u16> {
     let mut groups = super::groups::tls12_curves();
     if ffdhe {
         groups.extend_from_slice(&[0x0100, 0x0101, 0x0102, 0x0103, 0x0104]);
@@ -75,7 +75,7 @@ fn list16(items: &[u16]) -> Vec<u8> {
 
 impl Hello {
     /// The complete record (handshake header included).
-    pub fn to_record(&self, random: [u8; 32]) -> Vec<u8> {
+    pub(crate) fn to_record(&self, random: [u8; 32]) -> Vec<u8> {
         let tls13 = self.version >= TLS13;
         let mut body = Vec::with_capacity(512);
         body.extend_from_slice(&self.version.min(TLS12).to_be_bytes());
@@ -147,7 +147,7 @@ impl Hello {
 
 /// The server's answer to a hello, as far as a probe needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// A ServerHello (and, when asked for, the rest of the flight).
     Hello(ServerHello),
     /// A fatal alert with this description code.
@@ -156,7 +156,7 @@ pub enum Answer {
 
 /// The parts of a ServerHello flight the scanner uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ServerHello {
+pub(crate) struct ServerHello {
     /// Negotiated version (from `supported_versions` when present).
     pub version: u16,
     /// Chosen suite id.
@@ -179,14 +179,14 @@ pub struct ServerHello {
 
 impl ServerHello {
     /// Whether the random carries a TLS 1.3 server's downgrade sentinel.
-    pub fn downgrade_sentinel(&self) -> bool {
+    pub(crate) fn downgrade_sentinel(&self) -> bool {
         self.random.len() == 32 && (self.random[24..] == DOWNGRADE_TLS12 || self.random[24..] == DOWNGRADE_TLS11)
     }
 }
 
 /// Why the bytes are not (yet) an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// More bytes are needed.
     Incomplete,
     /// Not a TLS answer (e.g. HTTP, or garbage).
@@ -221,7 +221,7 @@ fn describe_non_tls(buf: &[u8]) -> String {
 /// Parses the server's first flight from `buf`. With `full`, keeps reading after the
 /// ServerHello until ServerHelloDone (for the certificate and DH parameters); otherwise the
 /// ServerHello is enough. A TLS 1.3 ServerHello ends the readable part either way.
-pub fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
+pub(crate) fn parse_answer(buf: &[u8], full: bool) -> Result<Answer, ParseError> {
     let mut rest = buf;
     let mut handshake = Vec::new();
     let mut hello: Option<ServerHello> = None;

@@ -8,16 +8,16 @@
 //! TCP ([`probe`]); TLS 1.3, the certificate and `GET /` go through rustls ([`cert`]). Probes
 //! run concurrently under a bound. Only the given host is resolved, once.
 
-pub mod cert;
+pub(crate) mod cert;
 pub mod command;
 pub mod export;
-pub mod groups;
-pub mod hello;
+pub(crate) mod groups;
+pub(crate) mod hello;
 mod legacy;
-pub mod policy;
-pub mod probe;
+pub(crate) mod policy;
+pub(crate) mod probe;
 pub mod report;
-pub mod suites;
+pub(crate) mod suites;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -783,7 +783,8 @@ fn group_findings(groups: &BTreeMap<&'static str, GroupList>, out: &mut Vec<Find
     let weak: Vec<String> = groups
         .iter()
         .flat_map(|(p, l)| l.groups.iter().map(move |g| (p, g)))
-        .filter(|(_, g)| g.kind != groups::Kind::Ff && g.bits < 224)
+        // Finite-field groups are judged by weak_dh (with its two severities).
+        .filter(|(_, g)| g.kind != groups::Kind::Ff && groups::weak(g.kind, g.bits))
         .map(|(p, g)| format!("{} ({} bits, {p})", g.name, g.bits))
         .collect();
     if !weak.is_empty() {

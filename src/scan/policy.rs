@@ -11,7 +11,7 @@ use super::report::{Finding, Report, Severity};
 use crate::tls::policy::{Policy, PolicyErrors, TlsVersion};
 
 /// The policy named on the command line: a profile (`intermediate`, `modern`) or a file.
-pub fn load(spec: &str) -> Result<Policy, PolicyErrors> {
+pub(crate) fn load(spec: &str) -> Result<Policy, PolicyErrors> {
     match spec {
         "intermediate" | "modern" => Policy::from_yaml(&format!("profile: {spec}")),
         path => Policy::from_file(&crate::files::Files::disk(), std::path::Path::new(path)),
@@ -30,7 +30,7 @@ fn deviation(id: &'static str, title: &'static str, evidence: String) -> Finding
 }
 
 /// The deviations of `report` from `policy`, one finding per kind.
-pub fn deviations(report: &Report, policy: &Policy) -> Vec<Finding> {
+pub(crate) fn deviations(report: &Report, policy: &Policy) -> Vec<Finding> {
     let mut out = Vec::new();
     let allowed = protocols_allowed(policy);
     let extra: Vec<&str> = report

@@ -20,7 +20,7 @@ pub enum Starttls {
 
 /// Why a probe got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// TCP connect failed.
     #[error("cannot connect to {0}: {1}")]
     Connect(SocketAddr, String),
@@ -39,7 +39,11 @@ pub enum ProbeError {
 }
 
 /// Opens a TCP connection and performs the preamble.
-pub async fn connect(addr: SocketAddr, starttls: Option<Starttls>, timeout: Duration) -> Result<TcpStream, ProbeError> {
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    starttls: Option<Starttls>,
+    timeout: Duration,
+) -> Result<TcpStream, ProbeError> {
     let mut tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| ProbeError::Timeout)?
@@ -64,7 +68,7 @@ pub async fn connect(addr: SocketAddr, starttls: Option<Starttls>, timeout: Dura
 }
 
 /// Sends `hello` and reads the answer (`full`: up to ServerHelloDone).
-pub async fn probe(
+pub(crate) async fn probe(
     addr: SocketAddr,
     starttls: Option<Starttls>,
     hello: &Hello,

@@ -118,9 +118,9 @@ fn hex_id<S: serde::Serializer>(id: &u16, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// `TLS_FALLBACK_SCSV` (RFC 7507).
-pub const FALLBACK_SCSV: u16 = 0x5600;
+pub(crate) const FALLBACK_SCSV: u16 = 0x5600;
 /// `TLS_EMPTY_RENEGOTIATION_INFO_SCSV` (RFC 5746).
-pub const RENEGOTIATION_SCSV: u16 = 0x00ff;
+pub(crate) const RENEGOTIATION_SCSV: u16 = 0x00ff;
 
 /// Every suite IANA registers, from tls-parser's table (IANA's registry, generated into the
 /// crate), in the order the scanner offers them: forward-secret AEAD first, the weakest last, so
@@ -198,18 +198,18 @@ fn enc_rank(enc: Enc) -> u8 {
 }
 
 /// The suites of TLS 1.3 (RFC 8446's five, RFC 8998's SM4, RFC 9150's integrity-only, …).
-pub fn tls13() -> impl Iterator<Item = &'static Suite> {
+pub(crate) fn tls13() -> impl Iterator<Item = &'static Suite> {
     ALL.iter().filter(|s| s.kx == Kx::Tls13)
 }
 
 /// The suites of SSLv3 to TLS 1.2 that can be negotiated at `version`.
-pub fn legacy(version: u16) -> impl Iterator<Item = &'static Suite> {
+pub(crate) fn legacy(version: u16) -> impl Iterator<Item = &'static Suite> {
     ALL.iter()
         .filter(move |s| s.kx != Kx::Tls13 && (version >= super::hello::TLS12 || !s.tls12_only))
 }
 
 /// The suite with this id.
-pub fn by_id(id: u16) -> Option<Suite> {
+pub(crate) fn by_id(id: u16) -> Option<Suite> {
     ALL.iter().find(|s| s.id == id).copied()
 }
 

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::reload::Status;
 
 /// What the admin endpoints read.
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// Rendered by `/metrics`.
     pub metrics: Arc<Metrics>,
     /// `/readyz`.
@@ -67,7 +67,7 @@ async fn reload_status(State(state): State<Arc<AdminState>>) -> Response {
 }
 
 /// The admin router.
-pub fn router(state: Arc<AdminState>) -> Router {
+pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const HEAD: usize = 11;
 
 /// A stream that keeps a copy of the first [`HEAD`] bytes read from it.
-pub struct FirstBytes<S> {
+pub(crate) struct FirstBytes<S> {
     inner: S,
     head: [u8; HEAD],
     len: usize,
@@ -21,7 +21,7 @@ pub struct FirstBytes<S> {
 
 impl<S> FirstBytes<S> {
     /// Wraps a stream.
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
             head: [0; HEAD],
@@ -30,13 +30,13 @@ impl<S> FirstBytes<S> {
     }
 
     /// The `legacy_version` of the ClientHello, if the first record was one.
-    pub fn client_version(&self) -> Option<u16> {
+    pub(crate) fn client_version(&self) -> Option<u16> {
         client_version(&self.head[..self.len])
     }
 }
 
 /// `legacy_version` of a TLS record that starts with a ClientHello.
-pub fn client_version(head: &[u8]) -> Option<u16> {
+pub(crate) fn client_version(head: &[u8]) -> Option<u16> {
     (head.len() >= HEAD && head[0] == 0x16 && head[5] == 0x01).then(|| u16::from_be_bytes([head[9], head[10]]))
 }
 

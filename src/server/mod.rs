@@ -2,10 +2,10 @@
 //! timeout, hyper-util auto HTTP/1.1 + h2, graceful drain), the admin and redirect listeners,
 //! and the task that verifies the DB pool before the server turns ready.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod command;
-pub mod hello;
-pub mod readiness;
+pub(crate) mod hello;
+pub(crate) mod readiness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

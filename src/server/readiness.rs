@@ -10,7 +10,7 @@ use crate::db::handle::Db;
 
 /// The readiness handle.
 #[derive(Clone)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     draining: Arc<AtomicBool>,
     db: Db,
     db_unready_after: Duration,
@@ -19,7 +19,7 @@ pub struct Readiness {
 impl Readiness {
     /// Ready once `db` has a verified pool, for as long as the database answers within
     /// `db_unready_after` (zero: its outages never make the server unready).
-    pub fn new(db: Db, db_unready_after: Duration) -> Self {
+    pub(crate) fn new(db: Db, db_unready_after: Duration) -> Self {
         Self {
             draining: Arc::new(AtomicBool::new(false)),
             db,
@@ -28,12 +28,12 @@ impl Readiness {
     }
 
     /// Marks the server as shutting down (readiness turns false for good).
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Why the server is not ready, or `None` when it is.
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
+    pub(crate) fn not_ready_reason(&self) -> Option<&'static str> {
         if self.draining.load(Ordering::SeqCst) {
             Some("shutting down")
         } else if !self.db.is_verified() {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-pub mod store;
+pub(crate) mod store;
 pub use store::{SnapshotStore, Snapshots};
 
 use crate::db::dsn::DbTarget;

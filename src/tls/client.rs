@@ -12,7 +12,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// How the database server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// Chain to the CA bundle and name match (`verify-full`).
     Full,
     /// Chain to the CA bundle only (`verify-ca`).
@@ -30,7 +30,7 @@ pub enum ClientConfigError {
 }
 
 /// Builds the DB client config: TLS 1.2+ AEAD via the default aws-lc-rs provider.
-pub fn build(
+pub(crate) fn build(
     verify: Verify,
     roots: RootCertStore,
     client_cert: Option<Arc<CertifiedKey>>,
@@ -117,7 +117,7 @@ impl ServerCertVerifier for IgnoreName {
 /// Accepts any server certificate but still checks the handshake signatures: `require`
 /// (allowed only with --db-allow-insecure), and the scanner, which judges certificates itself.
 #[derive(Debug)]
-pub struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

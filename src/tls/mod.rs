@@ -2,10 +2,10 @@
 //! builders (the HTTPS server's and the database client's), and where a rustls error is found
 //! in an error chain. One provider: aws-lc-rs.
 
-pub mod client;
+pub(crate) mod client;
 pub mod material;
-pub mod policy;
-pub mod server;
+pub(crate) mod policy;
+pub(crate) mod server;
 
 /// The rustls error somewhere in `err`'s source chain (also inside an `io::Error`, whose own
 /// `source()` skips what it wraps).

@@ -190,7 +190,7 @@ const KX_GROUPS: [(&str, &dyn SupportedKxGroup); 4] = [
 const ALPN: [&str; 2] = ["h2", "http/1.1"];
 
 /// The IANA name of a suite this policy can enable.
-pub fn suite_name(suite: SupportedCipherSuite) -> &'static str {
+pub(crate) fn suite_name(suite: SupportedCipherSuite) -> &'static str {
     TLS13_SUITES
         .iter()
         .chain(TLS12_SUITES.iter())

@@ -14,7 +14,7 @@ use super::policy::{ClientAuth, Policy};
 
 /// Why a server config could not be built.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ServerConfigError {
+pub(crate) enum ServerConfigError {
     /// The policy and provider do not fit together.
     #[error("the policy cannot be applied: {0}")]
     Policy(String),
@@ -44,19 +44,19 @@ impl ResolvesServerCert for FixedCert {
 /// the old rules is resumed under the new ones (rustls does not re-check a resumed
 /// session's client certificate against a new verifier).
 #[derive(Clone)]
-pub struct Resumption(Arc<dyn rustls::server::StoresServerSessions>);
+pub(crate) struct Resumption(Arc<dyn rustls::server::StoresServerSessions>);
 
 /// Sessions kept for resumption.
 const SESSION_CACHE_SIZE: usize = 1024;
 
 impl Resumption {
     /// A new, empty cache.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_SIZE))
     }
 
     /// Whether two snapshots share one cache.
-    pub fn same(&self, other: &Self) -> bool {
+    pub(crate) fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Resumption {
 /// The rule that ties a policy to the client CAs: a `client_auth` other than `none` needs a
 /// client CA bundle. The snapshot applies it to a new policy before choosing it (so that a
 /// policy that breaks it is refused and the last good one kept), and [`build`] by it.
-pub fn check_client_ca(policy: &Policy, client_ca_configured: bool) -> Result<(), ServerConfigError> {
+pub(crate) fn check_client_ca(policy: &Policy, client_ca_configured: bool) -> Result<(), ServerConfigError> {
     if policy.client_auth != ClientAuth::None && !client_ca_configured {
         return Err(ServerConfigError::MissingClientCa(policy.client_auth.as_str()));
     }
@@ -84,7 +84,7 @@ pub fn check_client_ca(policy: &Policy, client_ca_configured: bool) -> Result<()
 }
 
 /// Builds the server config.
-pub fn build(
+pub(crate) fn build(
     policy: &Policy,
     cert: Arc<CertifiedKey>,
     client_roots: Option<rustls::RootCertStore>,
