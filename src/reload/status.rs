@@ -58,20 +58,6 @@ pub struct ReloadStatus {
     pub materials: BTreeMap<&'static str, MaterialStatus>,
     /// The DB pool built from the DB material.
     pub db_pool: DbPoolStatus,
-    /// When an expiring certificate was last logged and notified, per material.
-    #[serde(skip)]
-    pub expiry_logged: BTreeMap<&'static str, ExpiryLogged>,
-}
-
-/// When the expiry of one certificate was last logged and notified (Unix seconds).
-#[derive(Debug, Clone, Default)]
-pub struct ExpiryLogged {
-    /// The certificate's serial.
-    pub serial: String,
-    /// Last log line.
-    pub logged: i64,
-    /// Last notice.
-    pub notified: i64,
 }
 
 /// The state of the DB pool.
@@ -97,7 +83,6 @@ impl ReloadStatus {
             last_success: Some(now),
             materials: BTreeMap::new(),
             db_pool: DbPoolStatus::default(),
-            expiry_logged: BTreeMap::new(),
         };
         s.describe_served(snapshot, now, &Material::ALL);
         s
@@ -135,8 +120,9 @@ impl ReloadStatus {
     }
 }
 
-/// The shared handle on the [`ReloadStatus`]: written by the reload task and the DB pool's
-/// reports, read by `/reload-status`. A panic while it was held leaves a status that is
+/// The shared handle on the [`ReloadStatus`]: written by the reload events it hears
+/// (a [`Reporter`](super::report::Reporter)) and the DB pool's reports, read by
+/// `/reload-status`. A panic while it was held leaves a status that is
 /// still worth showing, so a poisoned lock is used as it is.
 #[derive(Clone, Default)]
 pub struct Status {

@@ -2,17 +2,16 @@
 //! retries a half-written or mismatched set with a short back-off before calling it rejected,
 //! and publishes a new snapshot only when it is valid and differs from the served one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
-use super::notice::{Notice, Notices};
-use super::status::{ExpiryLogged, Outcome, ReloadStatus, Status};
+use super::report::{Event, Reporters};
 use super::watcher::DirWatcher;
 use crate::files::Files;
-use crate::metrics::Metrics;
 use crate::snapshot::{Material, Problem, Snapshot, SnapshotStore, Sources};
 use crate::util::now_unix;
 
@@ -53,47 +52,39 @@ pub struct Settings {
     pub expiry_warning: Duration,
 }
 
-/// The reload task's context: the only writer of the served snapshot, and where its
-/// outcomes go (metrics, `/reload-status`, notices).
+/// The reload task's context: the only writer of the served snapshot; what it does goes to
+/// its reporters as [`Event`]s.
 pub(crate) struct Reloader {
     settings: Settings,
     files: Files,
     store: SnapshotStore,
-    metrics: Arc<Metrics>,
-    status: Status,
-    notices: Notices,
+    reporters: Reporters,
+    /// When each expiring certificate was last logged and notified (the task's throttle).
+    expiry: std::sync::Mutex<BTreeMap<Material, ExpiryLogged>>,
 }
 
-/// What the reloader writes to besides the snapshot.
-pub(crate) struct Outputs {
-    /// Reload metrics and the served snapshot's description.
-    pub metrics: Arc<Metrics>,
-    /// Outcomes for Events.
-    pub notices: Notices,
+/// When the expiry of one certificate was last logged and notified (Unix seconds).
+#[derive(Debug, Clone)]
+struct ExpiryLogged {
+    serial: String,
+    logged: i64,
+    notified: i64,
 }
 
 impl Reloader {
-    /// A reloader serving `store`'s snapshot, reading through `files`; the metrics and the
-    /// returned status start out describing it.
-    pub(crate) fn new(settings: Settings, files: Files, store: SnapshotStore, out: Outputs) -> (Self, Status) {
-        let Outputs { metrics, notices } = out;
-        let snapshot = store.load_full();
-        let now = now_unix();
-        describe_in_metrics(&metrics, &snapshot);
-        for material in snapshot.digests.keys() {
-            metrics.init_material(material.as_str());
-        }
-        metrics.reload_last_success.set(now);
-        let status = Status::new(ReloadStatus::initial(&snapshot, now));
-        let reloader = Self {
+    /// A reloader serving `store`'s snapshot, reading through `files`; its reporters hear
+    /// [`Event::Started`] at once.
+    pub(crate) fn new(settings: Settings, files: Files, store: SnapshotStore, reporters: Reporters) -> Self {
+        reporters.report(&Event::Started {
+            snapshot: &store.load_full(),
+        });
+        Self {
             settings,
             files,
             store,
-            metrics,
-            status: status.clone(),
-            notices,
-        };
-        (reloader, status)
+            reporters,
+            expiry: Default::default(),
+        }
     }
 
     /// Starts the watcher, the SIGHUP and interval triggers and the reload task; the returned
@@ -114,24 +105,6 @@ impl Reloader {
         DirWatcher::new(&self.settings.sources.dirs(), tx.clone())
             .inspect_err(|e| tracing::error!(error = %e, "cannot start the file watcher; reloads happen only on SIGHUP or --reload-interval"))
             .ok()
-    }
-}
-
-/// Publishes expiry, serial and generation of a served snapshot.
-fn describe_in_metrics(m: &Metrics, snapshot: &Snapshot) {
-    m.generation.set(i64::try_from(snapshot.generation).unwrap_or(i64::MAX));
-    for mat in [Material::Server, Material::ClientCa, Material::DbCa, Material::DbClient] {
-        // A bundle is as good as its first CA to expire.
-        if let Some(first) = snapshot.certificates(mat).iter().min_by_key(|c| c.not_after) {
-            m.set_not_after(mat.as_str(), first.not_after);
-        }
-    }
-    m.set_serial("server", &snapshot.leaf().serial);
-    if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
-        m.set_serial("client_ca", &ca.serial);
-    }
-    if let Some(client) = snapshot.certificate(Material::DbClient) {
-        m.set_serial("db_client", &client.serial);
     }
 }
 
@@ -228,114 +201,61 @@ impl Reloader {
         }
     }
 
-    /// Records `unchanged` for every served material that was read again, valid, and the same:
-    /// not applied in this reload and not failing.
+    /// Reports `unchanged` for every served material that was read again, valid, and the
+    /// same: not applied in this reload and not failing.
     fn record_unchanged(&self, applied: &[Material], failing: &[Material]) {
         let snapshot = self.store.load_full();
-        let now = now_unix();
-        let mut status = self.status.lock();
-        if failing.is_empty() {
-            status.last_success = Some(now);
-            self.metrics.reload_last_success.set(now);
-        }
-        for mat in Material::ALL {
-            if snapshot.digests.contains_key(&mat) && !applied.contains(&mat) && !failing.contains(&mat) {
-                status.record(mat, Outcome::Unchanged, None);
-                self.metrics.reload_outcome(mat.as_str(), Outcome::Unchanged.as_str());
-            }
-        }
+        let unchanged: Vec<Material> = Material::ALL
+            .into_iter()
+            .filter(|m| snapshot.digests.contains_key(m) && !applied.contains(m) && !failing.contains(m))
+            .collect();
+        self.reporters.report(&Event::Unchanged {
+            unchanged: &unchanged,
+            all_valid: failing.is_empty(),
+        });
     }
 
-    /// Serves `snapshot`, whose `changed` materials differ from `current`: status, metrics, a
-    /// log line and a notice per changed material.
+    /// Serves `snapshot`, whose `changed` materials differ from `current`, and reports it.
     fn publish(&self, snapshot: Snapshot, changed: &[Material], current: &Snapshot) {
-        let now = now_unix();
-        let m = &self.metrics;
-        let mut status = self.status.lock();
-        for &mat in changed {
-            if snapshot.digests.contains_key(&mat) {
-                status.record(mat, Outcome::Applied, None);
-                m.reload_outcome(mat.as_str(), Outcome::Applied.as_str());
-            }
-        }
-        status.describe_served(&snapshot, now, changed);
-        drop(status);
-        describe_in_metrics(m, &snapshot);
-        if !snapshot.shares_sessions_with(current) {
-            tracing::info!(
-                generation = snapshot.generation,
-                "the policy or the client CAs changed: sessions of the previous ones are not resumed"
-            );
-        }
-        let mut notices = Vec::new();
-        for &mat in changed {
-            match mat {
-                Material::Server => {
-                    let leaf = snapshot.leaf();
-                    tracing::info!(generation = snapshot.generation, serial = %leaf.serial, not_after = %leaf.not_after_rfc3339(), "server certificate rotated");
-                }
-                other => tracing::info!(
-                    generation = snapshot.generation,
-                    material = other.as_str(),
-                    "material reloaded"
-                ),
-            }
-            let digest = snapshot.digests.get(&mat).map_or("", String::as_str);
-            notices.push(Notice::applied(
-                mat,
-                snapshot.certificates(mat),
-                digest,
-                snapshot.generation,
-            ));
-        }
         self.store.publish(snapshot);
-        for n in notices {
-            self.notices.send(n);
-        }
+        self.reporters.report(&Event::Applied {
+            snapshot: &self.store.load_full(),
+            previous: current,
+            changed,
+        });
     }
 
     fn reject(&self, problems: &[Problem]) {
-        let mut status = self.status.lock();
         for p in problems {
-            tracing::warn!(material = p.material.as_str(), error = %p, "reload rejected; still serving the last good material");
-            status.record(p.material, Outcome::Rejected, Some(p.to_string()));
-            self.metrics
-                .reload_outcome(p.material.as_str(), Outcome::Rejected.as_str());
-            self.notices.send(Notice::ReloadRejected {
-                material: p.material,
-                reason: p.message.clone(),
-            });
+            self.reporters.report(&Event::Rejected(p));
         }
     }
 
-    /// Sets `tlsward_cert_expiring_soon` and, when the served server certificate or the database
-    /// client certificate is close to expiry, sends a notice (every check) and logs a warning
-    /// (the first time for a serial, then hourly).
+    /// Reports the expiry of the served server certificate and database client certificate:
+    /// whether it is within `--expiry-warning`, and, when it is, whether a log line (the first
+    /// time for a serial, then hourly) and a notice (every check) are due.
     fn check_expiry(&self) {
         let snapshot = self.store.load_full();
         let now = now_unix();
         let warn_within = i64::try_from(self.settings.expiry_warning.as_secs()).unwrap_or(i64::MAX);
-        for mat in [Material::Server, Material::DbClient] {
-            let Some(cert) = snapshot.certificate(mat) else {
+        for material in [Material::Server, Material::DbClient] {
+            let Some(cert) = snapshot.certificate(material) else {
                 continue;
             };
-            let left = cert.not_after - now;
-            let soon = left < warn_within;
-            self.metrics.set_expiring_soon(mat.as_str(), soon);
-            if !soon {
-                continue;
-            }
-            let (log, notify) = due(&mut self.status.lock(), mat, &cert.serial, now);
-            if log {
-                tracing::warn!(material = mat.as_str(), serial = %cert.serial, not_after = %cert.not_after_rfc3339(), seconds_left = left, "a certificate expires within --expiry-warning; is cert-manager renewing it?");
-            }
-            if notify {
-                self.notices.send(Notice::CertificateExpiringSoon {
-                    material: mat,
-                    serial: cert.serial.clone(),
-                    not_after: cert.not_after_rfc3339(),
-                });
-            }
+            let soon = cert.not_after - now < warn_within;
+            let (log, notify) = if soon {
+                let mut expiry = self.expiry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                due(&mut expiry, material, &cert.serial, now)
+            } else {
+                (false, false)
+            };
+            self.reporters.report(&Event::Expiry {
+                material,
+                cert,
+                soon,
+                log,
+                notify,
+            });
         }
     }
 }
@@ -343,12 +263,8 @@ impl Reloader {
 /// Whether an expiring certificate is due a log line and a notice at `now`, recording that
 /// it got them: logged the first time for a serial, then hourly; a notice at most every
 /// [`EXPIRY_CHECK`] (checks also follow every reload, and `--reload-interval` can be short).
-fn due(status: &mut ReloadStatus, mat: Material, serial: &str, now: i64) -> (bool, bool) {
-    let last = status
-        .expiry_logged
-        .get(mat.as_str())
-        .filter(|l| l.serial == serial)
-        .cloned();
+fn due(expiry: &mut BTreeMap<Material, ExpiryLogged>, mat: Material, serial: &str, now: i64) -> (bool, bool) {
+    let last = expiry.get(&mat).filter(|l| l.serial == serial).cloned();
     let log = last.as_ref().is_none_or(|l| now - l.logged >= EXPIRY_LOG_EVERY);
     // A little under EXPIRY_CHECK, so that the periodic check always notifies.
     let notify = last
@@ -367,7 +283,7 @@ fn due(status: &mut ReloadStatus, mat: Material, serial: &str, now: i64) -> (boo
             last.as_ref().map_or(now, |l| l.notified)
         },
     };
-    status.expiry_logged.insert(mat.as_str(), entry);
+    expiry.insert(mat, entry);
     (log, notify)
 }
 

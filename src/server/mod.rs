@@ -115,12 +115,14 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     // Listen for notices before the first outcome (the start-up expiry check) happens.
     let (notices, notices_rx) = notices_for(&config, &metrics);
     let files = crate::files::Files::disk();
-    let reload_out = crate::reload::task::Outputs {
-        metrics: metrics.clone(),
-        notices: notices.clone(),
-    };
-    let (reloader, status) =
-        crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reload_out);
+    let status = crate::reload::Status::default();
+    let reporters = crate::reload::report::Reporters::new(vec![
+        Arc::new(status.clone()),
+        metrics.clone(),
+        Arc::new(crate::reload::report::Log),
+        Arc::new(notices.clone()),
+    ]);
+    let reloader = crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reporters);
     let (tx, rx) = watch::channel(false);
     let apps = Apps {
         api: Arc::new(ApiState {
