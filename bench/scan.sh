@@ -41,6 +41,9 @@ for spec in "tlsward:$P1" "openssl-tls10-cbc:$P2" "openssl-tls12-renegotiates:$P
   for _ in $(seq "$RUNS"); do
     t0=$(ms); "$BIN" scan "localhost:$port" --ca "$CA" --json >"$W/$name.json" || true; t1=$(ms)
     times+=($((t1 - t0)))
+    # s_server serves one connection at a time and pauses about a second after refusing a
+    # renegotiation (the scanner's last probe): the next scan would wait for that pause.
+    sleep 1.2
   done
   med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
   inner=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duration_ms"])' "$W/$name.json")
@@ -85,7 +88,7 @@ done
   echo
   echo "One run of \`make bench-scan\` (\`bench/scan.sh\`) on $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nproc) CPUs ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(testssl --version 2>/dev/null | grep -m1 -o 'testssl.sh [^ ]*[0-9][^ ]*' || echo testssl.sh), sslyze $("$SSLYZE_VENV/bin/pip" show sslyze 2>/dev/null | awk '/^Version/{print $2}'), sslscan $(sslscan --version 2>/dev/null | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -1), tlsward $("$BIN" --version | awk '{print $2}') (release)."
   echo
-  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4, SWEET32 and client-initiated renegotiation."
+  echo "Each target on 127.0.0.1. tlsward: median wall time of $RUNS runs of \`tlsward scan localhost:PORT --ca ca.crt --json\` (process start included, 1.2 s apart: \`openssl s_server\` serves one connection at a time and pauses about a second after refusing a renegotiation, which a scan started at once would wait for; in brackets the scan's own \`duration_ms\` of the last run), every protocol, every suite of the IANA registry and every group enumerated, certificate, HSTS and downgrade checks. testssl.sh: one default run with \`--nodns none --ip 127.0.0.1\`; sslyze and sslscan: one default run each. In brackets: each tool's time as a multiple of tlsward's. \"Agree\" compares the verdicts tlsward and testssl.sh both give: SSLv3/TLS 1.0/1.1/1.2/1.3 offered or not, BEAST, RC4, SWEET32 and client-initiated renegotiation."
   echo
   echo "| target | tlsward scan ms | testssl.sh ms | sslyze ms | sslscan ms | verdicts agree |"
   echo "| --- | --- | --- | --- | --- | --- |"

@@ -16,7 +16,7 @@ LAYERS = [
     ["snapshot"],                   # the validated snapshot and its store
     ["reload"],                     # the reload task, its status and notices
     ["k8s", "api"],                 # Kubernetes Events and Secret watches; the users API
-    ["cli"],                        # flags
+    ["cli", "proxy"],               # flags; the proxy's forwarding (uses the API's headers)
     ["config"],                     # flags -> checked configuration + first snapshot
     ["server"],                     # composes the handles and runs the listeners
 ]

@@ -46,6 +46,7 @@ pub mod k8s;
 pub(crate) mod logs;
 pub mod metrics;
 pub mod pki;
+pub mod proxy;
 pub mod reload;
 pub mod scan;
 pub mod server;

@@ -1,0 +1,250 @@
+//! The headers a reverse proxy owes the app and the client: hop-by-hop headers removed in
+//! both directions (RFC 9110 §7.6.1, and those the `Connection` header names); the client's
+//! address, scheme and host passed on as `X-Forwarded-For`, `X-Forwarded-Proto`,
+//! `X-Forwarded-Host` and RFC 7239 `Forwarded`, with client-sent copies replaced unless the
+//! peer is a trusted proxy; and the edge's security headers on responses that lack them.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue, UPGRADE};
+
+/// Removed on every hop (RFC 9110 §7.6.1 and the long-standing `Keep-Alive`,
+/// `Proxy-Connection`); `Upgrade` only when the request is not being upgraded.
+const HOP_BY_HOP: [&str; 6] = [
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "proxy-authorization",
+];
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const FORWARDED: &str = "forwarded";
+
+/// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
+pub(crate) fn is_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(UPGRADE) && connection_tokens(h).iter().any(|t| t == "upgrade")
+}
+
+fn connection_tokens(h: &HeaderMap) -> Vec<String> {
+    h.get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Removes the hop-by-hop headers; with `upgrading`, keeps `Upgrade` and leaves
+/// `Connection: upgrade` so that the next hop sees the upgrade.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrading: bool) {
+    for token in connection_tokens(h) {
+        if token != "upgrade"
+            && let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+        {
+            h.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+    h.remove(CONNECTION);
+    if upgrading {
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(UPGRADE);
+    }
+}
+
+/// Who sent a request to the edge.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    /// The TCP peer's address.
+    pub addr: IpAddr,
+    /// The host the client asked for (`Host` or the h2 `:authority`).
+    pub host: Option<String>,
+    /// Whether the peer is a trusted proxy (`--trust-forwarded-from`), whose forwarding
+    /// headers are kept and appended to.
+    pub trusted: bool,
+}
+
+/// Sets the forwarding headers for `peer`; the scheme is always `https` (the edge
+/// terminates TLS).
+pub(crate) fn set_forwarded(h: &mut HeaderMap, peer: &Peer) {
+    let ip = peer.addr.to_string();
+    let mut node = format!("for={}", forwarded_node(peer.addr));
+    if let Some(host) = &peer.host {
+        node.push_str(&format!(";host={}", forwarded_value(host)));
+    }
+    node.push_str(";proto=https");
+    if peer.trusted {
+        append(h, X_FORWARDED_FOR, &ip);
+        append(h, FORWARDED, &node);
+        if !h.contains_key(X_FORWARDED_PROTO) {
+            set(h, X_FORWARDED_PROTO, "https");
+        }
+        if !h.contains_key(X_FORWARDED_HOST)
+            && let Some(host) = &peer.host
+        {
+            set(h, X_FORWARDED_HOST, host);
+        }
+        return;
+    }
+    set(h, X_FORWARDED_FOR, &ip);
+    set(h, FORWARDED, &node);
+    set(h, X_FORWARDED_PROTO, "https");
+    match &peer.host {
+        Some(host) => set(h, X_FORWARDED_HOST, host),
+        None => {
+            h.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// RFC 7239 §6: an IPv6 node is quoted and bracketed.
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+/// A value as an RFC 7230 token, or quoted when it has other characters (`:` of a port).
+fn forwarded_value(v: &str) -> String {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !v.is_empty() && v.chars().all(token) {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    h.remove(name);
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+fn append(h: &mut HeaderMap, name: &'static str, value: &str) {
+    let joined: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    let value = if joined.is_empty() {
+        value.to_string()
+    } else {
+        format!("{}, {value}", joined.join(", "))
+    };
+    set(h, name, &value);
+}
+
+/// Adds each of `serve`'s security headers the app did not set itself.
+pub(crate) fn add_security_headers(h: &mut HeaderMap) {
+    for (name, value) in crate::api::SECURITY_HEADERS {
+        if !h.contains_key(name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in list {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn peer(addr: &str, trusted: bool) -> Peer {
+        Peer {
+            addr: addr.parse().unwrap(),
+            host: Some("api.example.com:8443".into()),
+            trusted,
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn an_upgrade_keeps_upgrade_and_connection_upgrade() {
+        let mut h = headers(&[("connection", "Upgrade, keep-alive"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert!(!h.contains_key("keep-alive"));
+    }
+
+    #[test]
+    fn client_sent_forwarding_headers_are_replaced_not_appended() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
+        set_forwarded(&mut h, &peer("203.0.113.7", false));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.example.com:8443");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.7;host=\"api.example.com:8443\";proto=https"
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarding_headers_are_appended_to() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=198.51.100.1"),
+        ]);
+        set_forwarded(&mut h, &peer("10.0.0.2", true));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 10.0.0.2");
+        assert_eq!(
+            h["forwarded"],
+            "for=198.51.100.1, for=10.0.0.2;host=\"api.example.com:8443\";proto=https"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_peer_is_quoted_and_bracketed_in_forwarded() {
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, &peer("2001:db8::1", false));
+        assert!(
+            h["forwarded"].to_str().unwrap().starts_with("for=\"[2001:db8::1]\";"),
+            "{:?}",
+            h["forwarded"]
+        );
+    }
+
+    #[test]
+    fn security_headers_are_added_only_where_the_app_set_none() {
+        let mut h = headers(&[("cache-control", "max-age=60")]);
+        add_security_headers(&mut h);
+        assert_eq!(h["cache-control"], "max-age=60");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.contains_key("strict-transport-security"));
+    }
+}

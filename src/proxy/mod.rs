@@ -1,0 +1,300 @@
+//! `tlsward proxy`'s forwarding: the TLS edge in front of an existing app. Each request the
+//! edge accepts goes to the app over a pooled keep-alive HTTP/1.1 client, on loopback TCP
+//! (`--upstream http://127.0.0.1:8000`) or a unix socket (`unix:/run/app.sock`, uvicorn
+//! `--uds`); bodies are streamed both ways, never buffered whole; `Upgrade` (WebSocket) is
+//! passed through; the forwarding and security headers are those of [`headers`]; an app
+//! that cannot be reached answers 502, one that does not answer in time 504, both as JSON.
+//!
+//! The edge (TLS, limits, drain, reload) is the one `serve` uses; this module only forwards.
+
+pub mod headers;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::header::HOST;
+use http::{HeaderValue, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixStream;
+
+use headers::Peer;
+
+/// Where the app listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// `http://HOST:PORT`: the authority.
+    Tcp(String),
+    /// `unix:/PATH`: the socket.
+    Unix(PathBuf),
+}
+
+impl Upstream {
+    /// Parses `--upstream`: `http://HOST:PORT` or `unix:/PATH`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(format!("{s}: write unix:/absolute/path.sock"));
+            }
+            return Ok(Self::Unix(path));
+        }
+        let uri: Uri = s
+            .parse()
+            .map_err(|e| format!("{s}: {e}; write http://127.0.0.1:PORT or unix:/PATH"))?;
+        match (uri.scheme_str(), uri.authority(), uri.path()) {
+            (Some("http"), Some(a), "/" | "") if a.port_u16().is_some() && uri.query().is_none() => {
+                Ok(Self::Tcp(a.to_string()))
+            }
+            (Some("https"), ..) => Err(format!(
+                "{s}: the app is reached in clear inside the pod (loopback or a unix socket); write http://… or unix:/…"
+            )),
+            _ => Err(format!("{s}: write http://HOST:PORT (no path) or unix:/PATH")),
+        }
+    }
+}
+
+/// How requests are forwarded.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// The app.
+    pub upstream: Upstream,
+    /// Limit on opening a connection to the app.
+    pub connect_timeout: Duration,
+    /// Limit on the app's response headers, from the end of the request headers.
+    pub response_timeout: Duration,
+    /// Peers whose forwarding headers are kept and appended to (`--trust-forwarded-from`).
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+/// Opens unix-socket connections to the app (the URI's authority is ignored).
+#[derive(Clone)]
+struct UnixConnector {
+    path: Arc<PathBuf>,
+    timeout: Duration,
+}
+
+impl tower::Service<Uri> for UnixConnector {
+    type Response = TokioIo<UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (path, timeout) = (self.path.clone(), self.timeout);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, UnixStream::connect(&*path)).await {
+                Ok(r) => r.map(TokioIo::new),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connecting to {} timed out", path.display()),
+                )),
+            }
+        })
+    }
+}
+
+enum UpstreamClient {
+    Tcp(Client<HttpConnector, Body>),
+    Unix(Client<UnixConnector, Body>),
+}
+
+/// How long an idle upstream connection is kept for the next request.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Forwards requests to the app.
+pub struct Forwarder {
+    client: UpstreamClient,
+    settings: ProxySettings,
+}
+
+impl Forwarder {
+    /// A forwarder with its connection pool to the app (nothing is opened yet).
+    pub fn new(settings: ProxySettings) -> Self {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_idle_timeout(POOL_IDLE);
+        let client = match &settings.upstream {
+            Upstream::Tcp(_) => {
+                let mut http = HttpConnector::new();
+                http.set_connect_timeout(Some(settings.connect_timeout));
+                http.set_nodelay(true);
+                UpstreamClient::Tcp(builder.build(http))
+            }
+            Upstream::Unix(path) => UpstreamClient::Unix(builder.build(UnixConnector {
+                path: Arc::new(path.clone()),
+                timeout: settings.connect_timeout,
+            })),
+        };
+        Self { client, settings }
+    }
+
+    /// The peer as the forwarding headers see it.
+    fn peer(&self, addr: IpAddr, req: &Request) -> Peer {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(ToString::to_string));
+        Peer {
+            addr,
+            host,
+            trusted: self.settings.trusted.iter().any(|n| n.contains(&addr)),
+        }
+    }
+
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        let authority = match &self.settings.upstream {
+            Upstream::Tcp(a) => a.as_str(),
+            Upstream::Unix(_) => "localhost",
+        };
+        let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+        Uri::builder()
+            .scheme("http")
+            .authority(authority)
+            .path_and_query(pq)
+            .build()
+    }
+
+    /// Forwards one request from `addr` and returns the app's response (or the edge's 502 /
+    /// 504); an accepted upgrade is spliced in the background.
+    pub async fn forward(&self, addr: IpAddr, mut req: Request) -> Response {
+        let upgrading = headers::is_upgrade(req.headers());
+        let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
+        let peer = self.peer(addr, &req);
+        let (mut parts, body) = req.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, upgrading);
+        headers::set_forwarded(&mut parts.headers, &peer);
+        if let Some(host) = peer.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+            parts.headers.insert(HOST, host);
+        }
+        parts.uri = match self.upstream_uri(&parts.uri) {
+            Ok(u) => u,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
+        };
+        parts.version = Version::HTTP_11;
+        let mut resp = match self.send(Request::from_parts(parts, body)).await {
+            Ok(r) => r,
+            Err(r) => return *r,
+        };
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_side) = client_side
+        {
+            splice(client_side, hyper::upgrade::on(&mut resp));
+        }
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, parts.status == StatusCode::SWITCHING_PROTOCOLS);
+        headers::add_security_headers(&mut parts.headers);
+        Response::from_parts(parts, Body::new(body))
+    }
+
+    async fn send(&self, req: Request) -> Result<http::Response<hyper::body::Incoming>, Box<Response>> {
+        let sent = match &self.client {
+            UpstreamClient::Tcp(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
+            UpstreamClient::Unix(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
+        };
+        match sent {
+            Ok(Ok(r)) => Ok(r),
+            Err(_) => Err(Box::new(error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the app did not answer in time",
+            ))),
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::debug!(error = %error_chain(&e), "cannot reach the app");
+                Err(Box::new(error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unavailable",
+                    "the app cannot be reached",
+                )))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %error_chain(&e), "the app's answer broke off");
+                Err(Box::new(error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "the app's answer broke off",
+                )))
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Copies both ways between the client's and the app's upgraded connections until either
+/// closes.
+fn splice(client: hyper::upgrade::OnUpgrade, app: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(client), Ok(app)) = (client.await, app.await) else {
+            return;
+        };
+        let (mut client, mut app) = (TokioIo::new(client), TokioIo::new(app));
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut app).await;
+    });
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut r = (
+        status,
+        axum::Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response();
+    headers::add_security_headers(r.headers_mut());
+    r
+}
+
+/// The proxy's router: every request is forwarded; `addr` is the connection's peer.
+pub fn router(forwarder: Arc<Forwarder>, addr: IpAddr) -> axum::Router {
+    axum::Router::new().fallback(move |req: Request| {
+        let f = forwarder.clone();
+        async move { f.forward(addr, req).await }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_are_loopback_http_or_a_unix_socket() {
+        assert_eq!(
+            Upstream::parse("http://127.0.0.1:8000").unwrap(),
+            Upstream::Tcp("127.0.0.1:8000".into())
+        );
+        assert_eq!(
+            Upstream::parse("unix:/run/app.sock").unwrap(),
+            Upstream::Unix("/run/app.sock".into())
+        );
+        for bad in [
+            "https://127.0.0.1:8000",
+            "http://127.0.0.1",
+            "http://127.0.0.1:8000/api",
+            "unix:app.sock",
+        ] {
+            let e = Upstream::parse(bad).unwrap_err();
+            assert!(e.starts_with(bad), "{e}");
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The proxy's forwarding against real upstreams on loopback TCP and a unix socket (the TLS
+//! edge in front of it is the one `serve` uses and is tested there): headers both ways,
+//! 502/504 as JSON, upgrades spliced, large bodies intact.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::routing::{any, get};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use serde_json::{Value, json};
+use tlsward::proxy::{Forwarder, ProxySettings, Upstream, router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The app: echoes what it received; `/slow` answers after 3 s; `/size` counts the body as
+/// it streams in.
+fn app() -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/size",
+            any(|req: Request| async move {
+                use futures_util::StreamExt;
+                let mut body = req.into_body().into_data_stream();
+                let mut n = 0;
+                while let Some(chunk) = body.next().await {
+                    n += chunk.unwrap().len();
+                }
+                n.to_string()
+            }),
+        )
+        .fallback(|req: Request| async move {
+            let headers: serde_json::Map<String, Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                .collect();
+            let uri = req.uri().to_string();
+            let method = req.method().to_string();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            axum::Json(
+                json!({"method": method, "uri": uri, "headers": headers, "body": String::from_utf8_lossy(&body)}),
+            )
+        })
+}
+
+async fn tcp_app() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app()).await.unwrap() });
+    addr
+}
+
+/// The proxy on plain loopback TCP (forwarding only), one router per connection with its peer.
+async fn proxy(upstream: Upstream, response_timeout: Duration) -> SocketAddr {
+    let f = Arc::new(Forwarder::new(ProxySettings {
+        upstream,
+        connect_timeout: Duration::from_secs(2),
+        response_timeout,
+        trusted: Vec::new(),
+    }));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = l.accept().await.unwrap();
+            let service = TowerToHyperService::new(router(f.clone(), peer.ip()));
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn client() -> reqwest::Client {
+    tlsward::install_crypto_provider();
+    reqwest::Client::builder().build().unwrap()
+}
+
+#[tokio::test]
+async fn a_request_reaches_the_app_with_forwarding_headers_and_without_hop_headers() {
+    let app = tcp_app().await;
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_secs(5)).await;
+    let r = client()
+        .post(format!("http://{p}/users?limit=2"))
+        .header("host", "api.example.com")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("connection", "x-hop")
+        .header("x-hop", "secret")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["uri"], "/users?limit=2");
+    assert_eq!(v["body"], "hello");
+    let h = &v["headers"];
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["host"], "api.example.com");
+    assert_eq!(h["forwarded"], "for=127.0.0.1;host=api.example.com;proto=https");
+    assert!(h.get("x-hop").is_none(), "{h}");
+}
+
+#[tokio::test]
+async fn an_app_that_cannot_be_reached_is_a_json_502() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let p = proxy(Upstream::Tcp(closed.to_string()), Duration::from_secs(5)).await;
+    let r = client().get(format!("http://{p}/")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn an_app_that_answers_too_late_is_a_json_504() {
+    let app = tcp_app().await;
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_millis(500)).await;
+    let r = client().get(format!("http://{p}/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn a_unix_socket_app_is_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let l = tokio::net::UnixListener::bind(&sock).unwrap();
+    tokio::spawn(async move { axum::serve(l, app()).await.unwrap() });
+    let p = proxy(Upstream::Unix(sock), Duration::from_secs(5)).await;
+    let v: Value = client()
+        .get(format!("http://{p}/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["uri"], "/x");
+}
+
+#[tokio::test]
+async fn a_large_body_arrives_whole() {
+    let app = tcp_app().await;
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_secs(10)).await;
+    let body = vec![7u8; 10 << 20];
+    let r = client()
+        .put(format!("http://{p}/size"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), (10 << 20).to_string());
+}
+
+/// An app that accepts any upgrade and then echoes bytes.
+async fn upgrading_app() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await.unwrap();
+            head.push(b[0]);
+        }
+        assert!(
+            String::from_utf8_lossy(&head)
+                .to_ascii_lowercase()
+                .contains("upgrade: echo")
+        );
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            s.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upgrade_is_spliced_through() {
+    let app = upgrading_app().await;
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_secs(5)).await;
+    let mut s = TcpStream::connect(p).await.unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    s.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+}
