@@ -174,12 +174,13 @@ async fn main() {
         "-c",
         "INSERT INTO users (id, username, email) SELECT g, 'user' || g, 'user' || g || '@example.com' FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING; ANALYZE users",
     ]);
-    let token =
-        running
-            .snapshots()
-            .load()
-            .token_keys
-            .issue("bench", Duration::from_secs(600), tlsward::util::now_unix());
+    let token = running
+        .snapshots()
+        .load()
+        .token_keys
+        .as_ref()
+        .expect("serve has token keys")
+        .issue("bench", Duration::from_secs(600), tlsward::util::now_unix());
     let base = format!("https://localhost:{}", running.tls_addr.port());
     let addr = running.tls_addr;
 

@@ -32,6 +32,9 @@ pub enum Command {
     /// Load config, policy and certificates as `serve` does, print the effective config, exit 0
     /// (or 64 listing every problem).
     CheckConfig(ServeArgs),
+    /// Put the TLS edge of `serve` (policy, hot reload, limits, drain, metrics, Events) in
+    /// front of an existing app: every request is forwarded to --upstream.
+    Proxy(ProxyArgs),
     /// Scan a TLS endpoint: protocols, suites, certificate, HSTS, and the findings (exit 0: none
     /// at or above --fail-on, 1: findings, 2: could not scan).
     Scan(crate::scan::command::ScanArgs),
@@ -63,6 +66,28 @@ pub enum TokenCommand {
     Issue(TokenIssueArgs),
     /// Write a new random signing key into the key directory.
     NewKey(TokenNewKeyArgs),
+}
+
+/// Arguments of `proxy`: the TLS edge's flags of `serve` (the database and token flags are
+/// not used: `--token-key-dir` is refused until `--require-token` exists) and where the app is.
+#[derive(Debug, Args, Clone)]
+pub struct ProxyArgs {
+    /// The edge's flags, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// The app: `http://127.0.0.1:PORT` or `unix:/PATH` (uvicorn `--uds`).
+    #[arg(long, env = "TLSWARD_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Limit on opening a connection to the app.
+    #[arg(long, env = "TLSWARD_UPSTREAM_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub upstream_connect_timeout: std::time::Duration,
+    /// Limit on the app's response headers (504 after it).
+    #[arg(long, env = "TLSWARD_UPSTREAM_RESPONSE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub upstream_response_timeout: std::time::Duration,
+    /// Peers (CIDRs, comma-separated) whose X-Forwarded-* and Forwarded headers are kept and
+    /// appended to; from anyone else they are replaced.
+    #[arg(long, env = "TLSWARD_TRUST_FORWARDED_FROM", value_delimiter = ',')]
+    pub trust_forwarded_from: Vec<String>,
 }
 
 /// Arguments of `serve` and `check-config`.

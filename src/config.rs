@@ -34,7 +34,7 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// The checked configuration of `serve`, grouped by the part that uses it.
+/// The checked configuration of `serve` or `proxy`, grouped by the part that uses it.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen.
@@ -45,12 +45,30 @@ pub struct Config {
     pub requests: RequestLimits,
     /// The reload task: the sources and when to re-read them.
     pub reload: ReloadSettings,
-    /// The database and its pool.
-    pub db: DbSettings,
-    /// Unreachable this long, the server turns unready (0: never).
-    pub db_unready_after: Duration,
+    /// What the TLS listener serves.
+    pub front: Front,
     /// Kubernetes Events and Secret watch.
     pub kube: KubeSettings,
+}
+
+/// What the TLS listener serves.
+#[derive(Debug, Clone)]
+pub enum Front {
+    /// `serve`: the users API and its database.
+    Api {
+        /// The database and its pool.
+        db: DbSettings,
+        /// Unreachable this long, the server turns unready (0: never).
+        db_unready_after: Duration,
+    },
+    /// `proxy`: every request forwarded to the app.
+    Proxy(crate::proxy::ProxySettings),
+}
+
+/// Which command's configuration is loaded.
+enum Mode<'a> {
+    Api,
+    Proxy(&'a crate::cli::ProxyArgs),
 }
 
 /// The listen addresses.
@@ -365,7 +383,12 @@ fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snaps
 
 /// The reload settings: the checked sources (`None` when a required directory is not set,
 /// which is reported) and how changes are noticed.
-fn reload_settings(a: &ServeArgs, db: Option<&Arc<DbTarget>>, p: &mut Vec<String>) -> Option<ReloadSettings> {
+fn reload_settings(
+    a: &ServeArgs,
+    db: Option<&Arc<DbTarget>>,
+    tokens_required: bool,
+    p: &mut Vec<String>,
+) -> Option<ReloadSettings> {
     if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
         p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
     }
@@ -375,19 +398,24 @@ fn reload_settings(a: &ServeArgs, db: Option<&Arc<DbTarget>>, p: &mut Vec<String
         "point it at the directory with tls.crt and tls.key",
         p,
     );
-    let token_key_dir = need(
-        &a.token_key_dir,
-        "token_key_dir",
-        "point it at the directory of token signing keys",
-        p,
-    );
+    let token_key_dir = if tokens_required {
+        Some(need(
+            &a.token_key_dir,
+            "token_key_dir",
+            "point it at the directory of token signing keys",
+            p,
+        )?)
+    } else {
+        a.token_key_dir.clone()
+    };
     Some(ReloadSettings {
         sources: Sources {
             policy_file: a.policy_file.clone(),
             client_ca_dir: a.client_ca_dir.clone(),
             expect_sans: a.expect_sans.clone(),
             db: db.cloned(),
-            ..Sources::new(tls_dir?, token_key_dir?)
+            token_key_dir,
+            ..Sources::new(tls_dir?)
         },
         file_watch: a.file_watch,
         reload_interval: a.reload_interval,
@@ -395,17 +423,105 @@ fn reload_settings(a: &ServeArgs, db: Option<&Arc<DbTarget>>, p: &mut Vec<String
     })
 }
 
+/// `proxy`'s own settings; DB flags given to it are problems (it opens no database).
+fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crate::proxy::ProxySettings> {
+    if a.serve.db_url.is_some() {
+        p.push(format!(
+            "{} is not used by proxy (it opens no database); remove it",
+            flag("db_url")
+        ));
+    }
+    if a.serve.token_key_dir.is_some() {
+        p.push(format!(
+            "{} is not used by proxy yet (tokens at the edge, --require-token, are not built); remove it",
+            flag("token_key_dir")
+        ));
+    }
+    let upstream = match &a.upstream {
+        None => {
+            p.push(
+                "--upstream (TLSWARD_UPSTREAM) is not set; e.g. http://127.0.0.1:8000 or unix:/run/app/app.sock".into(),
+            );
+            None
+        }
+        Some(u) => crate::proxy::Upstream::parse(u)
+            .map_err(|e| p.push(format!("--upstream (TLSWARD_UPSTREAM) {e}")))
+            .ok(),
+    };
+    let mut trusted = Vec::new();
+    for cidr in a
+        .trust_forwarded_from
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+    {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(n) => trusted.push(n),
+            Err(e) => p.push(format!(
+                "--trust-forwarded-from (TLSWARD_TRUST_FORWARDED_FROM) {cidr:?}: {e}; write a CIDR such as 10.0.0.0/8"
+            )),
+        }
+    }
+    Some(crate::proxy::ProxySettings {
+        upstream: upstream?,
+        connect_timeout: a.upstream_connect_timeout,
+        response_timeout: a.upstream_response_timeout,
+        trusted,
+    })
+}
+
+/// The first snapshot, or (when a required directory is missing) the problems of every
+/// material that is given.
+fn first_snapshot(
+    a: &ServeArgs,
+    reload: Option<&ReloadSettings>,
+    target: Option<&DbTarget>,
+    p: &mut Vec<String>,
+) -> Option<Snapshot> {
+    let disk = crate::files::Files::disk();
+    match reload {
+        Some(r) => Snapshot::load(&r.sources, &disk, 1)
+            .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
+            .ok(),
+        None => {
+            let given = given_sources(a, target);
+            p.extend(
+                crate::snapshot::check_given(&given, &disk)
+                    .iter()
+                    .map(ToString::to_string),
+            );
+            None
+        }
+    }
+}
+
 impl Config {
-    /// Checks the arguments and loads the first snapshot; every problem is reported at once.
+    /// Checks the arguments of `serve` and loads the first snapshot; every problem is
+    /// reported at once.
     pub fn load(a: &ServeArgs) -> Result<(Self, Snapshot), ConfigErrors> {
+        Self::load_mode(a, Mode::Api)
+    }
+
+    /// [`Config::load`] for `proxy`.
+    pub fn load_proxy(a: &crate::cli::ProxyArgs) -> Result<(Self, Snapshot), ConfigErrors> {
+        Self::load_mode(&a.serve, Mode::Proxy(a))
+    }
+
+    fn load_mode(a: &ServeArgs, mode: Mode<'_>) -> Result<(Self, Snapshot), ConfigErrors> {
         let mut p = Vec::new();
         check_positive(a, &mut p);
         let listeners = listeners(a, &mut p);
         let edge = edge_settings(a, &mut p);
         let requests = request_limits(a, &mut p);
-        let target = db_target(a, &mut p);
-        let pool = pool_settings(a, &mut p);
-        let reload = reload_settings(a, target.as_ref(), &mut p);
+        let (target, pool, proxy) = match mode {
+            Mode::Api => (db_target(a, &mut p), Some(pool_settings(a, &mut p)), None),
+            Mode::Proxy(pa) => (None, None, proxy_settings(pa, &mut p)),
+        };
+        let api = pool.is_some();
+        let reload = reload_settings(a, target.as_ref(), api, &mut p);
         let source_dirs = reload.as_ref().map(|r| r.sources.dirs());
         let pod = [a.pod_name.clone(), a.pod_namespace.clone(), a.pod_uid.clone()];
         let kube = kube_settings(
@@ -416,37 +532,29 @@ impl Config {
             source_dirs.as_deref(),
             &mut p,
         );
-        let disk = crate::files::Files::disk();
-        let snapshot = match &reload {
-            Some(r) => Snapshot::load(&r.sources, &disk, 1)
-                .map_err(|e| p.extend(e.iter().map(ToString::to_string)))
-                .ok(),
-            None => {
-                let given = given_sources(a, target.as_deref());
-                p.extend(
-                    crate::snapshot::check_given(&given, &disk)
-                        .iter()
-                        .map(ToString::to_string),
-                );
-                None
-            }
+        let snapshot = first_snapshot(a, reload.as_ref(), target.as_deref(), &mut p);
+        let front = match (target, pool, proxy) {
+            (Some(target), Some(pool), _) => Some(Front::Api {
+                db: DbSettings {
+                    target,
+                    pool,
+                    migrate: a.db_migrate,
+                    health_interval: a.db_health_interval,
+                },
+                db_unready_after: a.db_unready_after,
+            }),
+            (_, _, Some(proxy)) => Some(Front::Proxy(proxy)),
+            _ => None,
         };
-        let (Some(target), Some(reload), Some(snapshot), true) = (target, reload, snapshot, p.is_empty()) else {
+        let (Some(front), Some(reload), Some(snapshot), true) = (front, reload, snapshot, p.is_empty()) else {
             return Err(ConfigErrors(p));
-        };
-        let db = DbSettings {
-            target,
-            pool,
-            migrate: a.db_migrate,
-            health_interval: a.db_health_interval,
         };
         let config = Self {
             listeners,
             edge,
             requests,
             reload,
-            db,
-            db_unready_after: a.db_unready_after,
+            front,
             kube,
         };
         Ok((config, snapshot))
@@ -477,18 +585,33 @@ impl Config {
     /// The `database:` section.
     fn describe_db(&self) -> String {
         let h = |d: Duration| humantime::format_duration(d).to_string();
+        let (db, db_unready_after) = match &self.front {
+            Front::Api { db, db_unready_after } => (db, *db_unready_after),
+            Front::Proxy(p) => {
+                let upstream = match &p.upstream {
+                    crate::proxy::Upstream::Tcp(a) => format!("http://{a}"),
+                    crate::proxy::Upstream::Unix(path) => format!("unix:{}", path.display()),
+                };
+                return format!(
+                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n",
+                    h(p.connect_timeout),
+                    h(p.response_timeout),
+                    p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                );
+            }
+        };
         format!(
             "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  health_interval: {}\n  conn_max_lifetime: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
-            self.db.target.redacted(),
-            self.db.target.sslmode.as_str(),
-            h(self.db_unready_after),
-            h(self.db.health_interval),
-            h(self.db.pool.max_lifetime),
-            self.db.pool.max_size,
-            h(self.db.pool.connect_timeout),
-            h(self.db.pool.statement_timeout),
-            h(self.db.pool.checkout_timeout),
-            self.db.migrate
+            db.target.redacted(),
+            db.target.sslmode.as_str(),
+            h(db_unready_after),
+            h(db.health_interval),
+            h(db.pool.max_lifetime),
+            db.pool.max_size,
+            h(db.pool.connect_timeout),
+            h(db.pool.statement_timeout),
+            h(db.pool.checkout_timeout),
+            db.migrate
         )
     }
 

@@ -41,6 +41,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig(args) => Ok(tlsward::server::command::check_config(&args)),
         Command::Serve(args) => tlsward::server::command::serve(&args),
+        Command::Proxy(args) => tlsward::server::command::proxy(&args),
         Command::Scan(a) => tlsward::scan::command::run(&a),
         Command::Certs {
             command: CertsCommand::Dev(a),

@@ -1,6 +1,9 @@
-//! The proxy's forwarding against real upstreams on loopback TCP and a unix socket (the TLS
-//! edge in front of it is the one `serve` uses and is tested there): headers both ways,
-//! 502/504 as JSON, upgrades spliced, large bodies intact.
+//! The proxy's forwarding against real upstreams on loopback TCP and a unix socket: headers
+//! both ways, 502/504 as JSON, upgrades spliced, large bodies intact; and `tlsward proxy`
+//! itself, the binary, in front of an app (the TLS edge is the one `serve` uses and is tested
+//! there in depth).
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -225,4 +228,140 @@ async fn an_upgrade_is_spliced_through() {
         .unwrap()
         .unwrap();
     assert_eq!(&echo, b"ping");
+}
+
+/// `tlsward proxy` (the binary) with a dev PKI in front of `upstream`; killed on drop.
+struct ProxyProcess {
+    child: std::process::Child,
+    port: u16,
+    admin: u16,
+    ca: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn proxy_process(upstream: &str) -> ProxyProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let made = std::process::Command::new(support::bin())
+        .args(["certs", "dev", "--out", pki.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (port, admin) = (support::free_port(), support::free_port());
+    let child = std::process::Command::new(support::bin())
+        .args(["proxy", "--upstream", upstream])
+        .args(["--tls-dir", pki.join("server").to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .env("TLSWARD_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let ca = std::fs::read(pki.join("ca/ca.crt")).unwrap();
+    assert_eventually!(
+        TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+        Duration::from_secs(10),
+        "tlsward proxy did not start"
+    );
+    ProxyProcess {
+        child,
+        port,
+        admin,
+        ca,
+        _dir: dir,
+    }
+}
+
+fn tls_client(ca: &[u8]) -> reqwest::Client {
+    tlsward::install_crypto_provider();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], 0).into())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tlsward_proxy_serves_the_app_over_tls_with_the_edges_headers_and_is_ready() {
+    let app = tcp_app().await;
+    let p = proxy_process(&format!("http://{app}")).await;
+    let c = tls_client(&p.ca);
+    let r = c
+        .get(format!("https://localhost:{}/orders?id=7", p.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.version(),
+        reqwest::Version::HTTP_2,
+        "h2 from the client, HTTP/1.1 to the app"
+    );
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["uri"], "/orders?id=7");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(v["headers"]["host"], format!("localhost:{}", p.port));
+    let ready: Value = client()
+        .get(format!("http://127.0.0.1:{}/readyz", p.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["ready"], true, "no database to wait for: {ready}");
+}
+
+#[tokio::test]
+async fn tlsward_proxy_refuses_flags_it_does_not_use_and_a_tls_upstream() {
+    let out = std::process::Command::new(support::bin())
+        .args([
+            "proxy",
+            "--tls-dir",
+            "/nonexistent",
+            "--upstream",
+            "https://127.0.0.1:8000",
+        ])
+        .args(["--db-url", "postgresql://app@localhost/app"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "--db-url (TLSWARD_DB_URL) is not used by proxy",
+        "--upstream (TLSWARD_UPSTREAM) https://127.0.0.1:8000: the app is reached in clear",
+        "/nonexistent/tls.crt",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn an_http10_apps_answer_reaches_an_http11_client_as_http11() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await.unwrap();
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+    });
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_secs(5)).await;
+    let r = client().get(format!("http://{p}/")).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.text().await.unwrap(), "ok");
 }

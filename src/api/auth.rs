@@ -29,10 +29,13 @@ pub(crate) async fn require_token(
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
         _ => return Err(ApiError::unauthorized(TokenError::Missing)),
     };
-    let claims = state
-        .snapshots
-        .load()
+    let snapshot = state.snapshots.load();
+    // `serve` always has token keys (its configuration requires them).
+    let keys = snapshot
         .token_keys
+        .as_ref()
+        .ok_or(ApiError::unauthorized(TokenError::UnknownKid))?;
+    let claims = keys
         .verify(token, crate::util::now_unix(), state.limits.token_max_ttl)
         .map_err(ApiError::unauthorized)?;
     req.extensions_mut().insert(claims);

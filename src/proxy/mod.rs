@@ -171,6 +171,7 @@ impl Forwarder {
     /// Forwards one request from `addr` and returns the app's response (or the edge's 502 /
     /// 504); an accepted upgrade is spliced in the background.
     pub async fn forward(&self, addr: IpAddr, mut req: Request) -> Response {
+        let client_version = req.version();
         let upgrading = headers::is_upgrade(req.headers());
         let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
         let peer = self.peer(addr, &req);
@@ -195,6 +196,8 @@ impl Forwarder {
             splice(client_side, hyper::upgrade::on(&mut resp));
         }
         let (mut parts, body) = resp.into_parts();
+        // The client's version, not the app's (an HTTP/1.0 app answering an h2 client).
+        parts.version = client_version;
         headers::strip_hop_by_hop(&mut parts.headers, parts.status == StatusCode::SWITCHING_PROTOCOLS);
         headers::add_security_headers(&mut parts.headers);
         Response::from_parts(parts, Body::new(body))

@@ -1,4 +1,4 @@
-//! `tlsward serve` and `tlsward check-config`: the checked configuration (plus the Kubernetes
+//! `tlsward serve`, `tlsward proxy` and `tlsward check-config`: the checked configuration (plus the Kubernetes
 //! client configuration when a feature forces it), then either its description or a running
 //! server until SIGTERM or SIGINT.
 
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ProxyArgs, ServeArgs};
 use crate::config::{Config, ConfigErrors, EXIT_CONFIG};
 use crate::snapshot::Snapshot;
 
@@ -15,7 +15,10 @@ use crate::snapshot::Snapshot;
 type Loaded = (Config, Snapshot, Option<kube::Config>);
 
 fn load(args: &ServeArgs) -> Result<Loaded, ConfigErrors> {
-    let (config, snapshot) = Config::load(args)?;
+    with_kube(Config::load(args)?)
+}
+
+fn with_kube((config, snapshot): (Config, Snapshot)) -> Result<Loaded, ConfigErrors> {
     let kube = crate::k8s::required_client_config(&config.kube).map_err(|p| ConfigErrors(vec![p]))?;
     Ok((config, snapshot, kube))
 }
@@ -38,7 +41,16 @@ pub fn check_config(args: &ServeArgs) -> ExitCode {
 
 /// Runs `serve` on its own runtime until SIGTERM or SIGINT, then drains.
 pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let (config, snapshot, kube) = match load(args) {
+    run_loaded(load(args))
+}
+
+/// Runs `proxy` as [`serve`] runs the API.
+pub fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
+    run_loaded(Config::load_proxy(args).and_then(with_kube))
+}
+
+fn run_loaded(loaded: Result<Loaded, ConfigErrors>) -> anyhow::Result<ExitCode> {
+    let (config, snapshot, kube) = match loaded {
         Ok(x) => x,
         Err(e) => return Ok(config_failed(&e)),
     };

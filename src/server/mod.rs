@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::ApiState;
-use crate::config::Config;
+use crate::config::{Config, Front};
 use crate::db;
 use crate::db::handle::Db;
 use crate::edge::{Conn, Edge, Limits};
@@ -111,7 +111,10 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let store = SnapshotStore::new(snapshot);
     let snapshots = store.reader();
     let (db_publisher, db) = Db::new();
-    let readiness = Readiness::new(db.clone(), config.db_unready_after);
+    let readiness = match &config.front {
+        Front::Api { db_unready_after, .. } => Readiness::new(db.clone(), *db_unready_after),
+        Front::Proxy(_) => Readiness::without_db(),
+    };
     // Listen for notices before the first outcome (the start-up expiry check) happens.
     let (notices, notices_rx) = notices_for(&config, &metrics);
     let files = crate::files::Files::disk();
@@ -125,13 +128,16 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let reloader = crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reporters);
     let (tx, rx) = watch::channel(false);
     let apps = Apps {
-        api: Arc::new(ApiState {
-            snapshots: snapshots.clone(),
-            db: db.clone(),
-            metrics: metrics.clone(),
-            limits: config.requests,
-            throttle: crate::logs::Throttle::default(),
-        }),
+        tls: match &config.front {
+            Front::Api { .. } => TlsApp::Api(crate::api::router(Arc::new(ApiState {
+                snapshots: snapshots.clone(),
+                db: db.clone(),
+                metrics: metrics.clone(),
+                limits: config.requests,
+                throttle: crate::logs::Throttle::default(),
+            }))),
+            Front::Proxy(p) => TlsApp::Proxy(Arc::new(crate::proxy::Forwarder::new(p.clone()))),
+        },
         handshake: Arc::new(Handshake {
             snapshots: snapshots.clone(),
             metrics: metrics.clone(),
@@ -163,7 +169,9 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             notices.send((&o).into());
         },
     };
-    db::manager::spawn(config.db.clone(), snapshots.clone(), outputs, rx);
+    if let Front::Api { db: settings, .. } = &config.front {
+        db::manager::spawn(settings.clone(), snapshots.clone(), outputs, rx);
+    }
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
         tls_addr,
@@ -187,9 +195,30 @@ struct Listeners {
     redirect: Option<TcpListener>,
 }
 
+/// What the TLS listener serves.
+#[derive(Clone)]
+enum TlsApp {
+    /// The users API.
+    Api(axum::Router),
+    /// The proxy to the app (a router per connection, which knows the peer).
+    Proxy(Arc<crate::proxy::Forwarder>),
+}
+
+impl TlsApp {
+    fn router_for(&self, tcp: &TcpStream) -> axum::Router {
+        match self {
+            Self::Api(r) => r.clone(),
+            Self::Proxy(f) => {
+                let peer = tcp.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+                crate::proxy::router(f.clone(), peer)
+            }
+        }
+    }
+}
+
 /// What the listeners serve.
 struct Apps {
-    api: Arc<ApiState>,
+    tls: TlsApp,
     handshake: Arc<Handshake>,
     admin: Arc<AdminState>,
 }
@@ -223,7 +252,7 @@ impl Listeners {
         let grace = config.edge.shutdown_grace;
         let https_port = self.tls.local_addr().map_or(443, |a| a.port());
         let tls_edge = Edge::new("tls", config.edge.tls_limits, metrics.clone());
-        let (app, handshake) = (crate::api::router(apps.api), apps.handshake);
+        let (app, handshake) = (apps.tls, apps.handshake);
         let mut tasks = vec![tokio::spawn(tls_edge.run(
             self.tls,
             stop.clone(),
@@ -319,8 +348,9 @@ struct Handshake {
 
 /// One TLS connection: the handshake under a timeout with the current snapshot's
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
-async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: axum::Router) {
+async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: TlsApp) {
     let _ = tcp.set_nodelay(true);
+    let app = app.router_for(&tcp);
     let acceptor = TlsAcceptor::from(hs.snapshots.load().server_config.clone());
     let m = &hs.metrics;
     let accept = acceptor.accept(hello::FirstBytes::new(tcp)).into_fallible();

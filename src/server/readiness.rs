@@ -1,5 +1,5 @@
-//! Whether the server is ready for traffic: not draining, a verified DB pool, and the database
-//! not unreachable for longer than `--db-unready-after`. Shutdown writes the draining flag;
+//! Whether the server is ready for traffic: not draining and, for `serve`, a verified DB pool
+//! and the database not unreachable for longer than `--db-unready-after`. Shutdown writes the draining flag;
 //! `/readyz` and `tlsward_ready` read it.
 
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use crate::db::handle::Db;
 #[derive(Clone)]
 pub(crate) struct Readiness {
     draining: Arc<AtomicBool>,
-    db: Db,
-    db_unready_after: Duration,
+    /// The DB pool and its unready-after (`serve`); none for `proxy`.
+    db: Option<(Db, Duration)>,
 }
 
 impl Readiness {
@@ -22,8 +22,15 @@ impl Readiness {
     pub(crate) fn new(db: Db, db_unready_after: Duration) -> Self {
         Self {
             draining: Arc::new(AtomicBool::new(false)),
-            db,
-            db_unready_after,
+            db: Some((db, db_unready_after)),
+        }
+    }
+
+    /// Ready until it drains (no database to wait for).
+    pub(crate) fn without_db() -> Self {
+        Self {
+            draining: Arc::new(AtomicBool::new(false)),
+            db: None,
         }
     }
 
@@ -35,10 +42,12 @@ impl Readiness {
     /// Why the server is not ready, or `None` when it is.
     pub(crate) fn not_ready_reason(&self) -> Option<&'static str> {
         if self.draining.load(Ordering::SeqCst) {
-            Some("shutting down")
-        } else if !self.db.is_verified() {
+            return Some("shutting down");
+        }
+        let (db, unready_after) = self.db.as_ref()?;
+        if !db.is_verified() {
             Some("database pool not verified yet")
-        } else if self.db.down_longer_than(self.db_unready_after) {
+        } else if db.down_longer_than(*unready_after) {
             Some("database unreachable for longer than --db-unready-after")
         } else {
             None
@@ -56,6 +65,14 @@ mod tests {
         let r = Readiness::new(db, Duration::from_secs(30));
         assert_eq!(r.not_ready_reason(), Some("database pool not verified yet"));
         r.clone().start_draining();
+        assert_eq!(r.not_ready_reason(), Some("shutting down"));
+    }
+
+    #[test]
+    fn without_a_database_only_draining_makes_it_unready() {
+        let r = Readiness::without_db();
+        assert_eq!(r.not_ready_reason(), None);
+        r.start_draining();
         assert_eq!(r.not_ready_reason(), Some("shutting down"));
     }
 }

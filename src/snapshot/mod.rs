@@ -36,8 +36,9 @@ pub struct Sources {
     pub policy_file: Option<PathBuf>,
     /// `ca.crt` of client CAs, if any.
     pub client_ca_dir: Option<PathBuf>,
-    /// Token keys.
-    pub token_key_dir: PathBuf,
+    /// Token keys: required by `serve` (its configuration checks that); `proxy` needs them
+    /// only with `--require-token`.
+    pub token_key_dir: Option<PathBuf>,
     /// SANs the server certificate must carry (empty: no check).
     pub expect_sans: Vec<String>,
     /// The database target, whose `sslrootcert`, `sslcert` and `sslkey` are reloaded too.
@@ -87,7 +88,7 @@ impl Sources {
     fn given(&self) -> GivenSources<'_> {
         GivenSources {
             tls_dir: Some(&self.tls_dir),
-            token_key_dir: Some(&self.token_key_dir),
+            token_key_dir: self.token_key_dir.as_deref(),
             policy_file: self.policy_file.as_deref(),
             client_ca_dir: self.client_ca_dir.as_deref(),
             expect_sans: &self.expect_sans,
@@ -96,10 +97,10 @@ impl Sources {
     }
 
     /// The required sources, and nothing optional.
-    pub fn new(tls_dir: PathBuf, token_key_dir: PathBuf) -> Self {
+    pub fn new(tls_dir: PathBuf) -> Self {
         Self {
             tls_dir,
-            token_key_dir,
+            token_key_dir: None,
             policy_file: None,
             client_ca_dir: None,
             expect_sans: Vec::new(),
@@ -109,7 +110,8 @@ impl Sources {
 
     /// The directories to watch: the Secret / ConfigMap mounts.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = vec![self.tls_dir.clone(), self.token_key_dir.clone()];
+        let mut dirs: Vec<PathBuf> = vec![self.tls_dir.clone()];
+        dirs.extend(self.token_key_dir.clone());
         dirs.extend(self.client_ca_dir.clone());
         dirs.extend(self.policy_file.as_deref().map(parent_dir));
         if let Some(db) = &self.db {
@@ -203,8 +205,9 @@ pub struct Snapshot {
     pub server_chain: Vec<CertInfo>,
     /// Client CAs, when client authentication is on.
     pub client_cas: Option<Vec<CertInfo>>,
-    /// Bearer-token keys.
-    pub token_keys: TokenKeys,
+    /// Bearer-token keys (`None` when no `--token-key-dir` is given: the proxy without
+    /// `--require-token`).
+    pub token_keys: Option<TokenKeys>,
     /// Content digest per material.
     pub digests: BTreeMap<Material, String>,
     /// The database connections' TLS material (`None` with `sslmode=disable`).
@@ -223,7 +226,7 @@ struct Parts {
     policy: Result<Policy, ()>,
     server: Result<material::ServerMaterial, ()>,
     client_roots: Option<Result<Arc<material::Roots>, ()>>,
-    token_keys: Result<TokenKeys, ()>,
+    token_keys: Option<Result<TokenKeys, ()>>,
     db_ca: Option<Result<DbCa, ()>>,
     db_client: Option<Result<Option<ClientCert>, ()>>,
 }
@@ -233,7 +236,7 @@ struct Chosen {
     policy: Policy,
     server: material::ServerMaterial,
     client_roots: Option<Arc<material::Roots>>,
-    token_keys: TokenKeys,
+    token_keys: Option<TokenKeys>,
     db_tls: Option<Arc<DbTls>>,
 }
 
@@ -364,13 +367,18 @@ impl Snapshot {
             }
             _ => out.push_str("client_cas: none\n"),
         }
-        let kids = self.token_keys.kids();
-        out.push_str(&format!(
-            "token_keys:  # {}\n  accepted_kids: [{}]\n  signing_kid: {}\n",
-            src.token_key_dir.display(),
-            kids.join(", "),
-            kids.last().copied().unwrap_or("-")
-        ));
+        match (&self.token_keys, &src.token_key_dir) {
+            (Some(keys), Some(dir)) => {
+                let kids = keys.kids();
+                out.push_str(&format!(
+                    "token_keys:  # {}\n  accepted_kids: [{}]\n  signing_kid: {}\n",
+                    dir.display(),
+                    kids.join(", "),
+                    kids.last().copied().unwrap_or("-")
+                ));
+            }
+            _ => out.push_str("token_keys: none\n"),
+        }
         if let (Some(t), Some(db)) = (&self.db_tls, &src.db) {
             out.push_str(&format!("database_cas:  # {}\n", show(db.sslrootcert.as_deref())));
             for c in &t.cas {
@@ -412,8 +420,7 @@ fn read_parts(src: &GivenSources<'_>, files: &Files, problems: &mut Vec<Problem>
     });
     let token_keys = src
         .token_key_dir
-        .ok_or(())
-        .and_then(|dir| TokenKeys::read_dir(files, dir).map_err(|e| fail(Material::TokenKeys, e.to_string())));
+        .map(|dir| TokenKeys::read_dir(files, dir).map_err(|e| fail(Material::TokenKeys, e.to_string())));
     let tls_target = src.db.filter(|t| DbTls::wanted(t));
     let db_ca = tls_target.map(|t| DbCa::load(files, t).map_err(|e| fail(Material::DbCa, e.to_string())));
     let db_client =
@@ -444,7 +451,10 @@ fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut V
     });
     let policy = pick(policy, last.map(|l| l.policy.clone()));
     let server = pick(parts.server, last.map(|l| l.server.clone()));
-    let token_keys = pick(parts.token_keys, last.map(|l| l.token_keys.clone()));
+    let token_keys = match parts.token_keys {
+        None => Some(None),
+        Some(r) => pick(r, last.and_then(|l| l.token_keys.clone())).map(Some),
+    };
     let client_roots = match parts.client_roots {
         None => Some(None),
         Some(r) => pick(r, last.and_then(|l| l.client_roots.clone())).map(Some),
@@ -477,7 +487,9 @@ impl Chosen {
             Material::Policy,
             crate::util::sha256_hex(self.policy.describe().as_bytes()),
         );
-        digests.insert(Material::TokenKeys, self.token_keys.digest.clone());
+        if let Some(k) = &self.token_keys {
+            digests.insert(Material::TokenKeys, k.digest.clone());
+        }
         if let Some(r) = &self.client_roots {
             digests.insert(Material::ClientCa, r.digest.clone());
         }
@@ -530,7 +542,8 @@ mod tests {
         crate::pki::write_file(&tokens.join("k1"), &crate::token::generate_key_text(), true).unwrap();
         let sources = Sources {
             client_ca_dir: Some(tls.clone()),
-            ..Sources::new(tls, tokens)
+            token_key_dir: Some(tokens),
+            ..Sources::new(tls)
         };
         Fixture { _dir: dir, ca, sources }
     }
@@ -557,7 +570,7 @@ mod tests {
         let f = fixture();
         let tls = f.sources.tls_dir.clone();
         std::fs::write(tls.join("tls.key"), "not a key").unwrap();
-        let tokens = f.sources.token_key_dir.clone();
+        let tokens = f.sources.token_key_dir.clone().unwrap();
         std::fs::write(tokens.join("k1"), "short").unwrap();
         let problems = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap_err();
         let of = |m| problems.iter().find(|p| p.material == m).map(ToString::to_string);
@@ -574,7 +587,7 @@ mod tests {
     #[test]
     fn what_is_given_is_checked_when_a_required_directory_is_missing() {
         let f = fixture();
-        std::fs::write(f.sources.token_key_dir.join("k1"), "short").unwrap();
+        std::fs::write(f.sources.token_key_dir.as_ref().unwrap().join("k1"), "short").unwrap();
         let given = GivenSources {
             tls_dir: None,
             ..f.sources.given()
@@ -589,7 +602,7 @@ mod tests {
         let f = fixture();
         let first = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
         let new_serial = write_pair(&f.sources.tls_dir, &f.ca);
-        std::fs::write(f.sources.token_key_dir.join("k1"), "short").unwrap();
+        std::fs::write(f.sources.token_key_dir.as_ref().unwrap().join("k1"), "short").unwrap();
         let (next, problems) = first.reload(&f.sources, &Files::disk(), 2);
         assert_eq!(next.generation, 2);
         assert_eq!(next.leaf().serial, new_serial, "the valid certificate is taken");
