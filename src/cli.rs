@@ -84,6 +84,11 @@ pub struct ProxyArgs {
     /// Limit on the app's response headers (504 after it).
     #[arg(long, env = "TLSWARD_UPSTREAM_RESPONSE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upstream_response_timeout: std::time::Duration,
+    /// Verify the bearer tokens of `serve` (the keys of --token-key-dir, rotating as they do)
+    /// before anything reaches the app, and pass the subject as `X-Tlsward-Subject` (a
+    /// client-sent copy is always removed).
+    #[arg(long, env = "TLSWARD_REQUIRE_TOKEN")]
+    pub require_token: bool,
     /// Peers (CIDRs, comma-separated) whose X-Forwarded-* and Forwarded headers are kept and
     /// appended to; from anyone else they are replaced.
     #[arg(long, env = "TLSWARD_TRUST_FORWARDED_FROM", value_delimiter = ',')]

@@ -431,11 +431,16 @@ fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crat
             flag("db_url")
         ));
     }
-    if a.serve.token_key_dir.is_some() {
-        p.push(format!(
-            "{} is not used by proxy yet (tokens at the edge, --require-token, are not built); remove it",
+    match (a.require_token, a.serve.token_key_dir.is_some()) {
+        (true, false) => p.push(format!(
+            "--require-token (TLSWARD_REQUIRE_TOKEN) needs {}: the directory of token signing keys",
             flag("token_key_dir")
-        ));
+        )),
+        (false, true) => p.push(format!(
+            "{} is only used by proxy with --require-token (TLSWARD_REQUIRE_TOKEN); add it or remove the directory",
+            flag("token_key_dir")
+        )),
+        _ => {}
     }
     let upstream = match &a.upstream {
         None => {
@@ -470,6 +475,7 @@ fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crat
         connect_timeout: a.upstream_connect_timeout,
         response_timeout: a.upstream_response_timeout,
         trusted,
+        require_token: a.require_token.then_some(a.serve.token_max_ttl),
     })
 }
 
@@ -593,10 +599,11 @@ impl Config {
                     crate::proxy::Upstream::Unix(path) => format!("unix:{}", path.display()),
                 };
                 return format!(
-                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n",
+                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n",
                     h(p.connect_timeout),
                     h(p.response_timeout),
-                    p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    p.require_token.is_some()
                 );
             }
         };

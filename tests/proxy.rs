@@ -65,12 +65,16 @@ async fn tcp_app() -> SocketAddr {
 
 /// The proxy on plain loopback TCP (forwarding only), one router per connection with its peer.
 async fn proxy(upstream: Upstream, response_timeout: Duration) -> SocketAddr {
-    let f = Arc::new(Forwarder::new(ProxySettings {
-        upstream,
-        connect_timeout: Duration::from_secs(2),
-        response_timeout,
-        trusted: Vec::new(),
-    }));
+    let f = Arc::new(Forwarder::new(
+        ProxySettings {
+            upstream,
+            connect_timeout: Duration::from_secs(2),
+            response_timeout,
+            trusted: Vec::new(),
+            require_token: None,
+        },
+        None,
+    ));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -236,6 +240,7 @@ struct ProxyProcess {
     port: u16,
     admin: u16,
     ca: Vec<u8>,
+    pki: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -246,7 +251,7 @@ impl Drop for ProxyProcess {
     }
 }
 
-async fn proxy_process(upstream: &str) -> ProxyProcess {
+async fn proxy_process(upstream: &str, extra: &[&str]) -> ProxyProcess {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     let made = std::process::Command::new(support::bin())
@@ -260,6 +265,7 @@ async fn proxy_process(upstream: &str) -> ProxyProcess {
         .args(["--tls-dir", pki.join("server").to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(extra.iter().map(|a| a.replace("{pki}", pki.to_str().unwrap())))
         .env("TLSWARD_LOG", "warn")
         .spawn()
         .unwrap();
@@ -274,6 +280,7 @@ async fn proxy_process(upstream: &str) -> ProxyProcess {
         port,
         admin,
         ca,
+        pki,
         _dir: dir,
     }
 }
@@ -290,7 +297,7 @@ fn tls_client(ca: &[u8]) -> reqwest::Client {
 #[tokio::test]
 async fn tlsward_proxy_serves_the_app_over_tls_with_the_edges_headers_and_is_ready() {
     let app = tcp_app().await;
-    let p = proxy_process(&format!("http://{app}")).await;
+    let p = proxy_process(&format!("http://{app}"), &[]).await;
     let c = tls_client(&p.ca);
     let r = c
         .get(format!("https://localhost:{}/orders?id=7", p.port))
@@ -364,4 +371,66 @@ async fn an_http10_apps_answer_reaches_an_http11_client_as_http11() {
     let r = client().get(format!("http://{p}/")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     assert_eq!(r.text().await.unwrap(), "ok");
+}
+
+fn issue_token(pki: &std::path::Path, ttl: &str) -> String {
+    let out = std::process::Command::new(support::bin())
+        .args(["token", "issue", "--sub", "alice", "--ttl", ttl])
+        .args(["--token-key-dir", pki.join("tokens").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn require_token_lets_only_valid_tokens_through_and_names_their_subject() {
+    let app = tcp_app().await;
+    let p = proxy_process(
+        &format!("http://{app}"),
+        &["--require-token", "--token-key-dir", "{pki}/tokens"],
+    )
+    .await;
+    let c = tls_client(&p.ca);
+    let url = format!("https://localhost:{}/orders", p.port);
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    // Missing, forged and expired tokens never reach the app.
+    let missing = c.get(&url).send().await.unwrap();
+    assert_eq!(status(&missing), 401);
+    assert!(missing.headers().contains_key("www-authenticate"));
+    let forged = c.get(&url).bearer_auth("v1.k1.e30.AAAA").send().await.unwrap();
+    assert_eq!(status(&forged), 401);
+    // Issued two hours ago for one hour (past the clock-skew leeway), with the served key.
+    let keys = tlsward::token::TokenKeys::load_dir(&p.pki.join("tokens")).unwrap();
+    let old = keys.issue("alice", Duration::from_secs(3600), tlsward::util::now_unix() - 7200);
+    let expired = c.get(&url).bearer_auth(&old).send().await.unwrap();
+    assert_eq!(status(&expired), 401);
+    // A valid token: the app hears who, and a client-sent subject is replaced.
+    let token = issue_token(&p.pki, "5m");
+    let r = c
+        .get(&url)
+        .bearer_auth(&token)
+        .header("x-tlsward-subject", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["x-tlsward-subject"], "alice", "{v}");
+}
+
+#[tokio::test]
+async fn without_require_token_a_client_sent_subject_is_stripped() {
+    let app = tcp_app().await;
+    let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_secs(5)).await;
+    let v: Value = client()
+        .get(format!("http://{p}/"))
+        .header("x-tlsward-subject", "mallory")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["headers"].get("x-tlsward-subject").is_none(), "{v}");
 }

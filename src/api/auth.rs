@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::token::TokenError;
+use crate::token::{Claims, TokenError};
 
 /// Refuses requests without a valid `Authorization: Bearer` token (401 + `WWW-Authenticate`).
 pub(crate) async fn require_token(
@@ -18,8 +18,19 @@ pub(crate) async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let value = req
-        .headers()
+    let claims = bearer_claims(req.headers(), &state.snapshots, state.limits.token_max_ttl)?;
+    req.extensions_mut().insert(claims);
+    Ok(next.run(req).await)
+}
+
+/// The claims of the request's `Authorization: Bearer` token, verified against the token keys
+/// of the current snapshot (also `tlsward proxy --require-token`'s check).
+pub(crate) fn bearer_claims(
+    headers: &http::HeaderMap,
+    snapshots: &crate::snapshot::Snapshots,
+    max_ttl: std::time::Duration,
+) -> Result<Claims, ApiError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::unauthorized(TokenError::Missing))?;
     let text = value
@@ -29,15 +40,12 @@ pub(crate) async fn require_token(
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
         _ => return Err(ApiError::unauthorized(TokenError::Missing)),
     };
-    let snapshot = state.snapshots.load();
-    // `serve` always has token keys (its configuration requires them).
+    let snapshot = snapshots.load();
+    // Whoever asks for tokens has token keys (the configuration requires them).
     let keys = snapshot
         .token_keys
         .as_ref()
         .ok_or(ApiError::unauthorized(TokenError::UnknownKid))?;
-    let claims = keys
-        .verify(token, crate::util::now_unix(), state.limits.token_max_ttl)
-        .map_err(ApiError::unauthorized)?;
-    req.extensions_mut().insert(claims);
-    Ok(next.run(req).await)
+    keys.verify(token, crate::util::now_unix(), max_ttl)
+        .map_err(ApiError::unauthorized)
 }

@@ -74,7 +74,14 @@ pub struct ProxySettings {
     pub response_timeout: Duration,
     /// Peers whose forwarding headers are kept and appended to (`--trust-forwarded-from`).
     pub trusted: Vec<ipnet::IpNet>,
+    /// `--require-token`: the longest token lifetime accepted (`--token-max-ttl`); `None`
+    /// forwards without a token check.
+    pub require_token: Option<Duration>,
 }
+
+/// The header that carries the verified token subject to the app (a client-sent copy is
+/// always removed).
+pub const SUBJECT_HEADER: &str = "x-tlsward-subject";
 
 /// Opens unix-socket connections to the app (the URI's authority is ignored).
 #[derive(Clone)]
@@ -118,11 +125,14 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 pub struct Forwarder {
     client: UpstreamClient,
     settings: ProxySettings,
+    /// The served snapshot, for the token keys of `--require-token`.
+    snapshots: Option<crate::snapshot::Snapshots>,
 }
 
 impl Forwarder {
-    /// A forwarder with its connection pool to the app (nothing is opened yet).
-    pub fn new(settings: ProxySettings) -> Self {
+    /// A forwarder with its connection pool to the app (nothing is opened yet); `snapshots`
+    /// gives the token keys when `require_token` is set.
+    pub fn new(settings: ProxySettings, snapshots: Option<crate::snapshot::Snapshots>) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(POOL_IDLE);
         let client = match &settings.upstream {
@@ -137,7 +147,24 @@ impl Forwarder {
                 timeout: settings.connect_timeout,
             })),
         };
-        Self { client, settings }
+        Self {
+            client,
+            settings,
+            snapshots,
+        }
+    }
+
+    /// With `--require-token`, the verified subject, or the 401 to answer.
+    fn subject(&self, h: &http::HeaderMap) -> Result<Option<HeaderValue>, Box<Response>> {
+        let (Some(max_ttl), Some(snapshots)) = (self.settings.require_token, &self.snapshots) else {
+            return Ok(None);
+        };
+        let claims = crate::api::auth::bearer_claims(h, snapshots, max_ttl).map_err(|e| {
+            let mut r = e.into_response();
+            headers::add_security_headers(r.headers_mut());
+            Box::new(r)
+        })?;
+        Ok(HeaderValue::from_str(&claims.sub).ok())
     }
 
     /// The peer as the forwarding headers see it.
@@ -175,7 +202,15 @@ impl Forwarder {
         let upgrading = headers::is_upgrade(req.headers());
         let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
         let peer = self.peer(addr, &req);
+        let subject = match self.subject(req.headers()) {
+            Ok(s) => s,
+            Err(r) => return *r,
+        };
         let (mut parts, body) = req.into_parts();
+        parts.headers.remove(SUBJECT_HEADER);
+        if let Some(s) = subject {
+            parts.headers.insert(SUBJECT_HEADER, s);
+        }
         headers::strip_hop_by_hop(&mut parts.headers, upgrading);
         headers::set_forwarded(&mut parts.headers, &peer);
         if let Some(host) = peer.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {

@@ -136,7 +136,10 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
                 limits: config.requests,
                 throttle: crate::logs::Throttle::default(),
             }))),
-            Front::Proxy(p) => TlsApp::Proxy(Arc::new(crate::proxy::Forwarder::new(p.clone()))),
+            Front::Proxy(p) => TlsApp::Proxy(Arc::new(crate::proxy::Forwarder::new(
+                p.clone(),
+                Some(snapshots.clone()),
+            ))),
         },
         handshake: Arc::new(Handshake {
             snapshots: snapshots.clone(),
