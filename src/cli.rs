@@ -84,6 +84,14 @@ pub struct ProxyArgs {
     /// Limit on the app's response headers (504 after it).
     #[arg(long, env = "TLSWARD_UPSTREAM_RESPONSE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upstream_response_timeout: std::time::Duration,
+    /// Probe the app with `GET PATH` (2xx/3xx is up) every second; without it the probe only
+    /// checks that the app answers at all.
+    #[arg(long, env = "TLSWARD_UPSTREAM_HEALTH_PATH")]
+    pub upstream_health_path: Option<String>,
+    /// The app unreachable this long (requests and probes failing), `/readyz` turns false; 0s:
+    /// never.
+    #[arg(long, env = "TLSWARD_UPSTREAM_UNREADY_AFTER", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_unready_after: std::time::Duration,
     /// Verify the bearer tokens of `serve` (the keys of --token-key-dir, rotating as they do)
     /// before anything reaches the app, and pass the subject as `X-Tlsward-Subject` (a
     /// client-sent copy is always removed).

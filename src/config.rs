@@ -476,7 +476,20 @@ fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crat
         response_timeout: a.upstream_response_timeout,
         trusted,
         require_token: a.require_token.then_some(a.serve.token_max_ttl),
+        health_path: health_path(a, p),
+        unready_after: a.upstream_unready_after,
     })
+}
+
+fn health_path(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<String> {
+    let path = a.upstream_health_path.clone()?;
+    if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
+        p.push(format!(
+            "--upstream-health-path (TLSWARD_UPSTREAM_HEALTH_PATH) {path:?}: write a path such as /healthz"
+        ));
+        return None;
+    }
+    Some(path)
 }
 
 /// The first snapshot, or (when a required directory is missing) the problems of every
@@ -599,11 +612,13 @@ impl Config {
                     crate::proxy::Upstream::Unix(path) => format!("unix:{}", path.display()),
                 };
                 return format!(
-                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n",
+                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n  health_path: {}\n  unready_after: {}\n",
                     h(p.connect_timeout),
                     h(p.response_timeout),
                     p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                    p.require_token.is_some()
+                    p.require_token.is_some(),
+                    p.health_path.as_deref().unwrap_or("none (any answer)"),
+                    h(p.unready_after)
                 );
             }
         };

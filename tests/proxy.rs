@@ -72,6 +72,8 @@ async fn proxy(upstream: Upstream, response_timeout: Duration) -> SocketAddr {
             response_timeout,
             trusted: Vec::new(),
             require_token: None,
+            health_path: None,
+            unready_after: Duration::ZERO,
         },
         None,
     ));
@@ -125,11 +127,11 @@ async fn a_request_reaches_the_app_with_forwarding_headers_and_without_hop_heade
 }
 
 #[tokio::test]
-async fn an_app_that_cannot_be_reached_is_a_json_502() {
+async fn an_app_that_cannot_be_reached_is_a_json_503() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let p = proxy(Upstream::Tcp(closed.to_string()), Duration::from_secs(5)).await;
     let r = client().get(format!("http://{p}/")).send().await.unwrap();
-    assert_eq!(r.status(), 502);
+    assert_eq!(r.status(), 503);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "upstream_unavailable");
 }
@@ -433,4 +435,36 @@ async fn without_require_token_a_client_sent_subject_is_stripped() {
         .await
         .unwrap();
     assert!(v["headers"].get("x-tlsward-subject").is_none(), "{v}");
+}
+
+async fn ready(admin: u16) -> bool {
+    let r = client().get(format!("http://127.0.0.1:{admin}/readyz")).send().await;
+    r.is_ok_and(|r| r.status() == 200)
+}
+
+#[tokio::test]
+async fn an_app_that_stays_down_makes_the_proxy_unready_until_it_is_back() {
+    let port = support::free_port();
+    let p = proxy_process(
+        &format!("http://127.0.0.1:{port}"),
+        &["--upstream-unready-after", "1s", "--upstream-health-path", "/healthz"],
+    )
+    .await;
+    let c = tls_client(&p.ca);
+    let url = format!("https://localhost:{}/x", p.port);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 503);
+    assert_eventually!(
+        !ready(p.admin).await,
+        Duration::from_secs(10),
+        "still ready with the app down"
+    );
+    // The app comes up on that port: the probe (GET /healthz) finds it.
+    let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(l, app()).await.unwrap() });
+    assert_eventually!(
+        ready(p.admin).await,
+        Duration::from_secs(10),
+        "not ready with the app back"
+    );
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
 }

@@ -8,6 +8,7 @@
 //! The edge (TLS, limits, drain, reload) is the one `serve` uses; this module only forwards.
 
 pub mod headers;
+pub mod health;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -77,7 +78,15 @@ pub struct ProxySettings {
     /// `--require-token`: the longest token lifetime accepted (`--token-max-ttl`); `None`
     /// forwards without a token check.
     pub require_token: Option<Duration>,
+    /// `--upstream-health-path`: probed with GET (2xx-3xx is up); without it the probe only
+    /// connects.
+    pub health_path: Option<String>,
+    /// `--upstream-unready-after`: down this long, `/readyz` turns false (zero: never).
+    pub unready_after: Duration,
 }
+
+/// How often the app is probed.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// The header that carries the verified token subject to the app (a client-sent copy is
 /// always removed).
@@ -125,6 +134,7 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 pub struct Forwarder {
     client: UpstreamClient,
     settings: ProxySettings,
+    health: health::Health,
     /// The served snapshot, for the token keys of `--require-token`.
     snapshots: Option<crate::snapshot::Snapshots>,
 }
@@ -150,7 +160,53 @@ impl Forwarder {
         Self {
             client,
             settings,
+            health: health::Health::default(),
             snapshots,
+        }
+    }
+
+    /// The app's reachability as the forwarder and its probe see it.
+    pub fn health(&self) -> health::Health {
+        self.health.clone()
+    }
+
+    /// Probes the app every [`PROBE_EVERY`] until `stop` turns true.
+    pub async fn probe_until(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.probe().await,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn probe(&self) {
+        let path = self.settings.health_path.as_deref().unwrap_or("/");
+        let Some(uri) = path.parse::<Uri>().ok().and_then(|u| self.upstream_uri(&u).ok()) else {
+            return;
+        };
+        // Without a health path any answer (even a 404 or a 405) means the app is there.
+        let method = if self.settings.health_path.is_some() {
+            "GET"
+        } else {
+            "OPTIONS"
+        };
+        let Ok(req) = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(HOST, "localhost")
+            .body(Body::empty())
+        else {
+            return;
+        };
+        let answered = match &self.client {
+            UpstreamClient::Tcp(c) => tokio::time::timeout(self.settings.connect_timeout, c.request(req)).await,
+            UpstreamClient::Unix(c) => tokio::time::timeout(self.settings.connect_timeout, c.request(req)).await,
+        };
+        match answered {
+            Ok(Ok(r)) if self.settings.health_path.is_none() || r.status().as_u16() < 400 => self.health.mark_up(),
+            _ => self.health.mark_down(),
         }
     }
 
@@ -243,6 +299,11 @@ impl Forwarder {
             UpstreamClient::Tcp(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
             UpstreamClient::Unix(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
         };
+        match &sent {
+            Ok(Ok(_)) => self.health.mark_up(),
+            Ok(Err(e)) if e.is_connect() => self.health.mark_down(),
+            _ => {}
+        }
         match sent {
             Ok(Ok(r)) => Ok(r),
             Err(_) => Err(Box::new(error(
@@ -253,7 +314,7 @@ impl Forwarder {
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(error = %error_chain(&e), "cannot reach the app");
                 Err(Box::new(error(
-                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "upstream_unavailable",
                     "the app cannot be reached",
                 )))

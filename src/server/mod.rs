@@ -111,9 +111,22 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let store = SnapshotStore::new(snapshot);
     let snapshots = store.reader();
     let (db_publisher, db) = Db::new();
-    let readiness = match &config.front {
-        Front::Api { db_unready_after, .. } => Readiness::new(db.clone(), *db_unready_after),
-        Front::Proxy(_) => Readiness::without_db(),
+    let (tls_app, readiness) = match &config.front {
+        Front::Api { db_unready_after, .. } => {
+            let api = crate::api::router(Arc::new(ApiState {
+                snapshots: snapshots.clone(),
+                db: db.clone(),
+                metrics: metrics.clone(),
+                limits: config.requests,
+                throttle: crate::logs::Throttle::default(),
+            }));
+            (TlsApp::Api(api), Readiness::new(db.clone(), *db_unready_after))
+        }
+        Front::Proxy(p) => {
+            let f = Arc::new(crate::proxy::Forwarder::new(p.clone(), Some(snapshots.clone())));
+            let readiness = Readiness::for_upstream(f.health(), p.unready_after);
+            (TlsApp::Proxy(f), readiness)
+        }
     };
     // Listen for notices before the first outcome (the start-up expiry check) happens.
     let (notices, notices_rx) = notices_for(&config, &metrics);
@@ -128,19 +141,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let reloader = crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reporters);
     let (tx, rx) = watch::channel(false);
     let apps = Apps {
-        tls: match &config.front {
-            Front::Api { .. } => TlsApp::Api(crate::api::router(Arc::new(ApiState {
-                snapshots: snapshots.clone(),
-                db: db.clone(),
-                metrics: metrics.clone(),
-                limits: config.requests,
-                throttle: crate::logs::Throttle::default(),
-            }))),
-            Front::Proxy(p) => TlsApp::Proxy(Arc::new(crate::proxy::Forwarder::new(
-                p.clone(),
-                Some(snapshots.clone()),
-            ))),
-        },
+        tls: tls_app,
         handshake: Arc::new(Handshake {
             snapshots: snapshots.clone(),
             metrics: metrics.clone(),
@@ -153,6 +154,9 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             db: db.clone(),
         }),
     };
+    if let TlsApp::Proxy(f) = &apps.tls {
+        tokio::spawn(f.clone().probe_until(rx.clone()));
+    }
     let tasks = listeners.serve(&config, apps, &metrics, &rx);
     let reload = reloader.spawn(rx.clone());
     let kube_handles = crate::k8s::Handles {

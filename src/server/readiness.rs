@@ -1,5 +1,6 @@
 //! Whether the server is ready for traffic: not draining and, for `serve`, a verified DB pool
-//! and the database not unreachable for longer than `--db-unready-after`. Shutdown writes the draining flag;
+//! and the database not unreachable for longer than `--db-unready-after`; for `proxy`, the
+//! app not unreachable for longer than `--upstream-unready-after`. Shutdown writes the draining flag;
 //! `/readyz` and `tlsward_ready` read it.
 
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use crate::db::handle::Db;
 #[derive(Clone)]
 pub(crate) struct Readiness {
     draining: Arc<AtomicBool>,
-    /// The DB pool and its unready-after (`serve`); none for `proxy`.
+    /// The DB pool and its unready-after (`serve`).
     db: Option<(Db, Duration)>,
+    /// The app's reachability and its unready-after (`proxy`).
+    upstream: Option<(crate::proxy::health::Health, Duration)>,
 }
 
 impl Readiness {
@@ -23,14 +26,16 @@ impl Readiness {
         Self {
             draining: Arc::new(AtomicBool::new(false)),
             db: Some((db, db_unready_after)),
+            upstream: None,
         }
     }
 
-    /// Ready until it drains (no database to wait for).
-    pub(crate) fn without_db() -> Self {
+    /// Ready for as long as the app has not been unreachable longer than `unready_after`.
+    pub(crate) fn for_upstream(health: crate::proxy::health::Health, unready_after: Duration) -> Self {
         Self {
             draining: Arc::new(AtomicBool::new(false)),
             db: None,
+            upstream: Some((health, unready_after)),
         }
     }
 
@@ -43,6 +48,11 @@ impl Readiness {
     pub(crate) fn not_ready_reason(&self) -> Option<&'static str> {
         if self.draining.load(Ordering::SeqCst) {
             return Some("shutting down");
+        }
+        if let Some((health, after)) = &self.upstream
+            && health.down_longer_than(*after)
+        {
+            return Some("the app unreachable for longer than --upstream-unready-after");
         }
         let (db, unready_after) = self.db.as_ref()?;
         if !db.is_verified() {
@@ -69,8 +79,14 @@ mod tests {
     }
 
     #[test]
-    fn without_a_database_only_draining_makes_it_unready() {
-        let r = Readiness::without_db();
+    fn a_proxy_turns_unready_when_the_app_stays_down_and_ready_when_it_is_back() {
+        let health = crate::proxy::health::Health::default();
+        let r = Readiness::for_upstream(health.clone(), Duration::from_millis(10));
+        assert_eq!(r.not_ready_reason(), None);
+        health.mark_down();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(r.not_ready_reason().unwrap().contains("--upstream-unready-after"));
+        health.mark_up();
         assert_eq!(r.not_ready_reason(), None);
         r.start_draining();
         assert_eq!(r.not_ready_reason(), Some("shutting down"));
