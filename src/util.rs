@@ -1,5 +1,6 @@
 //! Small helpers every module may use: the clock in Unix seconds, RFC 3339 rendering,
-//! SHA-256 digests in hex, writing a (secret) file, the configuration exit code. They depend
+//! SHA-256 digests in hex, an error's source chain, writing a (secret) file, the configuration
+//! exit code. They depend
 //! on nothing in the crate.
 
 /// The current time in Unix seconds.
@@ -19,6 +20,21 @@ pub fn rfc3339(unix: i64) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The full `source()` chain of an error, joined with ": " (a source already named by an
+/// earlier message is left out).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut src = err.source();
+    while let Some(e) = src {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        src = e.source();
+    }
+    parts.join(": ")
 }
 
 /// Exit code for configuration errors (EX_USAGE).

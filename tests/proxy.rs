@@ -126,24 +126,27 @@ async fn a_request_reaches_the_app_with_forwarding_headers_and_without_hop_heade
     assert!(h.get("x-hop").is_none(), "{h}");
 }
 
+/// The edge's own answer at `url`: `status`, JSON `{"error": code}`, the security headers.
+async fn assert_edge_answer(url: String, status: u16, code: &str) {
+    let r = client().get(url).send().await.unwrap();
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], code);
+}
+
 #[tokio::test]
 async fn an_app_that_cannot_be_reached_is_a_json_503() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let p = proxy(Upstream::Tcp(closed.to_string()), Duration::from_secs(5)).await;
-    let r = client().get(format!("http://{p}/")).send().await.unwrap();
-    assert_eq!(r.status(), 503);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"], "upstream_unavailable");
+    assert_edge_answer(format!("http://{p}/"), 503, "upstream_unavailable").await;
 }
 
 #[tokio::test]
 async fn an_app_that_answers_too_late_is_a_json_504() {
     let app = tcp_app().await;
     let p = proxy(Upstream::Tcp(app.to_string()), Duration::from_millis(500)).await;
-    let r = client().get(format!("http://{p}/slow")).send().await.unwrap();
-    assert_eq!(r.status(), 504);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"], "upstream_timeout");
+    assert_edge_answer(format!("http://{p}/slow"), 504, "upstream_timeout").await;
 }
 
 #[tokio::test]

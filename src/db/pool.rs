@@ -98,25 +98,11 @@ impl DbError {
     }
 }
 
-/// The full `source()` chain of an error, joined with ": ".
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut src = err.source();
-    while let Some(e) = src {
-        let s = e.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        src = e.source();
-    }
-    parts.join(": ")
-}
-
 fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
     let where_ = format!("{}:{} as {}", target.host, target.port, target.user);
     match e {
         PoolError::Backend(pg) => {
-            let mut reason = error_chain(&pg);
+            let mut reason = crate::util::error_chain(&pg);
             if let Some(db) = pg.as_db_error() {
                 reason = format!("the server refused: {} (SQLSTATE {})", db.message(), db.code().code());
                 if db.message().contains("certificate") {
@@ -267,7 +253,7 @@ pub async fn verify(db: DbPool) -> Result<DbPool, DbError> {
         }
         Ok(r) => r.map_err(|e| DbError::Connect {
             target: format!("{}:{}", target.host, target.port),
-            reason: error_chain(&e),
+            reason: crate::util::error_chain(&e),
         })?,
     };
     drop(client);

@@ -127,6 +127,22 @@ enum UpstreamClient {
     Unix(Client<UnixConnector, Body>),
 }
 
+/// What sending one request to the app gave: its response head, an error, or `Err(Elapsed)`.
+type Sent = Result<
+    Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+    tokio::time::error::Elapsed,
+>;
+
+impl UpstreamClient {
+    /// Sends `req` on the pool, waiting at most `limit` for the response head.
+    async fn request(&self, req: Request, limit: Duration) -> Sent {
+        match self {
+            Self::Tcp(c) => tokio::time::timeout(limit, c.request(req)).await,
+            Self::Unix(c) => tokio::time::timeout(limit, c.request(req)).await,
+        }
+    }
+}
+
 /// How long an idle upstream connection is kept for the next request.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -200,11 +216,7 @@ impl Forwarder {
         else {
             return;
         };
-        let answered = match &self.client {
-            UpstreamClient::Tcp(c) => tokio::time::timeout(self.settings.connect_timeout, c.request(req)).await,
-            UpstreamClient::Unix(c) => tokio::time::timeout(self.settings.connect_timeout, c.request(req)).await,
-        };
-        match answered {
+        match self.client.request(req, self.settings.connect_timeout).await {
             Ok(Ok(r)) if self.settings.health_path.is_none() || r.status().as_u16() < 400 => self.health.mark_up(),
             _ => self.health.mark_down(),
         }
@@ -215,11 +227,7 @@ impl Forwarder {
         let (Some(max_ttl), Some(snapshots)) = (self.settings.require_token, &self.snapshots) else {
             return Ok(None);
         };
-        let claims = crate::api::auth::bearer_claims(h, snapshots, max_ttl).map_err(|e| {
-            let mut r = e.into_response();
-            headers::add_security_headers(r.headers_mut());
-            Box::new(r)
-        })?;
+        let claims = crate::api::auth::bearer_claims(h, snapshots, max_ttl).map_err(|e| Box::new(e.into_response()))?;
         Ok(HeaderValue::from_str(&claims.sub).ok())
     }
 
@@ -251,9 +259,16 @@ impl Forwarder {
             .build()
     }
 
-    /// Forwards one request from `addr` and returns the app's response (or the edge's 502 /
-    /// 504); an accepted upgrade is spliced in the background.
-    pub async fn forward(&self, addr: IpAddr, mut req: Request) -> Response {
+    /// Forwards one request from `addr` and returns the app's response or the edge's own
+    /// answer (401, 502, 503, 504), with the security headers the app did not set; an
+    /// accepted upgrade is spliced in the background.
+    pub async fn forward(&self, addr: IpAddr, req: Request) -> Response {
+        let mut resp = self.forward_or_answer(addr, req).await;
+        headers::add_security_headers(resp.headers_mut());
+        resp
+    }
+
+    async fn forward_or_answer(&self, addr: IpAddr, mut req: Request) -> Response {
         let client_version = req.version();
         let upgrading = headers::is_upgrade(req.headers());
         let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
@@ -290,15 +305,11 @@ impl Forwarder {
         // The client's version, not the app's (an HTTP/1.0 app answering an h2 client).
         parts.version = client_version;
         headers::strip_hop_by_hop(&mut parts.headers, parts.status == StatusCode::SWITCHING_PROTOCOLS);
-        headers::add_security_headers(&mut parts.headers);
         Response::from_parts(parts, Body::new(body))
     }
 
     async fn send(&self, req: Request) -> Result<http::Response<hyper::body::Incoming>, Box<Response>> {
-        let sent = match &self.client {
-            UpstreamClient::Tcp(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
-            UpstreamClient::Unix(c) => tokio::time::timeout(self.settings.response_timeout, c.request(req)).await,
-        };
+        let sent = self.client.request(req, self.settings.response_timeout).await;
         match &sent {
             Ok(Ok(_)) => self.health.mark_up(),
             Ok(Err(e)) if e.is_connect() => self.health.mark_down(),
@@ -312,7 +323,7 @@ impl Forwarder {
                 "the app did not answer in time",
             ))),
             Ok(Err(e)) if e.is_connect() => {
-                tracing::debug!(error = %error_chain(&e), "cannot reach the app");
+                tracing::debug!(error = %crate::util::error_chain(&e), "cannot reach the app");
                 Err(Box::new(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "upstream_unavailable",
@@ -320,7 +331,7 @@ impl Forwarder {
                 )))
             }
             Ok(Err(e)) => {
-                tracing::debug!(error = %error_chain(&e), "the app's answer broke off");
+                tracing::debug!(error = %crate::util::error_chain(&e), "the app's answer broke off");
                 Err(Box::new(error(
                     StatusCode::BAD_GATEWAY,
                     "upstream_error",
@@ -329,17 +340,6 @@ impl Forwarder {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Copies both ways between the client's and the app's upgraded connections until either
@@ -355,13 +355,11 @@ fn splice(client: hyper::upgrade::OnUpgrade, app: hyper::upgrade::OnUpgrade) {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut r = (
+    (
         status,
         axum::Json(serde_json::json!({"error": code, "message": message})),
     )
-        .into_response();
-    headers::add_security_headers(r.headers_mut());
-    r
+        .into_response()
 }
 
 /// The proxy's router: every request is forwarded; `addr` is the connection's peer.

@@ -64,21 +64,25 @@ impl Outcome {
 }
 
 /// Runs the checks (blocking OpenSSL I/O, off the async workers).
+/// A TLS 1.3-only server is judged here, for every build: it cannot renegotiate.
 pub(super) async fn check(req: Request) -> Outcome {
-    if req.protocols.is_empty() && !req.http {
-        return Outcome {
-            client_renegotiation: Some(false),
-            renegotiation_evidence: "TLS 1.3 only: the protocol has no renegotiation".into(),
-            ..Outcome::default()
-        };
+    let tls13_only = req.protocols.is_empty();
+    let mut o = if tls13_only && !req.http {
+        Outcome::default()
+    } else {
+        tokio::task::spawn_blocking(move || run(&req))
+            .await
+            .unwrap_or_else(|e| {
+                let mut o = Outcome::default();
+                o.not_checked(RENEGOTIATION, format!("the legacy TLS client stopped: {e}"));
+                o
+            })
+    };
+    if tls13_only {
+        o.client_renegotiation = Some(false);
+        o.renegotiation_evidence = "TLS 1.3 only: the protocol has no renegotiation".into();
     }
-    tokio::task::spawn_blocking(move || run(&req))
-        .await
-        .unwrap_or_else(|e| {
-            let mut o = Outcome::default();
-            o.not_checked(RENEGOTIATION, format!("the legacy TLS client stopped: {e}"));
-            o
-        })
+    o
 }
 
 #[cfg(not(feature = "legacy-tls"))]
@@ -99,9 +103,7 @@ fn run(req: &Request) -> Outcome {
     use tlsward_legacy_tls as legacy;
     let mut o = Outcome::default();
     let usable: Vec<&str> = req.protocols.iter().copied().filter(|p| legacy::supports(p)).collect();
-    if req.protocols.is_empty() {
-        o.client_renegotiation = Some(false);
-    } else if usable.is_empty() {
+    if !req.protocols.is_empty() && usable.is_empty() {
         o.not_checked(
             RENEGOTIATION,
             format!(

@@ -198,10 +198,21 @@ fn context() -> Result<SslContext, Error> {
     Ok(b.build())
 }
 
+/// A socket read or write that ran into its time limit (`WouldBlock` on a blocking socket
+/// with a timeout, `TimedOut` elsewhere).
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+fn no_answer(what: &str) -> Error {
+    Error::NoAnswer(format!("{what}: no answer in time"))
+}
+
 fn io_error(what: &str, e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::NoAnswer(format!("{what}: no answer in time")),
-        _ => Error::Failed(format!("{what}: {e}")),
+    if timed_out(&e) {
+        no_answer(what)
+    } else {
+        Error::Failed(format!("{what}: {e}"))
     }
 }
 
@@ -243,7 +254,7 @@ pub fn connect(target: &Target) -> Result<Session, Error> {
     match ssl.connect(wire) {
         Ok(stream) => Ok(Session { stream }),
         Err(HandshakeError::Failure(m)) => Err(classify("handshake", m.into_error())),
-        Err(HandshakeError::WouldBlock(_)) => Err(Error::NoAnswer("handshake: no answer in time".into())),
+        Err(HandshakeError::WouldBlock(_)) => Err(no_answer("handshake")),
         Err(HandshakeError::SetupFailure(e)) => Err(Error::Failed(format!("OpenSSL set-up: {e}"))),
     }
 }
@@ -251,13 +262,8 @@ pub fn connect(target: &Target) -> Result<Session, Error> {
 /// An OpenSSL error as a reason: a time-out is no answer; everything else is a failure with
 /// OpenSSL's words (an alert's name, `unexpected eof`, …).
 fn classify(what: &str, e: openssl::ssl::Error) -> Error {
-    if let Some(io) = e.io_error()
-        && matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
-    {
-        return Error::NoAnswer(format!("{what}: no answer in time"));
-    }
-    if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE {
-        return Error::NoAnswer(format!("{what}: no answer in time"));
+    if e.io_error().is_some_and(timed_out) || e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE {
+        return no_answer(what);
     }
     if e.code() == ErrorCode::ZERO_RETURN {
         return Error::Failed(format!("{what}: the server closed the connection (close_notify)"));
