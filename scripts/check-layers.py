@@ -14,7 +14,7 @@ LAYERS = [
     ["tls", "token", "edge"],       # TLS material and configs, tokens, the accept loop
     ["pki", "scan", "db"],          # dev PKI, the scanner, the database side (pool, manager)
     ["snapshot"],                   # the validated snapshot and its store
-    ["reload"],                     # the reload task, its status and notices
+    ["reload", "dbproxy"],          # the reload task, its status and notices; the database proxy
     ["k8s", "api"],                 # Kubernetes Events and Secret watches; the users API
     ["cli", "proxy"],               # flags; the proxy's forwarding (uses the API's headers)
     ["config"],                     # flags -> checked configuration + first snapshot

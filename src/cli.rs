@@ -101,6 +101,18 @@ pub struct ProxyArgs {
     /// appended to; from anyone else they are replaced.
     #[arg(long, env = "TLSWARD_TRUST_FORWARDED_FROM", value_delimiter = ',')]
     pub trust_forwarded_from: Vec<String>,
+    /// Also proxy the app's database connections: `unix:/DIR` (socket DIR/.s.PGSQL.26257, for
+    /// `host=/DIR port=26257`) or `127.0.0.1:PORT`; each is opened to --db-url with TLS
+    /// (verify-full) and the current client certificate.
+    #[arg(long, env = "TLSWARD_DB_PROXY_LISTEN")]
+    pub db_proxy_listen: Option<String>,
+    /// Let --db-proxy-listen be a non-loopback address (the app's hop to it is not encrypted).
+    #[arg(long, env = "TLSWARD_DB_PROXY_ALLOW_REMOTE")]
+    pub db_proxy_allow_remote: bool,
+    /// Database sessions older than this are closed at their next idle moment between
+    /// transactions, never inside one (0s: never), so that new certificates reach every session.
+    #[arg(long, env = "TLSWARD_DB_MAX_SESSION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub db_max_session_age: std::time::Duration,
 }
 
 /// Arguments of `serve` and `check-config`.

@@ -61,8 +61,14 @@ pub enum Front {
         /// Unreachable this long, the server turns unready (0: never).
         db_unready_after: Duration,
     },
-    /// `proxy`: every request forwarded to the app.
-    Proxy(crate::proxy::ProxySettings),
+    /// `proxy`: every request forwarded to the app; with `--db-proxy-listen`, the app's
+    /// database connections too.
+    Proxy {
+        /// The HTTP forwarding.
+        http: crate::proxy::ProxySettings,
+        /// The database proxy, if on.
+        db: Option<crate::dbproxy::DbProxySettings>,
+    },
 }
 
 /// Which command's configuration is loaded.
@@ -425,12 +431,6 @@ fn reload_settings(
 
 /// `proxy`'s own settings; DB flags given to it are problems (it opens no database).
 fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crate::proxy::ProxySettings> {
-    if a.serve.db_url.is_some() {
-        p.push(format!(
-            "{} is not used by proxy (it opens no database); remove it",
-            flag("db_url")
-        ));
-    }
     match (a.require_token, a.serve.token_key_dir.is_some()) {
         (true, false) => p.push(format!(
             "--require-token (TLSWARD_REQUIRE_TOKEN) needs {}: the directory of token signing keys",
@@ -481,6 +481,44 @@ fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crat
     })
 }
 
+/// `proxy --db-proxy-listen`'s settings: `--db-url` is the database it opens (and is refused
+/// without `--db-proxy-listen`).
+fn db_proxy_settings(
+    a: &crate::cli::ProxyArgs,
+    target: Option<&Arc<DbTarget>>,
+    p: &mut Vec<String>,
+) -> Option<crate::dbproxy::DbProxySettings> {
+    let Some(listen) = &a.db_proxy_listen else {
+        if a.serve.db_url.is_some() {
+            p.push(format!(
+                "{} is used by proxy only with --db-proxy-listen (TLSWARD_DB_PROXY_LISTEN); add it or remove the URL",
+                flag("db_url")
+            ));
+        }
+        return None;
+    };
+    let listen = crate::dbproxy::DbListen::parse(listen, a.db_proxy_allow_remote)
+        .map_err(|e| p.push(format!("--db-proxy-listen (TLSWARD_DB_PROXY_LISTEN) {e}")))
+        .ok();
+    let target = target?.clone();
+    if !crate::db::material::DbTls::wanted(&target) {
+        p.push(format!(
+            "{}: sslmode=disable: the database proxy exists to encrypt the hop to the database; use sslmode=verify-full",
+            flag("db_url")
+        ));
+    }
+    if a.serve.db_connect_timeout.is_zero() {
+        p.push(format!("{} is 0; use e.g. 3s", flag("db_connect_timeout")));
+    }
+    Some(crate::dbproxy::DbProxySettings {
+        listen: listen?,
+        target,
+        connect_timeout: a.serve.db_connect_timeout,
+        max_session_age: a.db_max_session_age,
+        shutdown_grace: a.serve.shutdown_grace,
+    })
+}
+
 fn health_path(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<String> {
     let path = a.upstream_health_path.clone()?;
     if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
@@ -517,6 +555,28 @@ fn first_snapshot(
     }
 }
 
+fn describe_db_proxy(db: Option<&crate::dbproxy::DbProxySettings>) -> String {
+    let Some(d) = db else {
+        return "db_proxy: off\n".into();
+    };
+    let listen = match &d.listen {
+        crate::dbproxy::DbListen::Unix(path) => format!("unix:{}", path.display()),
+        crate::dbproxy::DbListen::Tcp(a) => a.to_string(),
+    };
+    let h = |d: Duration| humantime::format_duration(d).to_string();
+    format!(
+        "db_proxy:\n  listen: {listen}\n  target: \"{}\"\n  sslmode: {}\n  connect_timeout: {}\n  max_session_age: {}\n",
+        d.target.redacted(),
+        d.target.sslmode.as_str(),
+        h(d.connect_timeout),
+        if d.max_session_age.is_zero() {
+            "none".into()
+        } else {
+            h(d.max_session_age)
+        }
+    )
+}
+
 impl Config {
     /// Checks the arguments of `serve` and loads the first snapshot; every problem is
     /// reported at once.
@@ -537,7 +597,11 @@ impl Config {
         let requests = request_limits(a, &mut p);
         let (target, pool, proxy) = match mode {
             Mode::Api => (db_target(a, &mut p), Some(pool_settings(a, &mut p)), None),
-            Mode::Proxy(pa) => (None, None, proxy_settings(pa, &mut p)),
+            Mode::Proxy(pa) => {
+                let target = pa.db_proxy_listen.as_ref().and_then(|_| db_target(a, &mut p));
+                let db = db_proxy_settings(pa, target.as_ref(), &mut p);
+                (target, None, proxy_settings(pa, &mut p).map(|http| (http, db)))
+            }
         };
         let api = pool.is_some();
         let reload = reload_settings(a, target.as_ref(), api, &mut p);
@@ -562,7 +626,7 @@ impl Config {
                 },
                 db_unready_after: a.db_unready_after,
             }),
-            (_, _, Some(proxy)) => Some(Front::Proxy(proxy)),
+            (_, _, Some((http, db))) => Some(Front::Proxy { http, db }),
             _ => None,
         };
         let (Some(front), Some(reload), Some(snapshot), true) = (front, reload, snapshot, p.is_empty()) else {
@@ -606,7 +670,7 @@ impl Config {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         let (db, db_unready_after) = match &self.front {
             Front::Api { db, db_unready_after } => (db, *db_unready_after),
-            Front::Proxy(p) => {
+            Front::Proxy { http: p, db } => {
                 let upstream = match &p.upstream {
                     crate::proxy::Upstream::Tcp(a) => format!("http://{a}"),
                     crate::proxy::Upstream::Unix(path) => format!("unix:{}", path.display()),
@@ -619,7 +683,7 @@ impl Config {
                     p.require_token.is_some(),
                     p.health_path.as_deref().unwrap_or("none (any answer)"),
                     h(p.unready_after)
-                );
+                ) + &describe_db_proxy(db.as_ref());
             }
         };
         format!(

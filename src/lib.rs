@@ -40,6 +40,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod dbproxy;
 pub(crate) mod edge;
 pub mod files;
 pub mod k8s;

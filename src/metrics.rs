@@ -173,7 +173,39 @@ pub struct Metrics {
     /// `tlsward_reload_rejected{material}`: 1 while the last reload of the material was
     /// rejected (the last good one is served).
     pub reload_rejected: Family<MaterialLabel, Gauge>,
+    /// `tlsward_db_proxy_sessions_active`: sessions the database proxy relays now.
+    pub db_proxy_active: Gauge,
+    /// `tlsward_db_proxy_sessions_total`: sessions opened to the database.
+    pub db_proxy_sessions: Counter,
+    /// `tlsward_db_proxy_sessions_closed_total{reason}`: closed by the proxy while idle
+    /// (`max_age`, `shutdown`).
+    pub db_proxy_closed: Family<ReasonLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_db_proxy_upstream_failures_total{reason}`: connections to the database that
+    /// failed (`connect`, `timeout`, `tls_refused`, `server_name`, `server_certificate`,
+    /// `client_certificate`, `handshake`, `material`).
+    pub db_proxy_upstream_failures: Family<ReasonLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_db_proxy_bytes_total{direction}` (`to_db`, `to_app`).
+    pub db_proxy_bytes: Family<DirectionLabel, Counter<u64, AtomicU64>>,
+    /// `tlsward_db_proxy_upstream_connect_seconds`: TCP + TLS to the database.
+    pub db_proxy_connect: Histogram,
     served_serials: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// `{direction}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    /// `to_db` or `to_app`.
+    pub direction: &'static str,
+}
+
+/// Decrements `tlsward_db_proxy_sessions_active` when the session ends.
+#[derive(Debug)]
+pub struct OpenSession(Gauge);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// `{listener}`: `tls` or `admin`.
@@ -261,6 +293,12 @@ impl Metrics {
             accept_errors: Family::default(), "tlsward_accept_errors", "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)";
             ready: Gauge::default(), "tlsward_ready", "1 while /readyz answers 200";
             reload_rejected: Family::default(), "tlsward_reload_rejected", "1 while the last reload of the material was rejected (the last good one is served)";
+            db_proxy_active: Gauge::default(), "tlsward_db_proxy_sessions_active", "Sessions the database proxy relays now";
+            db_proxy_sessions: Counter::default(), "tlsward_db_proxy_sessions", "Sessions the database proxy opened to the database";
+            db_proxy_closed: Family::default(), "tlsward_db_proxy_sessions_closed", "Sessions the database proxy closed while idle between transactions (max_age, shutdown)";
+            db_proxy_upstream_failures: Family::default(), "tlsward_db_proxy_upstream_failures", "Connections from the database proxy to the database that failed, by reason";
+            db_proxy_bytes: Family::default(), "tlsward_db_proxy_bytes", "Bytes the database proxy relayed, by direction (to_db, to_app)";
+            db_proxy_connect: Histogram::new(DB_CHECKOUT_BUCKETS), "tlsward_db_proxy_upstream_connect_seconds", "TCP + SSLRequest + TLS handshake time of the database proxy's connections";
         }
     }
 
@@ -326,6 +364,37 @@ impl Metrics {
     pub fn accept_error(&self, listener: &'static str, reason: &'static str) {
         self.accept_errors
             .get_or_create(&ListenerReasonLabels { listener, reason })
+            .inc();
+    }
+
+    /// The bytes counter of one direction of the database proxy.
+    pub fn db_proxy_bytes(&self, direction: &'static str) -> Counter {
+        self.db_proxy_bytes.get_or_create(&DirectionLabel { direction }).clone()
+    }
+
+    /// Counts a failed connection from the database proxy.
+    pub fn db_proxy_upstream_failed(&self, reason: &str) {
+        self.db_proxy_upstream_failures
+            .get_or_create(&ReasonLabel { reason: reason.into() })
+            .inc();
+    }
+
+    /// Records the connect time of a database proxy connection.
+    pub fn db_proxy_connected(&self, took: std::time::Duration) {
+        self.db_proxy_connect.observe(took.as_secs_f64());
+    }
+
+    /// Counts a session opened; it stays active until the guard is dropped.
+    pub fn db_proxy_session_opened(&self) -> OpenSession {
+        self.db_proxy_sessions.inc();
+        self.db_proxy_active.inc();
+        OpenSession(self.db_proxy_active.clone())
+    }
+
+    /// Counts a session the proxy closed.
+    pub fn db_proxy_session_closed(&self, reason: &str) {
+        self.db_proxy_closed
+            .get_or_create(&ReasonLabel { reason: reason.into() })
             .inc();
     }
 

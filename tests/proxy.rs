@@ -352,7 +352,7 @@ async fn tlsward_proxy_refuses_flags_it_does_not_use_and_a_tls_upstream() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [
-        "--db-url (TLSWARD_DB_URL) is not used by proxy",
+        "--db-url (TLSWARD_DB_URL) is used by proxy only with --db-proxy-listen",
         "--upstream (TLSWARD_UPSTREAM) https://127.0.0.1:8000: the app is reached in clear",
         "/nonexistent/tls.crt",
     ] {

@@ -10,6 +10,7 @@ use rustls::RootCertStore;
 use rustls::sign::CertifiedKey;
 
 use super::dsn::{DbTarget, SslMode};
+use crate::tls::client::{self, ClientConfigError, Verify};
 use crate::tls::material::{self, CertInfo, MaterialError};
 
 /// The parsed client certificate chain and key.
@@ -117,6 +118,18 @@ impl DbTls {
             cas: self.cas.clone(),
             digest: self.ca_digest.clone(),
         }
+    }
+
+    /// The rustls client config of a connection to the database under `sslmode`: the bundle,
+    /// the client certificate, and the server's certificate checked as `sslmode` says.
+    pub(crate) fn client_config(&self, sslmode: SslMode) -> Result<rustls::ClientConfig, ClientConfigError> {
+        let verify = match sslmode {
+            SslMode::VerifyFull => Verify::Full,
+            SslMode::VerifyCa => Verify::CaOnly,
+            _ => Verify::Nothing,
+        };
+        let client_cert = self.client.as_ref().map(|c| c.certified.clone());
+        client::build(verify, self.roots.clone(), client_cert)
     }
 
     /// One digest over the bundle and the client pair: a new pool is needed when it changes.

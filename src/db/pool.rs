@@ -11,11 +11,11 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, PoolError
 use tokio_postgres::{IsolationLevel, Transaction};
 
 use super::breaker::{Admission, Breaker};
-use super::dsn::{DbTarget, SslMode};
+use super::dsn::DbTarget;
 use super::material::DbTls;
 use super::retry::{RetryPolicy, is_connection_broken, is_retryable};
 use crate::metrics::Metrics;
-use crate::tls::client::{self, Verify};
+use crate::tls::client;
 use crate::tls::material::MaterialError;
 
 /// Pool settings.
@@ -126,7 +126,7 @@ fn pool_error(target: &DbTarget, e: PoolError) -> DbError {
 }
 
 /// What to check when the TLS handshake with the database failed this way.
-fn tls_hint(e: &rustls::Error, host: &str) -> Option<String> {
+pub(crate) fn tls_hint(e: &rustls::Error, host: &str) -> Option<String> {
     use rustls::{AlertDescription as A, CertificateError as C};
     match e {
         rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
@@ -183,13 +183,7 @@ pub fn build(
     let mgr = match tls {
         None => Manager::from_config(cfg, tokio_postgres::NoTls, mgr_cfg),
         Some(tls) => {
-            let verify = match target.sslmode {
-                SslMode::VerifyFull => Verify::Full,
-                SslMode::VerifyCa => Verify::CaOnly,
-                _ => Verify::Nothing,
-            };
-            let client_cert = tls.client.as_ref().map(|c| c.certified.clone());
-            let config = client::build(verify, tls.roots.clone(), client_cert)?;
+            let config = tls.client_config(target.sslmode)?;
             Manager::from_config(cfg, tokio_postgres_rustls::MakeRustlsConnect::new(config), mgr_cfg)
         }
     };

@@ -122,7 +122,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             }));
             (TlsApp::Api(api), Readiness::new(db.clone(), *db_unready_after))
         }
-        Front::Proxy(p) => {
+        Front::Proxy { http: p, .. } => {
             let f = Arc::new(crate::proxy::Forwarder::new(p.clone(), Some(snapshots.clone())));
             let readiness = Readiness::for_upstream(f.health(), p.unready_after);
             (TlsApp::Proxy(f), readiness)
@@ -157,7 +157,15 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     if let TlsApp::Proxy(f) = &apps.tls {
         tokio::spawn(f.clone().probe_until(rx.clone()));
     }
-    let tasks = listeners.serve(&config, apps, &metrics, &rx);
+    let db_proxy = match &config.front {
+        Front::Proxy { db: Some(d), .. } => Some((d, crate::dbproxy::Listener::bind(&d.listen).await?)),
+        _ => None,
+    };
+    let mut tasks = listeners.serve(&config, apps, &metrics, &rx);
+    if let Some((settings, listener)) = db_proxy {
+        let proxy = crate::dbproxy::DbProxy::new(settings.clone(), snapshots.clone(), metrics.clone());
+        tasks.push(proxy.spawn(listener, rx.clone()));
+    }
     let reload = reloader.spawn(rx.clone());
     let kube_handles = crate::k8s::Handles {
         metrics: metrics.clone(),

@@ -1,0 +1,337 @@
+//! `tlsward proxy --db-proxy-listen`, the binary, between clients and the test PostgreSQL
+//! (TLS only, client-certificate auth): tokio-postgres through the unix socket and psql (an
+//! independent client, libpq) through loopback TCP; the proxy's certificate on the database
+//! side, its rotation and a bad file, the CN check, CancelRequest, the maximum session age
+//! (never inside a transaction) and an unreachable database reported as a PostgreSQL error.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::{free_port, postgres, serial_of};
+use tlsward::pki::{Issued, LeafSpec};
+use tokio_postgres::NoTls;
+
+/// `tlsward proxy` with the database proxy on; killed on drop.
+struct DbProxy {
+    child: support::Child,
+    /// The socket directory (`host=` for libpq), when on a unix socket.
+    socket_dir: PathBuf,
+    /// The client certificate directory of `--db-url` (rewrite it to rotate).
+    client_dir: PathBuf,
+    db: String,
+}
+
+/// Starts the proxy for a new database, with its own client certificate directory;
+/// `listen` is `None` for a unix socket in a scratch directory.
+async fn start(listen: Option<String>, extra: &[&str]) -> DbProxy {
+    let pg = postgres();
+    let db = pg.create_db();
+    let scratch = pg.scratch();
+    let client_dir = scratch.join("db-client");
+    secret(&client_dir, &issue("app"));
+    let socket_dir = scratch.join("run");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    let listen = listen.unwrap_or(format!("unix:{}", socket_dir.display()));
+    let dsn = pg.dsn(&db, &client_dir);
+    let mut args = vec!["--db-proxy-listen", listen.as_str()];
+    args.extend_from_slice(extra);
+    let child = spawn_proxy(&dsn, &args).await;
+    if !listen.starts_with("unix:") {
+        let addr = listen.clone();
+        assert_eventually!(
+            tokio::net::TcpStream::connect(&addr).await.is_ok(),
+            Duration::from_secs(10),
+            "the database proxy did not listen on {addr}"
+        );
+    }
+    DbProxy {
+        child,
+        socket_dir,
+        client_dir,
+        db,
+    }
+}
+
+/// Writes a client certificate Secret as the kubelet does (`..data` swapped in one rename).
+fn secret(dir: &Path, issued: &Issued) {
+    support::kubelet::write(
+        dir,
+        &[
+            ("tls.crt", issued.cert_pem.as_bytes()),
+            ("tls.key", issued.key_pem.as_bytes()),
+            ("ca.crt", postgres().ca.cert_pem.as_bytes()),
+        ],
+    );
+}
+
+fn issue(cn: &str) -> Issued {
+    postgres().ca.issue(&LeafSpec::client(cn)).unwrap()
+}
+
+async fn spawn_proxy(dsn: &str, extra: &[&str]) -> support::Child {
+    let pg = postgres();
+    let (port, admin_port) = (free_port(), free_port());
+    let mut process = tokio::process::Command::new(support::bin())
+        .args(["proxy", "--upstream", "http://127.0.0.1:9"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
+        .args(["--db-url", dsn, "--kube-events", "off", "--drain-delay", "0s"])
+        .args(extra)
+        .env("TLSWARD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = support::collect_log(process.stderr.take().unwrap());
+    assert_eventually!(
+        log.lock().unwrap().contains("database proxy listening"),
+        Duration::from_secs(20),
+        "the database proxy never listened: {}",
+        log.lock().unwrap()
+    );
+    support::Child {
+        process,
+        log,
+        port,
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    }
+}
+
+impl DbProxy {
+    fn config(&self, user: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(&self.socket_dir)
+            .port(26257)
+            .user(user)
+            .dbname(&self.db)
+            .connect_timeout(Duration::from_secs(10));
+        c
+    }
+
+    /// A client through the socket; its connection task's result is the handle's.
+    async fn connect(
+        &self,
+    ) -> (
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    ) {
+        let (client, conn) = self.config("app").connect(NoTls).await.unwrap();
+        (client, tokio::spawn(conn))
+    }
+
+    fn rotate(&self, issued: &Issued) {
+        secret(&self.client_dir, issued);
+    }
+
+    fn log(&self) -> String {
+        self.child.log.lock().unwrap().clone()
+    }
+}
+
+/// The serial (lowercase hex) of the client certificate the database sees on this session.
+async fn seen_serial(client: &tokio_postgres::Client) -> String {
+    let row = client
+        .query_one(
+            "SELECT ssl, client_serial::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the database session is not TLS");
+    decimal_to_hex(row.get(1))
+}
+
+fn decimal_to_hex(decimal: &str) -> String {
+    // Base 10 → base 16 on digit vectors (serials are up to 160 bits).
+    let mut digits: Vec<u32> = decimal.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut hex = Vec::new();
+    while digits.iter().any(|d| *d != 0) {
+        let mut rem = 0;
+        for d in &mut digits {
+            let cur = rem * 10 + *d;
+            *d = cur / 16;
+            rem = cur % 16;
+        }
+        hex.push(char::from_digit(rem, 16).unwrap());
+    }
+    hex.iter().rev().collect()
+}
+
+fn plain_serial(cert_pem: &str) -> String {
+    serial_of(cert_pem)
+        .replace(':', "")
+        .trim_start_matches('0')
+        .to_lowercase()
+}
+
+#[tokio::test]
+async fn reads_and_writes_go_through_the_socket_with_the_proxys_certificate() {
+    let p = start(None, &[]).await;
+    assert!(p.socket_dir.join(".s.PGSQL.26257").exists());
+    let (client, _conn) = p.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a')")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM t WHERE name = $1", &[&"a"])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let served = std::fs::read_to_string(p.client_dir.join("tls.crt")).unwrap();
+    assert_eq!(seen_serial(&client).await, plain_serial(&served));
+}
+
+fn psql(args: &[&str], conninfo: &str, sql: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args(args)
+        .args([conninfo, "-tAc", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("run psql")
+}
+
+#[tokio::test]
+async fn psql_over_loopback_tcp_is_told_no_tls_and_is_relayed() {
+    let port = free_port();
+    let p = start(Some(format!("127.0.0.1:{port}")), &[]).await;
+    // sslmode=prefer: libpq sends SSLRequest first; the proxy answers N, then relays.
+    let conninfo = format!("host=127.0.0.1 port={port} user=app dbname={} sslmode=prefer", p.db);
+    let out = psql(
+        &[],
+        &conninfo,
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
+}
+
+#[tokio::test]
+async fn a_user_other_than_the_certificates_cn_is_refused_with_the_reason() {
+    let p = start(None, &[]).await;
+    let err = p.config("root").connect(NoTls).await.err().expect("connected as root");
+    let db = err.as_db_error().expect("a PostgreSQL ErrorResponse");
+    assert_eq!(db.code().code(), "28000");
+    assert!(
+        db.message()
+            .contains("\"root\" is not the database proxy's client certificate user \"app\""),
+        "{db:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_client_certificate_serves_the_next_session_and_a_bad_one_keeps_the_last_good() {
+    let p = start(None, &[]).await;
+    let (first, _c1) = p.connect().await;
+    let before = seen_serial(&first).await;
+    let next = issue("app");
+    p.rotate(&next);
+    let want = plain_serial(&next.cert_pem);
+    let mut now: String;
+    assert_eventually!(
+        {
+            let (c, _conn) = p.connect().await;
+            now = seen_serial(&c).await;
+            now == want
+        },
+        Duration::from_secs(10),
+        "new sessions still use {now}, not {want}"
+    );
+    assert_ne!(before, want);
+    assert_eq!(seen_serial(&first).await, before, "the open session was not kept");
+    support::kubelet::write(&p.client_dir, &[("tls.crt", b"-----BEGIN CERT"), ("tls.key", b"x")]);
+    assert_eventually!(
+        p.log().contains("rejected"),
+        Duration::from_secs(10),
+        "the bad certificate was not rejected: {}",
+        p.log()
+    );
+    let (after, _c3) = p.connect().await;
+    assert_eq!(
+        seen_serial(&after).await,
+        want,
+        "a bad file replaced the last good certificate"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_request_reaches_the_database() {
+    let p = start(None, &[]).await;
+    let (client, _conn) = p.connect().await;
+    let token = client.cancel_token();
+    let started = std::time::Instant::now();
+    let cancel = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let err = client.simple_query("SELECT pg_sleep(30)").await.unwrap_err();
+    cancel.await.unwrap().unwrap();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_session_past_its_max_age_is_closed_after_its_transaction_not_inside_it() {
+    let p = start(None, &["--db-max-session-age", "1s"]).await;
+    let (mut client, conn) = p.connect().await;
+    client.batch_execute("CREATE TABLE t (id INT)").await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tx.execute("INSERT INTO t VALUES (2)", &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle session was not closed after its max age")
+        .unwrap();
+    let err = ended.unwrap_err();
+    assert!(format!("{err:?}").contains("57P01"), "{err:?}");
+    let (again, _c) = p.connect().await;
+    let n: i64 = again.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "the transaction did not commit whole");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_postgres_error_to_the_app() {
+    let pg = postgres();
+    let scratch = pg.scratch();
+    let client_dir = scratch.join("db-client");
+    secret(&client_dir, &issue("app"));
+    let socket = scratch.join("run");
+    std::fs::create_dir_all(&socket).unwrap();
+    let dsn = pg.dsn_at("app", &client_dir, free_port());
+    let listen = format!("unix:{}", socket.display());
+    let _child = spawn_proxy(&dsn, &["--db-proxy-listen", &listen]).await;
+    let mut c = tokio_postgres::Config::new();
+    c.host_path(&socket).port(26257).user("app").dbname("app");
+    let err = c.connect(NoTls).await.err().expect("connected to nothing");
+    let db = err.as_db_error().expect("a PostgreSQL ErrorResponse");
+    assert_eq!(db.code().code(), "08001");
+    assert!(db.message().contains("cannot reach the database"), "{db:?}");
+}
+
+#[tokio::test]
+async fn refuses_a_remote_listen_address_and_a_db_url_without_the_db_proxy() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::bin())
+            .args(["proxy", "--upstream", "http://127.0.0.1:8000", "--tls-dir"])
+            .arg(postgres().server_dir.as_os_str())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let dsn = postgres().dsn("app", Path::new("/nonexistent"));
+    let err = run(&["--db-url", &dsn, "--db-proxy-listen", "0.0.0.0:26257"]);
+    assert!(err.contains("pass --db-proxy-allow-remote"), "{err}");
+    assert!(err.contains("/nonexistent/tls.crt"), "{err}");
+    let err = run(&["--db-url", &dsn]);
+    assert!(err.contains("used by proxy only with --db-proxy-listen"), "{err}");
+    let err = run(&["--db-proxy-listen", "unix:/tmp"]);
+    assert!(err.contains("--db-url (TLSWARD_DB_URL) is not set"), "{err}");
+}
