@@ -84,6 +84,10 @@ pub struct ProxyArgs {
     /// Limit on the app's response headers (504 after it).
     #[arg(long, env = "TLSWARD_UPSTREAM_RESPONSE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub upstream_response_timeout: std::time::Duration,
+    /// A pooled connection to the app idle this long is closed; keep it below the app's own
+    /// keep-alive timeout (uvicorn: 5s) so that the proxy never reuses one the app is closing.
+    #[arg(long, env = "TLSWARD_UPSTREAM_IDLE_TIMEOUT", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub upstream_idle_timeout: std::time::Duration,
     /// Probe the app with `GET PATH` (2xx/3xx is up) every second; without it the probe only
     /// checks that the app answers at all.
     #[arg(long, env = "TLSWARD_UPSTREAM_HEALTH_PATH")]
@@ -194,9 +198,14 @@ pub struct ServeArgs {
     /// Time limit to receive request headers (HTTP/1.1).
     #[arg(long, env = "TLSWARD_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: std::time::Duration,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "TLSWARD_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
-    pub max_body_bytes: usize,
+    /// Largest accepted request body, in bytes (default: 16384 for serve's API, 67108864 =
+    /// 64 MiB for proxy, whose app may take uploads; larger is 413).
+    #[arg(long, env = "TLSWARD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest request head (request line + headers; the h2 header list), in bytes; larger
+    /// is 431, as are more than 100 HTTP/1.1 headers.
+    #[arg(long, env = "TLSWARD_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
     /// Time limit to receive a whole request body (408 past it).
     #[arg(long, env = "TLSWARD_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_timeout: std::time::Duration,

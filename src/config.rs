@@ -300,6 +300,19 @@ fn check_positive(a: &ServeArgs, p: &mut Vec<String>) {
     }
 }
 
+fn max_header_bytes(a: &ServeArgs, p: &mut Vec<String>) -> usize {
+    // hyper's HTTP/1.1 read buffer cannot be smaller than 8 KiB.
+    if !(8192..=1 << 20).contains(&a.max_header_bytes) {
+        p.push(format!(
+            "{} is {}; use 8192 to 1048576",
+            flag("max_header_bytes"),
+            a.max_header_bytes
+        ));
+        return 64 * 1024;
+    }
+    a.max_header_bytes
+}
+
 fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
     EdgeSettings {
         handshake_timeout: a.handshake_timeout,
@@ -310,28 +323,34 @@ fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
             idle_timeout: a.idle_timeout,
             h2_keepalive: a.h2_keepalive,
             max_age: a.max_connection_age,
+            max_header_bytes: max_header_bytes(a, p),
         },
         drain_delay: a.drain_delay,
         shutdown_grace: a.shutdown_grace,
     }
 }
 
-fn request_limits(a: &ServeArgs, p: &mut Vec<String>) -> RequestLimits {
+/// The default of `--max-body-bytes` for serve's API.
+pub const API_MAX_BODY: usize = 16 * 1024;
+/// The default of `--max-body-bytes` for proxy.
+pub const PROXY_MAX_BODY: usize = 64 * 1024 * 1024;
+
+fn request_limits(a: &ServeArgs, default_body: usize, p: &mut Vec<String>) -> RequestLimits {
+    let max_body_bytes = a.max_body_bytes.unwrap_or(default_body);
     if a.token_max_ttl.is_zero() || a.token_max_ttl > crate::token::MAX_TTL {
         p.push(format!(
             "{}: tokens must be short-lived; use 1s to 24h",
             flag("token_max_ttl")
         ));
     }
-    if a.max_body_bytes < 256 {
+    if max_body_bytes < 256 {
         p.push(format!(
-            "{} is {}; use at least 256",
-            flag("max_body_bytes"),
-            a.max_body_bytes
+            "{} is {max_body_bytes}; use at least 256",
+            flag("max_body_bytes")
         ));
     }
     RequestLimits {
-        max_body_bytes: a.max_body_bytes,
+        max_body_bytes,
         body_timeout: a.body_timeout,
         token_max_ttl: a.token_max_ttl,
     }
@@ -430,7 +449,11 @@ fn reload_settings(
 }
 
 /// `proxy`'s own settings; DB flags given to it are problems (it opens no database).
-fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crate::proxy::ProxySettings> {
+fn proxy_settings(
+    a: &crate::cli::ProxyArgs,
+    max_body_bytes: usize,
+    p: &mut Vec<String>,
+) -> Option<crate::proxy::ProxySettings> {
     match (a.require_token, a.serve.token_key_dir.is_some()) {
         (true, false) => p.push(format!(
             "--require-token (TLSWARD_REQUIRE_TOKEN) needs {}: the directory of token signing keys",
@@ -474,6 +497,8 @@ fn proxy_settings(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<crat
         upstream: upstream?,
         connect_timeout: a.upstream_connect_timeout,
         response_timeout: a.upstream_response_timeout,
+        idle_timeout: a.upstream_idle_timeout,
+        max_body_bytes,
         trusted,
         require_token: a.require_token.then_some(a.serve.token_max_ttl),
         health_path: health_path(a, p),
@@ -577,6 +602,26 @@ fn describe_db_proxy(db: Option<&crate::dbproxy::DbProxySettings>) -> String {
     )
 }
 
+/// What one command has and the other does not: the database target and pool (serve), the
+/// forwarding and the database proxy (proxy).
+type ModeParts = (
+    Option<Arc<DbTarget>>,
+    Option<PoolSettings>,
+    Option<(crate::proxy::ProxySettings, Option<crate::dbproxy::DbProxySettings>)>,
+);
+
+fn mode_parts(a: &ServeArgs, mode: Mode<'_>, requests: &RequestLimits, p: &mut Vec<String>) -> ModeParts {
+    match mode {
+        Mode::Api => (db_target(a, p), Some(pool_settings(a, p)), None),
+        Mode::Proxy(pa) => {
+            let target = pa.db_proxy_listen.as_ref().and_then(|_| db_target(a, p));
+            let db = db_proxy_settings(pa, target.as_ref(), p);
+            let http = proxy_settings(pa, requests.max_body_bytes, p);
+            (target, None, http.map(|http| (http, db)))
+        }
+    }
+}
+
 impl Config {
     /// Checks the arguments of `serve` and loads the first snapshot; every problem is
     /// reported at once.
@@ -594,15 +639,12 @@ impl Config {
         check_positive(a, &mut p);
         let listeners = listeners(a, &mut p);
         let edge = edge_settings(a, &mut p);
-        let requests = request_limits(a, &mut p);
-        let (target, pool, proxy) = match mode {
-            Mode::Api => (db_target(a, &mut p), Some(pool_settings(a, &mut p)), None),
-            Mode::Proxy(pa) => {
-                let target = pa.db_proxy_listen.as_ref().and_then(|_| db_target(a, &mut p));
-                let db = db_proxy_settings(pa, target.as_ref(), &mut p);
-                (target, None, proxy_settings(pa, &mut p).map(|http| (http, db)))
-            }
+        let default_body = match mode {
+            Mode::Api => API_MAX_BODY,
+            Mode::Proxy(_) => PROXY_MAX_BODY,
         };
+        let requests = request_limits(a, default_body, &mut p);
+        let (target, pool, proxy) = mode_parts(a, mode, &requests, &mut p);
         let api = pool.is_some();
         let reload = reload_settings(a, target.as_ref(), api, &mut p);
         let source_dirs = reload.as_ref().map(|r| r.sources.dirs());
@@ -676,9 +718,10 @@ impl Config {
                     crate::proxy::Upstream::Unix(path) => format!("unix:{}", path.display()),
                 };
                 return format!(
-                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n  health_path: {}\n  unready_after: {}\n",
+                    "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  idle_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n  health_path: {}\n  unready_after: {}\n",
                     h(p.connect_timeout),
                     h(p.response_timeout),
+                    h(p.idle_timeout),
                     p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                     p.require_token.is_some(),
                     p.health_path.as_deref().unwrap_or("none (any answer)"),
@@ -747,7 +790,7 @@ impl Config {
     fn describe_http(&self) -> String {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         format!(
-            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
+            "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  max_header_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
             h(self.requests.token_max_ttl),
             h(self.edge.handshake_timeout),
             h(self.edge.header_timeout),
@@ -757,6 +800,7 @@ impl Config {
             self.edge.tls_limits.max_connections,
             h(self.edge.tls_limits.max_age),
             self.requests.max_body_bytes,
+            self.edge.tls_limits.max_header_bytes,
             h(self.edge.drain_delay),
             h(self.edge.shutdown_grace)
         )

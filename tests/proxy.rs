@@ -14,7 +14,7 @@ use axum::routing::{any, get};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tlsward::proxy::{Forwarder, ProxySettings, Upstream, router};
+use tlsward::proxy::{Connection, Forwarder, ProxySettings, Upstream, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -63,26 +63,34 @@ async fn tcp_app() -> SocketAddr {
     addr
 }
 
+/// The proxy's settings as `tlsward proxy` defaults them, to `upstream`.
+fn settings(upstream: Upstream, response_timeout: Duration) -> ProxySettings {
+    ProxySettings {
+        upstream,
+        connect_timeout: Duration::from_secs(2),
+        response_timeout,
+        idle_timeout: Duration::from_secs(4),
+        max_body_bytes: 64 << 20,
+        trusted: Vec::new(),
+        require_token: None,
+        health_path: None,
+        unready_after: Duration::ZERO,
+    }
+}
+
 /// The proxy on plain loopback TCP (forwarding only), one router per connection with its peer.
 async fn proxy(upstream: Upstream, response_timeout: Duration) -> SocketAddr {
-    let f = Arc::new(Forwarder::new(
-        ProxySettings {
-            upstream,
-            connect_timeout: Duration::from_secs(2),
-            response_timeout,
-            trusted: Vec::new(),
-            require_token: None,
-            health_path: None,
-            unready_after: Duration::ZERO,
-        },
-        None,
-    ));
+    proxy_with(settings(upstream, response_timeout)).await
+}
+
+async fn proxy_with(settings: ProxySettings) -> SocketAddr {
+    let f = Arc::new(Forwarder::new(settings, None));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = l.accept().await.unwrap();
-            let service = TowerToHyperService::new(router(f.clone(), peer.ip()));
+            let service = TowerToHyperService::new(router(f.clone(), Connection::new(peer.ip(), None)));
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tcp), service)
@@ -180,6 +188,113 @@ async fn a_large_body_arrives_whole() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), (10 << 20).to_string());
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_announced_or_streamed() {
+    let app = tcp_app().await;
+    let mut s = settings(Upstream::Tcp(app.to_string()), Duration::from_secs(10));
+    s.max_body_bytes = 1 << 20;
+    let p = proxy_with(s).await;
+    let r = client()
+        .put(format!("http://{p}/size"))
+        .body(vec![1u8; (1 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "announced by Content-Length");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "payload_too_large");
+    let chunks = futures_util::stream::iter(
+        (0..24).map(|_| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![2u8; 64 << 10])))),
+    );
+    let r = client()
+        .put(format!("http://{p}/size"))
+        .body(reqwest::Body::wrap(http_body_util::StreamBody::new(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "streamed (chunked), cut at the limit");
+    let r = client()
+        .put(format!("http://{p}/size"))
+        .body(vec![1u8; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.text().await.unwrap(),
+        (1 << 20).to_string(),
+        "a body at the limit passes"
+    );
+}
+
+/// An app that counts the connections it accepts and answers every request at once.
+async fn counting_app() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let service = TowerToHyperService::new(axum::Router::new().fallback(|| async { "ok" }));
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_upstream_connection_idle_past_the_idle_timeout_is_not_reused() {
+    for (idle, want) in [(Duration::from_millis(200), 2), (Duration::from_secs(4), 1)] {
+        let (app, accepted) = counting_app().await;
+        let mut s = settings(Upstream::Tcp(app.to_string()), Duration::from_secs(5));
+        s.idle_timeout = idle;
+        let p = proxy_with(s).await;
+        let c = client();
+        for _ in 0..2 {
+            assert_eq!(c.get(format!("http://{p}/")).send().await.unwrap().status(), 200);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            want,
+            "idle timeout {idle:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_over_max_header_bytes_is_431_on_http1_and_h2() {
+    let app = tcp_app().await;
+    let p = proxy_process(&format!("http://{app}"), &["--max-header-bytes", "8192"]).await;
+    let big = "x".repeat(10_000);
+    for h2 in [false, true] {
+        let mut b = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&p.ca).unwrap());
+        b = if h2 { b.http2_prior_knowledge() } else { b.http1_only() };
+        let r = b
+            .build()
+            .unwrap()
+            .get(format!("https://localhost:{}/", p.port))
+            .header("x-big", &big)
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert_eq!(r.status(), 431, "h2: {h2}"),
+            Err(e) => panic!("h2: {h2}: no answer: {e:?}"),
+        }
+    }
+    let ok = tls_client(&p.ca)
+        .get(format!("https://localhost:{}/", p.port))
+        .header("x-big", "x".repeat(4000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "a head under the limit passes");
 }
 
 /// An app that accepts any upgrade and then echoes bytes.
@@ -334,6 +449,41 @@ async fn tlsward_proxy_serves_the_app_over_tls_with_the_edges_headers_and_is_rea
         .await
         .unwrap();
     assert_eq!(ready["ready"], true, "no database to wait for: {ready}");
+}
+
+#[tokio::test]
+async fn with_client_auth_the_verified_certificate_reaches_the_app_as_xfcc() {
+    let app = tcp_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "client_auth: required\n").unwrap();
+    let p = proxy_process(
+        &format!("http://{app}"),
+        &["--policy-file", policy.to_str().unwrap(), "--client-ca-dir", "{pki}/ca"],
+    )
+    .await;
+    let cert = std::fs::read_to_string(p.pki.join("db-client/tls.crt")).unwrap();
+    let key = std::fs::read_to_string(p.pki.join("db-client/tls.key")).unwrap();
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&p.ca).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("https://localhost:{}/", p.port))
+        .header("x-forwarded-client-cert", "Hash=forged;Subject=\"CN=admin\"")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let xfcc = v["headers"]["x-forwarded-client-cert"].as_str().unwrap();
+    let der = tlsward::tls::material::parse_certs(std::path::Path::new("leaf"), cert.as_bytes()).unwrap();
+    assert!(
+        xfcc.starts_with(&format!("Hash={};", tlsward::util::sha256_hex(der[0].as_ref()))),
+        "{xfcc}"
+    );
+    assert!(xfcc.contains(";Subject=\"O=tlsward dev, CN=app\""), "{xfcc}");
+    assert!(!xfcc.contains("forged"), "a client-sent XFCC reached the app: {xfcc}");
 }
 
 #[tokio::test]

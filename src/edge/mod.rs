@@ -59,6 +59,9 @@ pub struct Limits {
     /// A connection older than this (with ±10 % jitter) is closed after its current request
     /// (none when zero).
     pub max_age: Duration,
+    /// Largest request head: hyper's HTTP/1.1 read buffer (at least 8 KiB) and the h2 header
+    /// list; larger is 431.
+    pub max_header_bytes: usize,
 }
 
 /// `age` give or take 10 %, so that connections opened together do not all close together.
@@ -91,9 +94,11 @@ impl Edge {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_header_bytes);
         let mut h2 = builder.http2();
-        h2.timer(TokioTimer::new());
+        h2.timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
         if !limits.h2_keepalive.is_zero() {
             h2.keep_alive_interval(limits.h2_keepalive)
                 .keep_alive_timeout(H2_PING_TIMEOUT);

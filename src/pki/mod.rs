@@ -142,7 +142,12 @@ fn san(name: &str) -> Result<SanType, PkiError> {
         what: format!("subjectAltName {name}"),
         reason,
     })?;
-    Ok(SanType::DnsName(ia5))
+    // A URI (a SPIFFE ID such as spiffe://cluster.local/ns/NS/sa/SA) or a DNS name.
+    Ok(if name.contains("://") {
+        SanType::URI(ia5)
+    } else {
+        SanType::DnsName(ia5)
+    })
 }
 
 /// Parameters of a CA certificate: `constraints` path length, valid for `days` from an hour ago.

@@ -2,7 +2,8 @@
 //! both directions (RFC 9110 §7.6.1, and those the `Connection` header names); the client's
 //! address, scheme and host passed on as `X-Forwarded-For`, `X-Forwarded-Proto`,
 //! `X-Forwarded-Host` and RFC 7239 `Forwarded`, with client-sent copies replaced unless the
-//! peer is a trusted proxy; and the edge's security headers on responses that lack them.
+//! peer is a trusted proxy; the verified client certificate as Envoy's
+//! `X-Forwarded-Client-Cert`; and the edge's security headers on responses that lack them.
 
 use std::net::IpAddr;
 
@@ -70,6 +71,37 @@ pub(crate) struct Peer {
     /// Whether the peer is a trusted proxy (`--trust-forwarded-from`), whose forwarding
     /// headers are kept and appended to.
     pub trusted: bool,
+    /// The connection's verified client certificate as an XFCC element ([`client_cert_element`]).
+    pub client_cert: Option<HeaderValue>,
+}
+
+const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
+
+/// Envoy's `X-Forwarded-Client-Cert` element for a verified client certificate (DER):
+/// `Hash=` (SHA-256 of the DER, hex), `Cert="…"` (the URL-encoded PEM), `Subject="…"` (in
+/// the certificate's order, as `openssl x509 -subject` prints it), then
+/// `URI=` and `DNS=` for each such subjectAltName. `None` for a certificate that does not parse.
+pub(crate) fn client_cert_element(der: &[u8]) -> Option<HeaderValue> {
+    let info = crate::tls::material::CertInfo::from_der(der).ok()?;
+    let pem = pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
+    let cert = percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC);
+    let quoted = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut element = format!(
+        "Hash={};Cert=\"{cert}\";Subject=\"{}\"",
+        crate::util::sha256_hex(der),
+        quoted(&info.subject)
+    );
+    for san in &info.sans {
+        if san.contains("://") {
+            element.push_str(&format!(";URI={san}"));
+        } else if san.parse::<IpAddr>().is_err() {
+            element.push_str(&format!(";DNS={san}"));
+        }
+    }
+    HeaderValue::from_str(&element).ok()
 }
 
 /// Sets the forwarding headers for `peer`; the scheme is always `https` (the edge
@@ -81,6 +113,7 @@ pub(crate) fn set_forwarded(h: &mut HeaderMap, peer: &Peer) {
         node.push_str(&format!(";host={}", forwarded_value(host)));
     }
     node.push_str(";proto=https");
+    set_client_cert(h, peer);
     if peer.trusted {
         append(h, X_FORWARDED_FOR, &ip);
         append(h, FORWARDED, &node);
@@ -102,6 +135,22 @@ pub(crate) fn set_forwarded(h: &mut HeaderMap, peer: &Peer) {
         None => {
             h.remove(X_FORWARDED_HOST);
         }
+    }
+}
+
+/// From a trusted proxy, its XFCC elements are kept and this connection's appended; from
+/// anyone else, client copies are removed and only this connection's is set.
+fn set_client_cert(h: &mut HeaderMap, peer: &Peer) {
+    let Some(ours) = peer.client_cert.as_ref().and_then(|v| v.to_str().ok()) else {
+        if !peer.trusted {
+            h.remove(X_FORWARDED_CLIENT_CERT);
+        }
+        return;
+    };
+    if peer.trusted {
+        append(h, X_FORWARDED_CLIENT_CERT, ours);
+    } else {
+        set(h, X_FORWARDED_CLIENT_CERT, ours);
     }
 }
 
@@ -166,6 +215,7 @@ mod tests {
             addr: addr.parse().unwrap(),
             host: Some("api.example.com:8443".into()),
             trusted,
+            client_cert: None,
         }
     }
 
@@ -246,5 +296,64 @@ mod tests {
         assert_eq!(h["cache-control"], "max-age=60");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert!(h.contains_key("strict-transport-security"));
+    }
+
+    fn leaf_der() -> Vec<u8> {
+        let ca = crate::pki::Ca::new("xfcc test CA", crate::pki::KeyType::Ecdsa).unwrap();
+        let mut spec = crate::pki::LeafSpec::client("app");
+        spec.sans = vec!["spiffe://cluster.local/ns/shop/sa/web".into(), "web.shop".into()];
+        let pem = ca.issue(&spec).unwrap().cert_pem;
+        crate::tls::material::parse_certs(std::path::Path::new("leaf"), pem.as_bytes()).unwrap()[0]
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_client_cert_element_has_hash_cert_subject_and_sans_as_envoy_writes_them() {
+        let der = leaf_der();
+        let v = client_cert_element(&der).unwrap();
+        let v = v.to_str().unwrap();
+        assert!(
+            v.starts_with(&format!("Hash={};Cert=\"", crate::util::sha256_hex(&der))),
+            "{v}"
+        );
+        assert!(
+            v.contains("Cert=\"%2D%2D%2D%2D%2DBEGIN%20CERTIFICATE%2D%2D%2D%2D%2D%0A"),
+            "{v}"
+        );
+        assert!(v.contains(";Subject=\"O=tlsward dev, CN=app\""), "{v}");
+        assert!(
+            v.ends_with(";URI=spiffe://cluster.local/ns/shop/sa/web;DNS=web.shop"),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn a_client_sent_xfcc_is_replaced_unless_the_peer_is_trusted() {
+        let ours = client_cert_element(&leaf_der()).unwrap();
+        let forged = || {
+            let mut h = HeaderMap::new();
+            h.insert(X_FORWARDED_CLIENT_CERT, HeaderValue::from_static("Hash=forged"));
+            h
+        };
+        let mut untrusted = peer("203.0.113.9", false);
+        let mut h = forged();
+        set_forwarded(&mut h, &untrusted);
+        assert!(
+            !h.contains_key(X_FORWARDED_CLIENT_CERT),
+            "a forged XFCC passed without a client certificate"
+        );
+        untrusted.client_cert = Some(ours.clone());
+        let mut h = forged();
+        set_forwarded(&mut h, &untrusted);
+        assert_eq!(h.get_all(X_FORWARDED_CLIENT_CERT).iter().collect::<Vec<_>>(), [&ours]);
+        let mut trusted = peer("10.0.0.5", true);
+        trusted.client_cert = Some(ours.clone());
+        let mut h = forged();
+        set_forwarded(&mut h, &trusted);
+        assert_eq!(
+            h[X_FORWARDED_CLIENT_CERT],
+            format!("Hash=forged, {}", ours.to_str().unwrap())
+        );
     }
 }

@@ -73,6 +73,10 @@ pub struct ProxySettings {
     pub connect_timeout: Duration,
     /// Limit on the app's response headers, from the end of the request headers.
     pub response_timeout: Duration,
+    /// A pooled connection to the app idle this long is closed (`--upstream-idle-timeout`).
+    pub idle_timeout: Duration,
+    /// Largest request body forwarded (`--max-body-bytes`); larger is 413.
+    pub max_body_bytes: usize,
     /// Peers whose forwarding headers are kept and appended to (`--trust-forwarded-from`).
     pub trusted: Vec<ipnet::IpNet>,
     /// `--require-token`: the longest token lifetime accepted (`--token-max-ttl`); `None`
@@ -143,9 +147,6 @@ impl UpstreamClient {
     }
 }
 
-/// How long an idle upstream connection is kept for the next request.
-const POOL_IDLE: Duration = Duration::from_secs(60);
-
 /// Forwards requests to the app.
 pub struct Forwarder {
     client: UpstreamClient,
@@ -160,7 +161,7 @@ impl Forwarder {
     /// gives the token keys when `require_token` is set.
     pub fn new(settings: ProxySettings, snapshots: Option<crate::snapshot::Snapshots>) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(POOL_IDLE);
+        builder.pool_idle_timeout(settings.idle_timeout);
         let client = match &settings.upstream {
             Upstream::Tcp(_) => {
                 let mut http = HttpConnector::new();
@@ -232,7 +233,8 @@ impl Forwarder {
     }
 
     /// The peer as the forwarding headers see it.
-    fn peer(&self, addr: IpAddr, req: &Request) -> Peer {
+    fn peer(&self, conn: &Connection, req: &Request) -> Peer {
+        let addr = conn.addr;
         let host = req
             .headers()
             .get(HOST)
@@ -243,6 +245,7 @@ impl Forwarder {
             addr,
             host,
             trusted: self.settings.trusted.iter().any(|n| n.contains(&addr)),
+            client_cert: conn.client_cert.clone(),
         }
     }
 
@@ -259,20 +262,20 @@ impl Forwarder {
             .build()
     }
 
-    /// Forwards one request from `addr` and returns the app's response or the edge's own
+    /// Forwards one request that came on `conn` and returns the app's response or the edge's own
     /// answer (401, 502, 503, 504), with the security headers the app did not set; an
     /// accepted upgrade is spliced in the background.
-    pub async fn forward(&self, addr: IpAddr, req: Request) -> Response {
-        let mut resp = self.forward_or_answer(addr, req).await;
+    pub async fn forward(&self, conn: &Connection, req: Request) -> Response {
+        let mut resp = self.forward_or_answer(conn, req).await;
         headers::add_security_headers(resp.headers_mut());
         resp
     }
 
-    async fn forward_or_answer(&self, addr: IpAddr, mut req: Request) -> Response {
+    async fn forward_or_answer(&self, conn: &Connection, mut req: Request) -> Response {
         let client_version = req.version();
         let upgrading = headers::is_upgrade(req.headers());
         let client_side = upgrading.then(|| hyper::upgrade::on(&mut req));
-        let peer = self.peer(addr, &req);
+        let peer = self.peer(conn, &req);
         let subject = match self.subject(req.headers()) {
             Ok(s) => s,
             Err(r) => return *r,
@@ -292,6 +295,10 @@ impl Forwarder {
             Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", &e.to_string()),
         };
         parts.version = Version::HTTP_11;
+        if let Some(r) = self.too_large(&parts.headers) {
+            return r;
+        }
+        let body = Body::new(http_body_util::Limited::new(body, self.settings.max_body_bytes));
         let mut resp = match self.send(Request::from_parts(parts, body)).await {
             Ok(r) => r,
             Err(r) => return *r,
@@ -308,6 +315,24 @@ impl Forwarder {
         Response::from_parts(parts, Body::new(body))
     }
 
+    /// The 413 of a body announced larger than `--max-body-bytes` (a streamed one is cut
+    /// where it passes the limit, see [`Self::send`]).
+    fn too_large(&self, h: &http::HeaderMap) -> Option<Response> {
+        let announced = h
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())?;
+        (announced > self.settings.max_body_bytes as u64).then(|| self.payload_too_large())
+    }
+
+    fn payload_too_large(&self) -> Response {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is larger than {} bytes", self.settings.max_body_bytes),
+        )
+    }
+
     async fn send(&self, req: Request) -> Result<http::Response<hyper::body::Incoming>, Box<Response>> {
         let sent = self.client.request(req, self.settings.response_timeout).await;
         match &sent {
@@ -322,6 +347,7 @@ impl Forwarder {
                 "upstream_timeout",
                 "the app did not answer in time",
             ))),
+            Ok(Err(e)) if body_over_limit(&e) => Err(Box::new(self.payload_too_large())),
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(error = %crate::util::error_chain(&e), "cannot reach the app");
                 Err(Box::new(error(
@@ -340,6 +366,18 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// Whether sending failed because the request body passed `--max-body-bytes` on the way.
+fn body_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Copies both ways between the client's and the app's upgraded connections until either
@@ -362,11 +400,33 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The proxy's router: every request is forwarded; `addr` is the connection's peer.
-pub fn router(forwarder: Arc<Forwarder>, addr: IpAddr) -> axum::Router {
+/// The connection requests come on: its peer and, with `client_auth`, the verified client
+/// certificate (passed to the app as `X-Forwarded-Client-Cert`).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The TCP peer.
+    pub addr: IpAddr,
+    /// The XFCC element of the client certificate, made once per connection.
+    pub client_cert: Option<HeaderValue>,
+}
+
+impl Connection {
+    /// A connection from `addr` whose client presented (and the edge verified) `client_cert`
+    /// (the leaf, DER).
+    pub fn new(addr: IpAddr, client_cert: Option<&[u8]>) -> Self {
+        Self {
+            addr,
+            client_cert: client_cert.and_then(headers::client_cert_element),
+        }
+    }
+}
+
+/// The proxy's router for one connection: every request is forwarded.
+pub fn router(forwarder: Arc<Forwarder>, conn: Connection) -> axum::Router {
+    let conn = Arc::new(conn);
     axum::Router::new().fallback(move |req: Request| {
-        let f = forwarder.clone();
-        async move { f.forward(addr, req).await }
+        let (f, conn) = (forwarder.clone(), conn.clone());
+        async move { f.forward(&conn, req).await }
     })
 }
 

@@ -220,13 +220,12 @@ enum TlsApp {
 }
 
 impl TlsApp {
-    fn router_for(&self, tcp: &TcpStream) -> axum::Router {
+    /// The router of one connection from `peer`, after its handshake (`client_cert`: the
+    /// verified leaf, DER).
+    fn router_for(&self, peer: std::net::IpAddr, client_cert: Option<&[u8]>) -> axum::Router {
         match self {
             Self::Api(r) => r.clone(),
-            Self::Proxy(f) => {
-                let peer = tcp.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-                crate::proxy::router(f.clone(), peer)
-            }
+            Self::Proxy(f) => crate::proxy::router(f.clone(), crate::proxy::Connection::new(peer, client_cert)),
         }
     }
 }
@@ -316,6 +315,7 @@ fn plain_limits(config: &Config) -> Limits {
         idle_timeout: PLAIN_IDLE_TIMEOUT,
         h2_keepalive: Duration::ZERO,
         max_age: Duration::ZERO,
+        max_header_bytes: config.edge.tls_limits.max_header_bytes,
     }
 }
 
@@ -365,7 +365,7 @@ struct Handshake {
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
 async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: TlsApp) {
     let _ = tcp.set_nodelay(true);
-    let app = app.router_for(&tcp);
+    let peer = tcp.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let acceptor = TlsAcceptor::from(hs.snapshots.load().server_config.clone());
     let m = &hs.metrics;
     let accept = acceptor.accept(hello::FirstBytes::new(tcp)).into_fallible();
@@ -398,5 +398,7 @@ async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: Tls
             suite: suite.to_string(),
         })
         .inc();
+    let client_cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
+    let app = app.router_for(peer, client_cert);
     conn.serve_http(tls, app).await;
 }
