@@ -1,11 +1,16 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
+.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
 	scripts/run-dev.sh
+
+## make run-sidecar: the example FastAPI app (examples/fastapi) behind tlsward proxy and its
+## database socket, against the same dev PostgreSQL (https://localhost:8443)
+run-sidecar: deps build
+	scripts/run-sidecar.sh
 
 ## make test: every test: the cargo tests (the container tests run the image of `make image`)
 ## and the chart checks. Installs what is missing (Debian packages: needs root).

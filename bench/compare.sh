@@ -135,7 +135,7 @@ L.append(f"One run of `make bench` (`bench/compare.sh`) on {time.strftime('%Y-%m
 L.append(f"Machine: {os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, Linux {platform.release()}. "
          f"tlsward {sh(os.environ['BIN'], '--version').split()[-1]} (release: LTO, codegen-units 1, stripped; glibc malloc), "
          f"{sh('nginx', '-v')}, wrk {sh('wrk', '-v').split()[1] if sh('wrk', '-v') else '?'}, "
-         f"PostgreSQL {sh('psql', '--version').split()[-1]}, the peer's pinned Python packages (`bench/peer/requirements.txt`) under {sh('python3', '--version')}.\n")
+         f"PostgreSQL {sh('psql', '--version').split()[-1]}, the peer's pinned Python packages (`examples/fastapi/requirements.txt`) under {sh('python3', '--version')}.\n")
 L.append(f"Every run: wrk, 1 thread, {duration} s measured after a {warmup} s warm-up, random ids 1..10000, same database "
          "(PostgreSQL with TLS + client certificates, `sslmode=verify-full` from every app), same ECDSA P-256 server "
          "certificate. tlsward's API requests carry a valid bearer token that it verifies on every request; the peer has no "

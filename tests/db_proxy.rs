@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{free_port, postgres, serial_of};
+use support::{free_port, postgres};
 use tlsward::pki::{Issued, LeafSpec};
 use tokio_postgres::NoTls;
 
@@ -141,30 +141,7 @@ async fn seen_serial(client: &tokio_postgres::Client) -> String {
         .await
         .unwrap();
     assert!(row.get::<_, bool>(0), "the database session is not TLS");
-    decimal_to_hex(row.get(1))
-}
-
-fn decimal_to_hex(decimal: &str) -> String {
-    // Base 10 → base 16 on digit vectors (serials are up to 160 bits).
-    let mut digits: Vec<u32> = decimal.bytes().map(|b| u32::from(b - b'0')).collect();
-    let mut hex = Vec::new();
-    while digits.iter().any(|d| *d != 0) {
-        let mut rem = 0;
-        for d in &mut digits {
-            let cur = rem * 10 + *d;
-            *d = cur / 16;
-            rem = cur % 16;
-        }
-        hex.push(char::from_digit(rem, 16).unwrap());
-    }
-    hex.iter().rev().collect()
-}
-
-fn plain_serial(cert_pem: &str) -> String {
-    serial_of(cert_pem)
-        .replace(':', "")
-        .trim_start_matches('0')
-        .to_lowercase()
+    support::decimal_to_hex(row.get(1))
 }
 
 #[tokio::test]
@@ -183,7 +160,7 @@ async fn reads_and_writes_go_through_the_socket_with_the_proxys_certificate() {
         .get(0);
     assert_eq!(n, 1);
     let served = std::fs::read_to_string(p.client_dir.join("tls.crt")).unwrap();
-    assert_eq!(seen_serial(&client).await, plain_serial(&served));
+    assert_eq!(seen_serial(&client).await, support::plain_serial(&served));
 }
 
 fn psql(args: &[&str], conninfo: &str, sql: &str) -> std::process::Output {
@@ -230,7 +207,7 @@ async fn a_rotated_client_certificate_serves_the_next_session_and_a_bad_one_keep
     let before = seen_serial(&first).await;
     let next = issue("app");
     p.rotate(&next);
-    let want = plain_serial(&next.cert_pem);
+    let want = support::plain_serial(&next.cert_pem);
     let mut now: String;
     assert_eventually!(
         {

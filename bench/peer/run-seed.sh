@@ -2,7 +2,7 @@
 # run-seed.sh — the seed app (seed_app.py) under uvicorn with TLS, in the foreground.
 #
 # usage: run-seed.sh VENV PKI PORT DB_PORT [WORKERS]
-#   VENV     virtualenv, made or refreshed from requirements.txt when that changed
+#   VENV     virtualenv, made or refreshed from examples/fastapi/requirements.txt when that changed
 #   PKI      the dev PKI of setup-db.sh (DIR/pki): server/tls.*, ca/ca.crt, db-client/client.app.*
 #   PORT     HTTPS port on 127.0.0.1; DB_PORT the database's; WORKERS uvicorn processes (1)
 # Access logging is off, as it is for tlsward under the benchmarks.
@@ -10,11 +10,7 @@ set -Eeuo pipefail
 [ $# -ge 4 ] || { sed -n '4,8p' "$0" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 VENV=$1 PKI=$(cd "$2" && pwd) PORT=$3 DB_PORT=$4 WORKERS=${5:-1}
-if ! cmp -s "$HERE/requirements.txt" "$VENV/.requirements" 2>/dev/null; then
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
-  cp "$HERE/requirements.txt" "$VENV/.requirements"
-fi
+"$HERE/../../examples/fastapi/venv.sh" "$VENV"
 export DATABASE_URL="postgresql+psycopg2://app@localhost:$DB_PORT/app"
 export DB_SSLROOTCERT=$PKI/ca/ca.crt DB_SSLCERT=$PKI/db-client/client.app.crt DB_SSLKEY=$PKI/db-client/client.app.key
 exec "$VENV/bin/uvicorn" seed_app:app --app-dir "$HERE" --host 127.0.0.1 --port "$PORT" \

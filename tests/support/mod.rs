@@ -477,6 +477,31 @@ pub async fn wait_serial(s: &TestServer, cert: &Issued) {
     );
 }
 
+/// A decimal number (pg_stat_ssl's `client_serial`) in lowercase hex without leading zeros.
+pub fn decimal_to_hex(decimal: &str) -> String {
+    // Base 10 → base 16 on digit vectors (serials are up to 160 bits).
+    let mut digits: Vec<u32> = decimal.bytes().map(|b| u32::from(b - b'0')).collect();
+    let mut hex = Vec::new();
+    while digits.iter().any(|d| *d != 0) {
+        let mut rem = 0;
+        for d in &mut digits {
+            let cur = rem * 10 + *d;
+            *d = cur / 16;
+            rem = cur % 16;
+        }
+        hex.push(char::from_digit(rem, 16).unwrap());
+    }
+    hex.iter().rev().collect()
+}
+
+/// A PEM certificate's serial as [`decimal_to_hex`] writes it (no colons, no leading zeros).
+pub fn plain_serial(cert_pem: &str) -> String {
+    serial_of(cert_pem)
+        .replace(':', "")
+        .trim_start_matches('0')
+        .to_lowercase()
+}
+
 /// The serial of a PEM certificate.
 pub fn serial_of(cert_pem: &str) -> String {
     let der = tlsward::tls::material::parse_certs(Path::new("cert"), cert_pem.as_bytes()).unwrap();

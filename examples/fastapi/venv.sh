@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# venv.sh — makes (or refreshes, when the requirements changed) a virtualenv with the example
+# app's pinned requirements.
+#
+# usage: venv.sh VENV [REQUIREMENTS]   (REQUIREMENTS: this directory's requirements.txt)
+set -Eeuo pipefail
+[ $# -ge 1 ] || { sed -n '4,5p' "$0" >&2; exit 2; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+VENV=$1 REQ=${2:-$HERE/requirements.txt}
+if ! cmp -s "$REQ" "$VENV/.requirements" 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+  cp "$REQ" "$VENV/.requirements"
+fi
