@@ -66,6 +66,12 @@ YAML
 render policy -f "$OUT/policy-values.yaml"
 render monitoring --set serviceMonitor.enabled=true --set prometheusRule.enabled=true --set dashboard.enabled=true --set prometheusRule.labels.release=kps
 render netfrom --set 'networkPolicy.from[0].namespaceSelector.matchLabels.team=web'
+# mode sidecar: an app with tlsward as its native sidecar (both hops), with tokens and the
+# Secret watch, and without the database hop but with an egress of its own.
+APP=registry.example.com/shop:1.0
+render sidecar --set mode=sidecar --set app.image=$APP
+render sidecartok --set mode=sidecar --set app.image=$APP --set app.requireToken=true --set kube.watchSecrets=true --set app.healthPath=/healthz
+render sidecarnodb --set mode=sidecar --set app.image=$APP --set app.dbProxy=false --set kube.enabled=false --set 'app.egress[0].ports[0].port=443'
 # As a sub-chart of a parent that has global values.
 PARENT=$OUT/parent
 mkdir -p "$PARENT/charts" && cp -r "$CHART" "$PARENT/charts/tlsward"
@@ -78,6 +84,9 @@ refuse --set policy.clientAuth=required
 refuse --set podDisruptionBudget.minAvailable=2
 refuse --set unknownKey=1
 refuse --set kube.enabled=false --set kube.watchSecrets=true
+refuse --set mode=sidecar
+refuse --set mode=sidecar --set app.image=x:1 --set app.port=8443
+refuse --set mode=proxy
 refuse --set drainDelaySeconds=15 --set shutdownGraceSeconds=20 --set terminationGracePeriodSeconds=30
 # Downgrade-enabling policy values are refused with the binary's own reasons.
 refuse_with() {
@@ -102,6 +111,9 @@ def walk(x, path=""):
     elif isinstance(x, list):
         for i, v in enumerate(x):
             walk(v, f"{path}[{i}]")
+def tw(spec):
+    """The tlsward container: the one container in mode api, the native sidecar in mode sidecar."""
+    return next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == "tlsward")
 def selects(match, labels):
     return match.items() <= labels.items()
 
@@ -138,7 +150,7 @@ def check_roles(name, args, docs, by, dep, pod, test):
         assert not selects(sm["spec"]["selector"]["matchLabels"], main["metadata"]["labels"]), f"{name}: ServiceMonitor scrapes the HTTPS Service"
     spec = pod["spec"]
     assert "checksum/policy" not in (pod["metadata"].get("annotations") or {}), f"{name}: a policy change would roll the pods"
-    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in tw(spec)["env"]}
     secs = lambda v: int(v.rstrip("s"))
     assert spec["terminationGracePeriodSeconds"] > secs(env["TLSWARD_DRAIN_DELAY"]) + secs(env["TLSWARD_SHUTDOWN_GRACE"]), f"{name}: grace period"
     assert env["TLSWARD_MAX_CONNECTION_AGE"], f"{name}: max connection age"
@@ -162,26 +174,27 @@ for line in (out / "sets").read_text().splitlines():
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items(), f"{name}: pdb selector"
     spec = pod["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    c = spec["containers"][0]["securityContext"]
+    c = tw(spec)["securityContext"]
     assert c["readOnlyRootFilesystem"] is True and c["allowPrivilegeEscalation"] is False and c["capabilities"]["drop"] == ["ALL"]
     kube = "kube.enabled=false" not in " ".join(args)
-    assert spec["automountServiceAccountToken"] is kube, f"{name}: token automount must follow kube.enabled"
+    sidecar = "mode=sidecar" in " ".join(args)
+    assert spec["automountServiceAccountToken"] is (kube and not sidecar), f"{name}: token automount must follow kube.enabled (never in mode sidecar)"
     roles = by("Role")
     assert bool(roles) == kube, f"{name}: Role only with kube.enabled"
-    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in tw(spec)["env"]}
     assert env["TLSWARD_KUBE_EVENTS"] == ("on" if kube else "off"), f"{name}: Events follow kube.enabled"
     assert {"POD_NAME", "POD_NAMESPACE", "POD_UID"} <= env.keys(), f"{name}: downward API"
     if "kube.watchSecrets=true" in " ".join(args):
         # Every watched Secret is mounted at the directory it is paired with, and the Role
         # lets the pod read exactly those Secrets.
-        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        mounts = {m["name"]: m["mountPath"] for m in tw(spec)["volumeMounts"]}
         mounted = {v["secret"]["secretName"]: mounts[v["name"]] for v in spec["volumes"] if "secret" in v}
         pairs = dict(x.split("=", 1) for x in env["TLSWARD_KUBE_SECRETS"].split(","))
         assert env["TLSWARD_WATCH_SECRETS"] == "api" and pairs == mounted, f"{name}: {pairs} vs {mounted}"
         readable = next(set(r["resourceNames"]) for rr in roles for r in rr["rules"] if "secrets" in r["resources"])
         assert readable == set(pairs), f"{name}: Role {readable} vs watched {set(pairs)}"
         if "image.digest" in " ".join(args):
-            assert "@sha256:" in spec["containers"][0]["image"], f"{name}: image.digest"
+            assert "@sha256:" in tw(spec)["image"], f"{name}: image.digest"
     else:
         assert "TLSWARD_WATCH_SECRETS" not in env, f"{name}: API watch only with kube.watchSecrets"
         assert not [r for rr in roles for r in rr["rules"] if "secrets" in r["resources"]], f"{name}: no Secret access without kube.watchSecrets"
@@ -218,7 +231,7 @@ for d in (pod_of(rendered["openshift"]), test_of(rendered["openshift"])):
     sc = d["spec"]["securityContext"]
     assert not {"runAsUser", "runAsGroup", "fsGroup"} & sc.keys() and sc["runAsNonRoot"] is True, f"openshift: {sc}"
 # Every scheduling and extension value reaches the pod.
-ps = pod_of(rendered["extras"])["spec"]; c = ps["containers"][0]
+ps = pod_of(rendered["extras"])["spec"]; c = tw(ps)
 assert ps["nodeSelector"] == {"kubernetes.io/os": "linux"} and ps["tolerations"][0]["key"] == "dedicated"
 assert "nodeAffinity" in ps["affinity"] and ps["priorityClassName"] == "high" and ps["imagePullSecrets"] == [{"name": "regcred"}]
 tsc = ps["topologySpreadConstraints"]
@@ -248,9 +261,47 @@ assert len(panels) >= 10 and all(t["expr"] for p in panels for t in p["targets"]
 np = next(d for d in rendered["netfrom"] if d["kind"] == "NetworkPolicy" and not d["metadata"]["name"].endswith("-test"))
 peers = np["spec"]["ingress"][0]["from"]
 assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in peers and {"podSelector": {}} not in peers, peers
+# mode sidecar: tlsward is a native sidecar (`proxy`) in front of the app on loopback, the
+# database socket is shared (rw for tlsward, ro for the app), the service account token and the
+# token keys reach tlsward only, the Service targets the port by number (it is declared on an
+# init container), the app keeps serving through the drain delay.
+for name in ("sidecar", "sidecartok", "sidecarnodb"):
+    docs = rendered[name]; spec = pod_of(docs)["spec"]; t = tw(spec)
+    init = spec["initContainers"]
+    assert [c["name"] for c in init] == ["tlsward"] and init[0]["restartPolicy"] == "Always", f"{name}: native sidecar"
+    assert [c["name"] for c in spec["containers"]] == ["app"] and spec["containers"][0]["image"] == "registry.example.com/shop:1.0"
+    app = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in t["env"]}
+    app_env = {e["name"]: e.get("value") for e in app.get("env", [])}
+    assert t["args"][0] == "proxy" and env["TLSWARD_UPSTREAM"] == "http://127.0.0.1:8000" and env["TLSWARD_DRAIN_DELAY"] == "0s", f"{name}: {env}"
+    assert app["lifecycle"]["preStop"]["sleep"]["seconds"] == 5, f"{name}: the app's preStop sleep"
+    assert "ports" not in app, f"{name}: the app exposes no port"
+    tmounts = {m["name"]: m for m in t["volumeMounts"]}; amounts = {m["name"]: m for m in app["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    db = name != "sidecarnodb"
+    assert ("run" in volumes) == db and ("db" in volumes) == db and ("TLSWARD_DB_URL" in env) == db, f"{name}: the database hop"
+    if db:
+        assert env["TLSWARD_DB_PROXY_LISTEN"] == "unix:/run/tlsward" and "emptyDir" in volumes["run"]
+        assert not tmounts["run"].get("readOnly") and amounts["run"]["readOnly"] is True, f"{name}: socket mounts"
+        assert app_env["DATABASE_URL"] == "postgresql+psycopg2://app@/app?host=/run/tlsward&port=26257" and app_env["PGHOST"] == "/run/tlsward"
+        assert any(c["metadata"]["name"].endswith("-db-client") for c in docs if c["kind"] == "Certificate"), f"{name}: db client Certificate"
+    else:
+        assert not any(c["metadata"]["name"].endswith("-db-client") for c in docs if c["kind"] == "Certificate"), f"{name}: db Certificate without dbProxy"
+        np = next(d for d in docs if d["kind"] == "NetworkPolicy" and not d["metadata"]["name"].endswith("-test"))
+        assert {"port": 26257, "protocol": "TCP"} not in [p for e in np["spec"]["egress"] for p in e["ports"]], f"{name}: DB egress without dbProxy"
+        assert {"ports": [{"port": 443}]} in np["spec"]["egress"], f"{name}: app.egress missing: {np['spec']['egress']}"
+    tokens = name == "sidecartok"
+    assert ("tokens" in volumes) == tokens and ("tokens" in tmounts) == tokens and "tokens" not in amounts, f"{name}: token keys"
+    assert (env.get("TLSWARD_REQUIRE_TOKEN") == "true") == tokens and any(d["kind"] == "Secret" and d["metadata"]["name"].endswith("-tokens") for d in docs) == tokens
+    kube = name != "sidecarnodb"
+    assert ("kube-api-access" in tmounts) == kube and "kube-api-access" not in amounts, f"{name}: the API token reaches tlsward only"
+    svc = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "rel-tlsward")
+    assert svc["spec"]["ports"][0]["targetPort"] == 8443, f"{name}: Service targetPort"
+tok_env = {e["name"]: e.get("value") for e in tw(pod_of(rendered["sidecartok"])["spec"])["env"]}
+assert tok_env["TLSWARD_UPSTREAM_HEALTH_PATH"] == "/healthz" and "rel-tlsward-tokens=/etc/tlsward/tokens" in tok_env["TLSWARD_KUBE_SECRETS"]
 # As a sub-chart: the parent's values reach it and `global` is accepted.
 assert next(d for d in rendered["subchart"] if d["kind"] == "Deployment")["spec"]["replicas"] == 3
-print("chart checks: %d value sets rendered and asserted, 12 contradictory sets refused (6 with the binary's reasons)" % len((out / "sets").read_text().splitlines()))
+print("chart checks: %d value sets rendered and asserted, 15 contradictory sets refused (6 with the binary's reasons)" % len((out / "sets").read_text().splitlines()))
 PY
 # The alerts: promtool checks the rendered rules and runs their unit tests.
 command -v promtool >/dev/null || { echo "promtool not found (scripts/deps.sh installs Debian's prometheus package)" >&2; exit 1; }

@@ -89,7 +89,13 @@ app.kubernetes.io/component: test
 
 {{/* SECRET=DIR for each mounted Secret, for --watch-secrets api. */}}
 {{- define "tlsward.kubeSecrets" -}}
-{{- $list := list (printf "%s=/etc/tlsward/tls" (include "tlsward.tlsSecret" .)) (printf "%s=/etc/tlsward/db" (include "tlsward.dbSecret" .)) (printf "%s=/etc/tlsward/tokens" (include "tlsward.tokenSecret" .)) -}}
+{{- $list := list (printf "%s=/etc/tlsward/tls" (include "tlsward.tlsSecret" .)) -}}
+{{- if include "tlsward.usesDb" . -}}
+{{- $list = append $list (printf "%s=/etc/tlsward/db" (include "tlsward.dbSecret" .)) -}}
+{{- end -}}
+{{- if include "tlsward.usesTokens" . -}}
+{{- $list = append $list (printf "%s=/etc/tlsward/tokens" (include "tlsward.tokenSecret" .)) -}}
+{{- end -}}
 {{- if ne .Values.policy.clientAuth "none" -}}
 {{- $list = append $list (printf "%s=/etc/tlsward/client-ca" .Values.clientCa.existingSecret) -}}
 {{- end -}}

@@ -1,10 +1,16 @@
 {{/* Contradictory values fail the render with a message that names the keys. */}}
 {{- define "tlsward.validate" -}}
 {{- $dev := .Values.certManager.devIssuer.enabled -}}
+{{- if and (eq .Values.mode "sidecar") (not .Values.app.image) -}}
+{{- fail "mode=sidecar needs app.image: the image of the app tlsward runs in front of" -}}
+{{- end -}}
+{{- if and (eq .Values.mode "sidecar") (has (int .Values.app.port) (list (int .Values.tlsPort) (int .Values.adminPort))) -}}
+{{- fail (printf "app.port %v is tlsward's tlsPort or adminPort; the app needs a port of its own on 127.0.0.1" .Values.app.port) -}}
+{{- end -}}
 {{- if and (not .Values.tls.existingSecret) (not $dev) (not .Values.tls.issuerRef.name) -}}
 {{- fail "tls: set tls.existingSecret, tls.issuerRef.name, or certManager.devIssuer.enabled=true" -}}
 {{- end -}}
-{{- if and (not .Values.db.existingSecret) (not $dev) (not .Values.db.issuerRef.name) -}}
+{{- if and (include "tlsward.usesDb" .) (not .Values.db.existingSecret) (not $dev) (not .Values.db.issuerRef.name) -}}
 {{- fail "db: set db.existingSecret or db.issuerRef.name (the issuer of the CockroachDB cluster), or certManager.devIssuer.enabled=true" -}}
 {{- end -}}
 {{- if and (ne .Values.policy.clientAuth "none") (not .Values.clientCa.existingSecret) -}}
