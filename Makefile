@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
+.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -47,6 +47,10 @@ deps:
 ## make bench: tlsward vs the seed's FastAPI app and nginx, side by side (bench/RESULTS.md)
 bench: deps release
 	bench/compare.sh
+
+## make bench-proxy: tlsward proxy vs nginx and haproxy in front of one upstream, alternating rounds (bench/proxy-results.md)
+bench-proxy: release
+	bench/proxy.sh
 
 ## make bench-scan: tlsward scan vs testssl.sh, time and verdicts (bench/scan-results.md)
 bench-scan: release
