@@ -14,7 +14,7 @@ use axum::routing::{any, get};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tlsward::proxy::{Connection, Forwarder, ProxySettings, Upstream, router};
+use tlsward::proxy::{Connection, Forwarder, ProxySettings, Upstream, service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -90,7 +90,7 @@ async fn proxy_with(settings: ProxySettings) -> SocketAddr {
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = l.accept().await.unwrap();
-            let service = TowerToHyperService::new(router(f.clone(), Connection::new(peer.ip(), None)));
+            let service = TowerToHyperService::new(service(f.clone(), Connection::new(peer.ip(), None)));
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection_with_upgrades(TokioIo::new(tcp), service)

@@ -105,9 +105,9 @@ impl Activity {
     }
 
     /// `app` as a hyper service that keeps this activity up to date.
-    pub(crate) fn service(
+    pub(crate) fn service<A: super::App>(
         self: Arc<Self>,
-        app: axum::Router,
+        app: A,
     ) -> impl hyper::service::Service<
         Request<Incoming>,
         Response = Response,

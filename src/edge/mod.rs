@@ -34,6 +34,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 pub(crate) use activity::Activity;
+
+/// What the edge serves on a connection: an axum `Router`, or any service like it (the
+/// proxy's, which needs no routing).
+pub(crate) trait App:
+    tower::Service<
+        http::Request<axum::body::Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> App for T where
+    T: tower::Service<
+            http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
 use activity::Close;
 
 use crate::logs::Throttle;
@@ -237,9 +263,10 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 impl Conn {
     /// Serves HTTP/1.1 or h2 (with upgrades) on `io` with `app` until the client closes,
     /// the connection turns idle, or the server shuts down.
-    pub(crate) async fn serve_http<I>(mut self, io: I, app: axum::Router)
+    pub(crate) async fn serve_http<I, A>(mut self, io: I, app: A)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        A: App,
     {
         let activity = Arc::new(Activity::new());
         let service = activity.clone().service(app);

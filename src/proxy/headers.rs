@@ -20,10 +20,11 @@ const HOP_BY_HOP: [&str; 6] = [
     "proxy-authorization",
 ];
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const FORWARDED: &str = "forwarded";
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// Whether the request asks for a protocol upgrade (`Connection: upgrade` + `Upgrade`).
 pub(crate) fn is_upgrade(h: &HeaderMap) -> bool {
@@ -61,11 +62,30 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrading: bool) {
     }
 }
 
+/// A connection's peer address as the forwarding headers write it, made once per connection.
+#[derive(Debug)]
+pub(crate) struct ClientAddr {
+    /// `X-Forwarded-For`'s value.
+    ip: HeaderValue,
+    /// RFC 7239 `for=` of `Forwarded`.
+    node: String,
+}
+
+impl ClientAddr {
+    /// The values for `addr`.
+    pub(crate) fn new(addr: IpAddr) -> Self {
+        Self {
+            ip: HeaderValue::from_str(&addr.to_string()).unwrap_or(HeaderValue::from_static("unknown")),
+            node: format!("for={}", forwarded_node(addr)),
+        }
+    }
+}
+
 /// Who sent a request to the edge.
 #[derive(Debug, Clone)]
 pub(crate) struct Peer {
     /// The TCP peer's address.
-    pub addr: IpAddr,
+    pub addr: std::sync::Arc<ClientAddr>,
     /// The host the client asked for (`Host` or the h2 `:authority`).
     pub host: Option<String>,
     /// Whether the peer is a trusted proxy (`--trust-forwarded-from`), whose forwarding
@@ -75,7 +95,7 @@ pub(crate) struct Peer {
     pub client_cert: Option<HeaderValue>,
 }
 
-const X_FORWARDED_CLIENT_CERT: &str = "x-forwarded-client-cert";
+const X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 
 /// Envoy's `X-Forwarded-Client-Cert` element for a verified client certificate (DER):
 /// `Hash=` (SHA-256 of the DER, hex), `Cert="…"` (the URL-encoded PEM), `Subject="…"` (in
@@ -107,18 +127,16 @@ pub(crate) fn client_cert_element(der: &[u8]) -> Option<HeaderValue> {
 /// Sets the forwarding headers for `peer`; the scheme is always `https` (the edge
 /// terminates TLS).
 pub(crate) fn set_forwarded(h: &mut HeaderMap, peer: &Peer) {
-    let ip = peer.addr.to_string();
-    let mut node = format!("for={}", forwarded_node(peer.addr));
-    if let Some(host) = &peer.host {
-        node.push_str(&format!(";host={}", forwarded_value(host)));
-    }
-    node.push_str(";proto=https");
+    let node = match &peer.host {
+        Some(host) => format!("{};host={};proto=https", peer.addr.node, forwarded_value(host)),
+        None => format!("{};proto=https", peer.addr.node),
+    };
     set_client_cert(h, peer);
     if peer.trusted {
-        append(h, X_FORWARDED_FOR, &ip);
+        append(h, X_FORWARDED_FOR, peer.addr.ip.to_str().unwrap_or(""));
         append(h, FORWARDED, &node);
         if !h.contains_key(X_FORWARDED_PROTO) {
-            set(h, X_FORWARDED_PROTO, "https");
+            h.insert(X_FORWARDED_PROTO, HTTPS);
         }
         if !h.contains_key(X_FORWARDED_HOST)
             && let Some(host) = &peer.host
@@ -127,9 +145,9 @@ pub(crate) fn set_forwarded(h: &mut HeaderMap, peer: &Peer) {
         }
         return;
     }
-    set(h, X_FORWARDED_FOR, &ip);
+    h.insert(X_FORWARDED_FOR, peer.addr.ip.clone());
     set(h, FORWARDED, &node);
-    set(h, X_FORWARDED_PROTO, "https");
+    h.insert(X_FORWARDED_PROTO, HTTPS);
     match &peer.host {
         Some(host) => set(h, X_FORWARDED_HOST, host),
         None => {
@@ -172,15 +190,20 @@ fn forwarded_value(v: &str) -> String {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
-    h.remove(name);
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
+/// Replaces every value of `name` with `value` (none when `value` is not a header value).
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            h.insert(name, v);
+        }
+        Err(_) => {
+            h.remove(name);
+        }
     }
 }
 
-fn append(h: &mut HeaderMap, name: &'static str, value: &str) {
-    let joined: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+fn append(h: &mut HeaderMap, name: HeaderName, value: &str) {
+    let joined: Vec<&str> = h.get_all(&name).iter().filter_map(|v| v.to_str().ok()).collect();
     let value = if joined.is_empty() {
         value.to_string()
     } else {
@@ -212,7 +235,7 @@ mod tests {
 
     fn peer(addr: &str, trusted: bool) -> Peer {
         Peer {
-            addr: addr.parse().unwrap(),
+            addr: std::sync::Arc::new(ClientAddr::new(addr.parse().unwrap())),
             host: Some("api.example.com:8443".into()),
             trusted,
             client_cert: None,

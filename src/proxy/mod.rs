@@ -94,7 +94,7 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// The header that carries the verified token subject to the app (a client-sent copy is
 /// always removed).
-pub const SUBJECT_HEADER: &str = "x-tlsward-subject";
+pub const SUBJECT_HEADER: http::HeaderName = http::HeaderName::from_static("x-tlsward-subject");
 
 /// Opens unix-socket connections to the app (the URI's authority is ignored).
 #[derive(Clone)]
@@ -150,6 +150,8 @@ impl UpstreamClient {
 /// Forwards requests to the app.
 pub struct Forwarder {
     client: UpstreamClient,
+    /// The authority of requests to the app (its `HOST:PORT`, `localhost` on a socket).
+    authority: http::uri::Authority,
     settings: ProxySettings,
     health: health::Health,
     /// The served snapshot, for the token keys of `--require-token`.
@@ -174,8 +176,13 @@ impl Forwarder {
                 timeout: settings.connect_timeout,
             })),
         };
+        let authority = match &settings.upstream {
+            Upstream::Tcp(a) => a.parse().unwrap_or(http::uri::Authority::from_static("localhost")),
+            Upstream::Unix(_) => http::uri::Authority::from_static("localhost"),
+        };
         Self {
             client,
+            authority,
             settings,
             health: health::Health::default(),
             snapshots,
@@ -235,6 +242,7 @@ impl Forwarder {
     /// The peer as the forwarding headers see it.
     fn peer(&self, conn: &Connection, req: &Request) -> Peer {
         let addr = conn.addr;
+        let client = conn.client.clone();
         let host = req
             .headers()
             .get(HOST)
@@ -242,7 +250,7 @@ impl Forwarder {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(ToString::to_string));
         Peer {
-            addr,
+            addr: client,
             host,
             trusted: self.settings.trusted.iter().any(|n| n.contains(&addr)),
             client_cert: conn.client_cert.clone(),
@@ -250,16 +258,15 @@ impl Forwarder {
     }
 
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
-        let authority = match &self.settings.upstream {
-            Upstream::Tcp(a) => a.as_str(),
-            Upstream::Unix(_) => "localhost",
-        };
-        let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-        Uri::builder()
-            .scheme("http")
-            .authority(authority)
-            .path_and_query(pq)
-            .build()
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or(http::uri::PathAndQuery::from_static("/")),
+        );
+        Ok(Uri::from_parts(parts)?)
     }
 
     /// Forwards one request that came on `conn` and returns the app's response or the edge's own
@@ -281,7 +288,7 @@ impl Forwarder {
             Err(r) => return *r,
         };
         let (mut parts, body) = req.into_parts();
-        parts.headers.remove(SUBJECT_HEADER);
+        parts.headers.remove(&SUBJECT_HEADER);
         if let Some(s) = subject {
             parts.headers.insert(SUBJECT_HEADER, s);
         }
@@ -406,6 +413,8 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 pub struct Connection {
     /// The TCP peer.
     pub addr: IpAddr,
+    /// The peer as the forwarding headers write it, made once per connection.
+    client: Arc<headers::ClientAddr>,
     /// The XFCC element of the client certificate, made once per connection.
     pub client_cert: Option<HeaderValue>,
 }
@@ -416,17 +425,32 @@ impl Connection {
     pub fn new(addr: IpAddr, client_cert: Option<&[u8]>) -> Self {
         Self {
             addr,
+            client: Arc::new(headers::ClientAddr::new(addr)),
             client_cert: client_cert.and_then(headers::client_cert_element),
         }
     }
 }
 
-/// The proxy's router for one connection: every request is forwarded.
-pub fn router(forwarder: Arc<Forwarder>, conn: Connection) -> axum::Router {
+/// The proxy's service for one connection: every request is forwarded (no routing).
+pub fn service<B>(
+    forwarder: Arc<Forwarder>,
+    conn: Connection,
+) -> impl tower::Service<
+    http::Request<B>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let conn = Arc::new(conn);
-    axum::Router::new().fallback(move |req: Request| {
+    tower::service_fn(move |req: http::Request<B>| {
         let (f, conn) = (forwarder.clone(), conn.clone());
-        async move { f.forward(&conn, req).await }
+        async move { Ok(f.forward(&conn, req.map(Body::new)).await) }
     })
 }
 

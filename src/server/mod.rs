@@ -220,12 +220,18 @@ enum TlsApp {
 }
 
 impl TlsApp {
-    /// The router of one connection from `peer`, after its handshake (`client_cert`: the
-    /// verified leaf, DER).
-    fn router_for(&self, peer: std::net::IpAddr, client_cert: Option<&[u8]>) -> axum::Router {
+    /// Serves one connection from `peer` after its handshake (`client_cert`: the verified
+    /// leaf, DER): the API's router, or the proxy's service for this connection.
+    async fn serve<I>(&self, conn: Conn, tls: I, peer: std::net::IpAddr, client_cert: Option<&[u8]>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         match self {
-            Self::Api(r) => r.clone(),
-            Self::Proxy(f) => crate::proxy::router(f.clone(), crate::proxy::Connection::new(peer, client_cert)),
+            Self::Api(r) => conn.serve_http(tls, r.clone()).await,
+            Self::Proxy(f) => {
+                let service = crate::proxy::service(f.clone(), crate::proxy::Connection::new(peer, client_cert));
+                conn.serve_http(tls, service).await;
+            }
         }
     }
 }
@@ -398,7 +404,9 @@ async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: Tls
             suite: suite.to_string(),
         })
         .inc();
-    let client_cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref());
-    let app = app.router_for(peer, client_cert);
-    conn.serve_http(tls, app).await;
+    let client_cert = session
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    app.serve(conn, tls, peer, client_cert.as_deref()).await;
 }
