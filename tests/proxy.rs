@@ -140,7 +140,7 @@ async fn assert_edge_answer(url: String, status: u16, code: &str) {
     assert_eq!(r.status(), status);
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"], code);
+    assert_eq!(v["error"]["code"], code, "{v}");
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn a_body_over_the_limit_is_413_announced_or_streamed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413, "announced by Content-Length");
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "payload_too_large");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
     let chunks = futures_util::stream::iter(
         (0..24).map(|_| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![2u8; 64 << 10])))),
     );

@@ -280,7 +280,10 @@ async fn the_app_killed_is_503_and_unready_then_back() {
     pod.app.kill().await.unwrap();
     let r = pod.client().get(pod.url("/users/1")).send().await.unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"], "upstream_unavailable");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "upstream_unavailable"
+    );
     let ready = format!("{}/readyz", pod.proxy.admin);
     assert_eventually!(
         reqwest::get(&ready).await.map(|r| r.status() == 503).unwrap_or(false),

@@ -399,12 +399,10 @@ fn splice(client: hyper::upgrade::OnUpgrade, app: hyper::upgrade::OnUpgrade) {
     });
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({"error": code, "message": message})),
-    )
-        .into_response()
+/// The edge's own answer, in the shape of every tlsward error (`serve`'s and the proxy's 401):
+/// `{"error": {"code": …, "message": …}}`.
+fn error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::api::error::ApiError::new(status, code, message).into_response()
 }
 
 /// The connection requests come on: its peer and, with `client_auth`, the verified client
