@@ -48,9 +48,11 @@ deps:
 bench: deps release
 	bench/compare.sh
 
-## make bench-proxy: tlsward proxy vs nginx and haproxy in front of one upstream, alternating rounds (bench/proxy-results.md)
-bench-proxy: release
+## make bench-proxy: tlsward proxy vs nginx and haproxy in front of one upstream (bench/proxy-results.md),
+## and the seed app behind tlsward proxy vs serving TLS itself (bench/proxy-e2e-results.md); alternating rounds
+bench-proxy: deps release
 	bench/proxy.sh
+	bench/proxy-e2e.sh
 
 ## make bench-scan: tlsward scan vs testssl.sh, time and verdicts (bench/scan-results.md)
 bench-scan: release
