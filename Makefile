@@ -49,10 +49,12 @@ bench: deps release
 	bench/compare.sh
 
 ## make bench-proxy: tlsward proxy vs nginx and haproxy in front of one upstream (bench/proxy-results.md),
-## and the seed app behind tlsward proxy vs serving TLS itself (bench/proxy-e2e-results.md); alternating rounds
+## the seed app behind tlsward proxy vs serving TLS itself (bench/proxy-e2e-results.md), and the database hop:
+## tlsward's socket vs direct verify-full vs pgbouncer (bench/db-proxy-results.md); alternating rounds
 bench-proxy: deps release
 	bench/proxy.sh
 	bench/proxy-e2e.sh
+	bench/db-proxy.sh
 
 ## make bench-scan: tlsward scan vs testssl.sh, time and verdicts (bench/scan-results.md)
 bench-scan: release
