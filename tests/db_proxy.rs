@@ -71,33 +71,12 @@ fn issue(cn: &str) -> Issued {
 }
 
 async fn spawn_proxy(dsn: &str, extra: &[&str]) -> support::Child {
-    let pg = postgres();
-    let (port, admin_port) = (free_port(), free_port());
-    let mut process = tokio::process::Command::new(support::bin())
-        .args(["proxy", "--upstream", "http://127.0.0.1:9"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
-        .args(["--db-url", dsn, "--kube-events", "off", "--drain-delay", "0s"])
-        .args(extra)
-        .env("TLSWARD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = support::collect_log(process.stderr.take().unwrap());
-    assert_eventually!(
-        log.lock().unwrap().contains("database proxy listening"),
-        Duration::from_secs(20),
-        "the database proxy never listened: {}",
-        log.lock().unwrap()
-    );
-    support::Child {
-        process,
-        log,
-        port,
-        admin: format!("http://127.0.0.1:{admin_port}"),
-    }
+    let mut args: Vec<std::ffi::OsString> = ["--upstream", "http://127.0.0.1:9", "--db-url", dsn, "--tls-dir"]
+        .map(Into::into)
+        .into();
+    args.push(postgres().server_dir.clone().into());
+    args.extend(extra.iter().map(Into::into));
+    support::spawn_db_proxy(&args).await
 }
 
 impl DbProxy {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Outcomes, free_port, kubelet, postgres, serial_of};
+use support::{Outcomes, kubelet, postgres, serial_of};
 use tlsward::pki::{Issued, LeafSpec};
 
 fn repo() -> &'static Path {
@@ -95,37 +95,17 @@ fn dsn(db: &str, dir: &Path) -> String {
 }
 
 async fn spawn_proxy(tls_dir: &Path, db_dir: &Path, run: &Path, db: &str, extra: &[&str]) -> support::Child {
-    let (port, admin) = (free_port(), free_port());
-    let mut process = tokio::process::Command::new(support::bin())
-        .arg("proxy")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .arg("--tls-dir")
-        .arg(tls_dir)
-        .arg(format!("--upstream=unix:{}", run.join("app.sock").display()))
-        .args(["--upstream-health-path", "/healthz", "--upstream-unready-after", "1s"])
-        .arg(format!("--db-proxy-listen=unix:{}", run.display()))
-        .args(["--db-url", &dsn(db, db_dir)])
-        .args(["--kube-events", "off", "--drain-delay", "0s"])
-        .args(extra)
-        .env("TLSWARD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = support::collect_log(process.stderr.take().unwrap());
-    assert_eventually!(
-        log.lock().unwrap().contains("database proxy listening"),
-        Duration::from_secs(20),
-        "tlsward proxy did not start: {}",
-        log.lock().unwrap()
-    );
-    support::Child {
-        process,
-        log,
-        port,
-        admin: format!("http://127.0.0.1:{admin}"),
-    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--tls-dir".into(),
+        tls_dir.into(),
+        format!("--upstream=unix:{}", run.join("app.sock").display()).into(),
+        format!("--db-proxy-listen=unix:{}", run.display()).into(),
+        "--db-url".into(),
+        dsn(db, db_dir).into(),
+    ];
+    args.extend(["--upstream-health-path", "/healthz", "--upstream-unready-after", "1s"].map(Into::into));
+    args.extend(extra.iter().map(Into::into));
+    support::spawn_db_proxy(&args).await
 }
 
 /// The example's schema, through the database socket as the app connects (no TLS, no certificate).

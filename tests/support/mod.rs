@@ -703,6 +703,37 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
     }
 }
 
+/// Starts `tlsward proxy` with the database proxy on, on ephemeral loopback ports chosen here,
+/// with `args` (the upstream, --tls-dir, --db-url, --db-proxy-listen, …), and waits until the
+/// database proxy listens; its log is collected line by line.
+pub async fn spawn_db_proxy(args: &[std::ffi::OsString]) -> Child {
+    let (port, admin_port) = (free_port(), free_port());
+    let mut process = tokio::process::Command::new(bin())
+        .arg("proxy")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args(["--kube-events", "off", "--drain-delay", "0s"])
+        .args(args)
+        .env("TLSWARD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = collect_log(process.stderr.take().unwrap());
+    assert_eventually!(
+        log.lock().unwrap().contains("database proxy listening"),
+        Duration::from_secs(20),
+        "the database proxy never listened: {}",
+        log.lock().unwrap()
+    );
+    Child {
+        process,
+        log,
+        port,
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    }
+}
+
 /// Every request's start (seconds after a common instant) and its status or error.
 pub type Outcomes = std::sync::Arc<std::sync::Mutex<Vec<(f64, Result<u16, String>)>>>;
 
