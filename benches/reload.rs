@@ -4,7 +4,7 @@
 //! time from spawning the binary to its first completed handshake. Results go to
 //! `bench/reload-results.md`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,39 @@ fn server(ca: &Ca) -> Issued {
         .unwrap()
 }
 
+/// ROTATIONS certificate rotations of `tls_dir` (kubelet's sequence, numbered from `from`),
+/// each timed from the `..data` swap to the first handshake on `port` that is served the new
+/// certificate; returns the latencies and the last staged directory (removed by the next swap).
+async fn rotate(
+    ca: &Ca,
+    tls_dir: &Path,
+    port: u16,
+    probe: &Probe,
+    mut old: Option<PathBuf>,
+    from: usize,
+) -> (Vec<Duration>, Option<PathBuf>) {
+    let mut lat = Vec::new();
+    for n in from + 1..=from + ROTATIONS {
+        let next = server(ca);
+        let want = tlsward::tls::material::CertInfo::from_der(
+            &tlsward::tls::material::parse_certs(Path::new("c"), next.cert_pem.as_bytes()).unwrap()[0],
+        )
+        .unwrap()
+        .serial;
+        let f = [
+            ("tls.crt", next.cert_pem.as_bytes()),
+            ("tls.key", next.key_pem.as_bytes()),
+        ];
+        let staged = stage(tls_dir, &f, n);
+        let t0 = Instant::now();
+        swap(tls_dir, &f, old.take());
+        lat.push(probe.until(port, t0, |(s, _)| *s == want).await);
+        old = Some(staged);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (lat, old)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     tlsward::install_crypto_provider();
@@ -114,23 +147,8 @@ async fn main() {
     let port = running.tls_addr.port();
     let probe = Probe::new(&ca, true);
 
-    let mut cert_lat = Vec::new();
-    for n in 1..=ROTATIONS {
-        let next = server(&ca);
-        let want = tlsward::tls::material::CertInfo::from_der(
-            &tlsward::tls::material::parse_certs(Path::new("c"), next.cert_pem.as_bytes()).unwrap()[0],
-        )
-        .unwrap()
-        .serial;
-        let f = files(&next);
-        let refs: Vec<(&str, &[u8])> = f.iter().map(|(n, d)| (*n, d.as_slice())).collect();
-        let staged = stage(&tls_dir, &refs, n);
-        let t0 = Instant::now();
-        swap(&tls_dir, &refs, old_tls.take());
-        cert_lat.push(probe.until(port, t0, |(s, _)| *s == want).await);
-        old_tls = Some(staged);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (cert_lat, staged) = rotate(&ca, &tls_dir, port, &probe, old_tls.take(), 0).await;
+    old_tls = staged;
 
     let mut policy_lat = Vec::new();
     for n in 1..=ROTATIONS {
@@ -144,6 +162,21 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     running.shutdown().await;
+
+    // The same rotations in front of an app: `tlsward proxy` (no app needed for handshakes).
+    let proxy = common::proxy(&[
+        "--tls-dir",
+        tls_dir.to_str().unwrap(),
+        "--policy-file",
+        policy_file.to_str().unwrap(),
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--upstream-unready-after",
+        "0s",
+    ])
+    .await;
+    let (proxy_lat, _) = rotate(&ca, &tls_dir, proxy.tls_addr.port(), &probe, old_tls.take(), ROTATIONS).await;
+    proxy.shutdown().await;
 
     // A restart-based reload: spawn the binary, time its first completed handshake.
     let bin = env!("CARGO_BIN_EXE_tlsward");
@@ -178,6 +211,10 @@ async fn main() {
     out.push_str(&summary(
         "policy change (`..data` swap → new ALPN negotiated)",
         policy_lat,
+    ));
+    out.push_str(&summary(
+        "certificate rotation, `tlsward proxy` (`..data` swap → new serial served)",
+        proxy_lat,
     ));
     out.push_str(&summary("restart instead (spawn → first handshake)", restart));
     out.push_str("\nThe reload path's floor is the watcher's coalescing window (10 ms of quiet after the last event of a burst) plus one read-validate-build of the snapshot; the restart row is the best case of a restart-based reload on this machine (no pod rescheduling, no image pull, no readiness delay) and also drops every open connection.\n");

@@ -183,3 +183,26 @@ pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
         .await
         .expect("bench server starts")
 }
+
+/// Starts an in-process `tlsward proxy` on ephemeral loopback ports with `flags`.
+pub async fn proxy(flags: &[&str]) -> tlsward::server::Running {
+    use clap::Parser;
+    let mut argv = vec![
+        "tlsward",
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--drain-delay",
+        "0s",
+    ];
+    argv.extend_from_slice(flags);
+    let tlsward::cli::Command::Proxy(args) = tlsward::cli::Cli::parse_from(argv).command else {
+        unreachable!("argv starts with proxy")
+    };
+    let (config, snapshot) = tlsward::config::Config::load_proxy(&args).expect("bench config");
+    tlsward::server::start(config, snapshot)
+        .await
+        .expect("bench proxy starts")
+}
