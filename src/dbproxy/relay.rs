@@ -2,7 +2,13 @@
 //! the message boundaries of each direction ([`wire::Framer`]) to know when the session is idle
 //! between transactions: every Query, Sync and FunctionCall of the app answered by a
 //! ReadyForQuery whose status is `I`, nothing half-sent either way. A session past its maximum
-//! age (or during shutdown) is closed only then, never mid-transaction.
+//! age (or during shutdown) is closed only then, never mid-transaction: at once when a
+//! transaction has just ended (`T`/`E` → `I`: the app is done with the connection, e.g. the
+//! pool's rollback on check-in), otherwise (an autocommit statement, `I` → `I`) only after
+//! [`QUIET`] without a byte either way. That second rule is for a pool's checkout ping:
+//! SQLAlchemy's `pool_pre_ping` runs `SELECT 1` in autocommit, leaving the session idle for the
+//! instant before the request's `BEGIN`; a close there would fail the request, while a close
+//! that meets the app's next ping makes the pool reconnect.
 
 use std::sync::Mutex;
 
@@ -15,6 +21,10 @@ use super::wire::{self, Framer};
 
 /// Size of each direction's buffer.
 const BUF: usize = 16 * 1024;
+
+/// How long a session idle after an autocommit statement must also have been silent (no byte
+/// either way) before the proxy closes it.
+pub(crate) const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Why the proxy closed a session itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +85,7 @@ struct State {
     db: Framer,
     writing: u32,
     closing: bool,
+    last_byte: Instant,
 }
 
 impl State {
@@ -119,6 +130,7 @@ where
             db: Framer::new(wire::READY),
             writing: 0,
             closing: false,
+            last_byte: Instant::now(),
         }),
         changed: Notify::new(),
     };
@@ -165,6 +177,7 @@ where
                 .feed(&buf[..n])
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             st.writing += 1;
+            st.last_byte = Instant::now();
         }
         to.write_all(&buf[..n]).await?;
         to.flush().await?;
@@ -192,14 +205,25 @@ async fn close_when_idle(shared: &Shared, mut ends: Ends) -> Closed {
         } => Closed::Shutdown,
     };
     loop {
-        {
+        let quiet_left = {
             let mut st = shared.lock();
-            if st.idle() {
+            let silent = st.last_byte.elapsed();
+            let ended_transaction = matches!(st.db.ready_before, Some(b'T' | b'E'));
+            if st.idle() && (ended_transaction || silent >= QUIET) {
                 st.closing = true;
                 return reason;
             }
+            st.idle().then(|| QUIET - silent)
+        };
+        match quiet_left {
+            Some(wait) => {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shared.changed.notified() => {}
+                }
+            }
+            None => shared.changed.notified().await,
         }
-        shared.changed.notified().await;
     }
 }
 
@@ -303,6 +327,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(end, End::Closed(Closed::MaxAge)), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn a_query_right_after_a_ping_is_not_cut_by_a_passed_deadline() {
+        let (mut app, mut db, task) = start(Duration::from_millis(50));
+        db.write_all(&READY_IDLE).await.unwrap();
+        read_n(&mut app, 6).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The pool's checkout ping in autocommit: answered idle, past the deadline.
+        let ping = query("SELECT 1");
+        app.write_all(&ping).await.unwrap();
+        assert_eq!(read_n(&mut db, ping.len()).await, ping);
+        db.write_all(&READY_IDLE).await.unwrap();
+        read_n(&mut app, 6).await;
+        // The request's BEGIN a moment later must reach the database, not a Terminate.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let begin = query("BEGIN");
+        app.write_all(&begin).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), read_n(&mut db, begin.len())).await;
+        assert_eq!(
+            got.ok(),
+            Some(begin),
+            "the session was closed between the ping and the request"
+        );
+        assert!(!task.is_finished());
     }
 
     #[tokio::test]

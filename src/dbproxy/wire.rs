@@ -203,6 +203,8 @@ pub(crate) struct Framer {
     pub count: u64,
     /// The status byte of the last ReadyForQuery (`I` idle, `T` in a transaction, `E` failed one).
     pub ready_status: Option<u8>,
+    /// The status of the ReadyForQuery before it.
+    pub ready_before: Option<u8>,
 }
 
 /// The messages after each of which the server sends one ReadyForQuery: Query, Sync,
@@ -222,6 +224,7 @@ impl Framer {
             kind: 0,
             count: 0,
             ready_status: None,
+            ready_before: None,
         }
     }
 
@@ -236,7 +239,7 @@ impl Framer {
             if self.left > 0 {
                 let n = self.left.min(buf.len());
                 if self.kind == b'Z' && self.left == 1 {
-                    self.ready_status = Some(buf[0]);
+                    self.ready_before = self.ready_status.replace(buf[0]);
                 }
                 self.left -= n;
                 buf = &buf[n..];
