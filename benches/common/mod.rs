@@ -160,13 +160,13 @@ pub fn write_results(name: &str, text: &str) {
     std::fs::write(&path, text).unwrap();
 }
 
-/// Starts an in-process `tlsward serve` on ephemeral loopback ports with `flags` (the rest of
-/// the command line, as a user would give it).
-pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
+/// The command line of `tlsward SUBCOMMAND` on ephemeral loopback ports, without a drain
+/// delay, with `flags` (the rest, as a user would give it).
+fn command_line(subcommand: &str, flags: &[&str]) -> tlsward::cli::Command {
     use clap::Parser;
     let mut argv = vec![
         "tlsward",
-        "serve",
+        subcommand,
         "--listen",
         "127.0.0.1:0",
         "--admin-listen",
@@ -175,7 +175,12 @@ pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
         "0s",
     ];
     argv.extend_from_slice(flags);
-    let tlsward::cli::Command::Serve(args) = tlsward::cli::Cli::parse_from(argv).command else {
+    tlsward::cli::Cli::parse_from(argv).command
+}
+
+/// Starts an in-process `tlsward serve` with `flags`.
+pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
+    let tlsward::cli::Command::Serve(args) = command_line("serve", flags) else {
         unreachable!("argv starts with serve")
     };
     let (config, snapshot) = tlsward::config::Config::load(&args).expect("bench config");
@@ -184,21 +189,9 @@ pub async fn serve(flags: &[&str]) -> tlsward::server::Running {
         .expect("bench server starts")
 }
 
-/// Starts an in-process `tlsward proxy` on ephemeral loopback ports with `flags`.
+/// Starts an in-process `tlsward proxy` with `flags`.
 pub async fn proxy(flags: &[&str]) -> tlsward::server::Running {
-    use clap::Parser;
-    let mut argv = vec![
-        "tlsward",
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--drain-delay",
-        "0s",
-    ];
-    argv.extend_from_slice(flags);
-    let tlsward::cli::Command::Proxy(args) = tlsward::cli::Cli::parse_from(argv).command else {
+    let tlsward::cli::Command::Proxy(args) = command_line("proxy", flags) else {
         unreachable!("argv starts with proxy")
     };
     let (config, snapshot) = tlsward::config::Config::load_proxy(&args).expect("bench config");

@@ -215,22 +215,24 @@ struct Listeners {
 enum TlsApp {
     /// The users API.
     Api(axum::Router),
-    /// The proxy to the app (a router per connection, which knows the peer).
+    /// The proxy to the app (a service per connection, which knows the peer and its
+    /// verified client certificate).
     Proxy(Arc<crate::proxy::Forwarder>),
 }
 
+/// A TLS connection after its handshake.
+type Tls = tokio_rustls::server::TlsStream<hello::FirstBytes<TcpStream>>;
+
 impl TlsApp {
-    /// Serves one connection from `peer` after its handshake (`client_cert`: the verified
-    /// leaf, DER): the API's router, or the proxy's service for this connection.
-    async fn serve<I>(&self, conn: Conn, tls: I, peer: std::net::IpAddr, client_cert: Option<&[u8]>)
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
+    /// Serves one connection from `peer` after its handshake: the API's router, or the
+    /// proxy's service for this connection (which reads the verified client certificate once).
+    async fn serve(&self, conn: Conn, tls: Tls, peer: std::net::IpAddr) {
         match self {
             Self::Api(r) => conn.serve_http(tls, r.clone()).await,
             Self::Proxy(f) => {
-                let service = crate::proxy::service(f.clone(), crate::proxy::Connection::new(peer, client_cert));
-                conn.serve_http(tls, service).await;
+                let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let connection = crate::proxy::Connection::new(peer, leaf.map(|c| c.as_ref()));
+                conn.serve_http(tls, crate::proxy::service(f.clone(), connection)).await;
             }
         }
     }
@@ -404,9 +406,5 @@ async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: Tls
             suite: suite.to_string(),
         })
         .inc();
-    let client_cert = session
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.as_ref().to_vec());
-    app.serve(conn, tls, peer, client_cert.as_deref()).await;
+    app.serve(conn, tls, peer).await;
 }

@@ -667,52 +667,33 @@ pub struct Child {
 /// ready.
 pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
     let pg = postgres();
-    let (port, admin_port) = (free_port(), free_port());
-    let mut process = tokio::process::Command::new(bin())
-        .arg("serve")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .args(["--tls-dir", pg.server_dir.to_str().unwrap()])
-        .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
-        .args(["--db-url", db_url, "--kube-events", "off"])
-        .args(if extra.contains(&"--drain-delay") {
-            &[][..]
-        } else {
-            &["--drain-delay", "0s"][..]
-        })
-        .args(extra)
-        .env("TLSWARD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = collect_log(process.stderr.take().unwrap());
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let ready = format!("{admin}/readyz");
+    let mut args: Vec<std::ffi::OsString> = vec!["--tls-dir".into(), pg.server_dir.clone().into()];
+    args.extend(["--token-key-dir".into(), pg.token_dir.clone().into()]);
+    args.extend(["--db-url", db_url].map(Into::into));
+    if !extra.contains(&"--drain-delay") {
+        args.extend(["--drain-delay", "0s"].map(Into::into));
+    }
+    args.extend(extra.iter().map(Into::into));
+    let child = spawn_child("serve", &args);
+    let ready = format!("{}/readyz", child.admin);
     assert_eventually!(
         reqwest::get(&ready).await.map(|r| r.status() == 200).unwrap_or(false),
         Duration::from_secs(20),
         "child never became ready: {}",
-        log.lock().unwrap()
+        child.log.lock().unwrap()
     );
-    Child {
-        process,
-        log,
-        port,
-        admin,
-    }
+    child
 }
 
-/// Starts `tlsward proxy` with the database proxy on, on ephemeral loopback ports chosen here,
-/// with `args` (the upstream, --tls-dir, --db-url, --db-proxy-listen, …), and waits until the
-/// database proxy listens; its log is collected line by line.
-pub async fn spawn_db_proxy(args: &[std::ffi::OsString]) -> Child {
+/// `tlsward SUBCOMMAND` in a child process on ephemeral loopback ports chosen here, without
+/// Kubernetes Events, with `args`; its log is collected line by line.
+fn spawn_child(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
     let (port, admin_port) = (free_port(), free_port());
     let mut process = tokio::process::Command::new(bin())
-        .arg("proxy")
+        .arg(subcommand)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .args(["--kube-events", "off", "--drain-delay", "0s"])
+        .args(["--kube-events", "off"])
         .args(args)
         .env("TLSWARD_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -720,18 +701,28 @@ pub async fn spawn_db_proxy(args: &[std::ffi::OsString]) -> Child {
         .spawn()
         .unwrap();
     let log = collect_log(process.stderr.take().unwrap());
-    assert_eventually!(
-        log.lock().unwrap().contains("database proxy listening"),
-        Duration::from_secs(20),
-        "the database proxy never listened: {}",
-        log.lock().unwrap()
-    );
     Child {
         process,
         log,
         port,
         admin: format!("http://127.0.0.1:{admin_port}"),
     }
+}
+
+/// Starts `tlsward proxy` with the database proxy on (see [`spawn_child`]), with `args` (the
+/// upstream, --tls-dir, --db-url, --db-proxy-listen, …), and waits until the database proxy
+/// listens.
+pub async fn spawn_db_proxy(args: &[std::ffi::OsString]) -> Child {
+    let mut all: Vec<std::ffi::OsString> = ["--drain-delay", "0s"].map(Into::into).into();
+    all.extend_from_slice(args);
+    let child = spawn_child("proxy", &all);
+    assert_eventually!(
+        child.log.lock().unwrap().contains("database proxy listening"),
+        Duration::from_secs(20),
+        "the database proxy never listened: {}",
+        child.log.lock().unwrap()
+    );
+    child
 }
 
 /// Every request's start (seconds after a common instant) and its status or error.
