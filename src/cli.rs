@@ -35,6 +35,10 @@ pub enum Command {
     /// Put the TLS edge of `serve` (policy, hot reload, limits, drain, metrics, Events) in
     /// front of an existing app: every request is forwarded to --upstream.
     Proxy(ProxyArgs),
+    /// The database hop alone: a PostgreSQL-wire socket for the app, each connection opened to
+    /// --db-url with verify-full TLS and the current client certificate (as `proxy
+    /// --db-proxy-listen` does, in a container of its own).
+    DbProxy(DbProxyArgs),
     /// Scan a TLS endpoint: protocols, suites, certificate, HSTS, and the findings (exit 0: none
     /// at or above --fail-on, 1: findings, 2: could not scan).
     Scan(crate::scan::command::ScanArgs),
@@ -105,8 +109,16 @@ pub struct ProxyArgs {
     /// appended to; from anyone else they are replaced.
     #[arg(long, env = "TLSWARD_TRUST_FORWARDED_FROM", value_delimiter = ',')]
     pub trust_forwarded_from: Vec<String>,
-    /// Also proxy the app's database connections: `unix:/DIR` (socket DIR/.s.PGSQL.26257, for
-    /// `host=/DIR port=26257`) or `127.0.0.1:PORT`; each is opened to --db-url with TLS
+    /// The database proxy (off unless --db-proxy-listen is given).
+    #[command(flatten)]
+    pub db_proxy: DbProxyFlags,
+}
+
+/// The database proxy's own flags (`proxy --db-proxy-listen`, `db-proxy`).
+#[derive(Debug, Args, Clone)]
+pub struct DbProxyFlags {
+    /// Where the app's database connections arrive: `unix:/DIR` (socket DIR/.s.PGSQL.26257,
+    /// for `host=/DIR port=26257`) or `127.0.0.1:PORT`; each is opened to --db-url with TLS
     /// (verify-full) and the current client certificate.
     #[arg(long, env = "TLSWARD_DB_PROXY_LISTEN")]
     pub db_proxy_listen: Option<String>,
@@ -117,6 +129,29 @@ pub struct ProxyArgs {
     /// transactions, never inside one (0s: never), so that new certificates reach every session.
     #[arg(long, env = "TLSWARD_DB_MAX_SESSION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
     pub db_max_session_age: std::time::Duration,
+}
+
+/// Arguments of `db-proxy`: the database hop alone, in its own container.
+#[derive(Debug, Args, Clone)]
+pub struct DbProxyArgs {
+    /// Admin listener (plain HTTP: /livez, /readyz, /metrics, /reload-status).
+    #[arg(long, env = "TLSWARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// The proxy.
+    #[command(flatten)]
+    pub proxy: DbProxyFlags,
+    /// The database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// When the database material is re-read.
+    #[command(flatten)]
+    pub reload: ReloadArgs,
+    /// Kubernetes Events and Secret watch.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The drain on shutdown.
+    #[command(flatten)]
+    pub stop: StopArgs,
 }
 
 /// Arguments of `serve` and `check-config`.
@@ -147,30 +182,15 @@ pub struct ServeArgs {
     /// or comma-separated in the environment).
     #[arg(long = "expect-san", env = "TLSWARD_EXPECT_SAN", value_delimiter = ',')]
     pub expect_sans: Vec<String>,
-    /// Also re-read every source at this interval (for filesystems without inotify); off by
-    /// default: file events and SIGHUP trigger reloads.
-    #[arg(long, env = "TLSWARD_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
-    pub reload_interval: Option<std::time::Duration>,
-    /// Watch the source directories for changes (inotify); `false` for filesystems where
-    /// events do not arrive (then use SIGHUP or --reload-interval).
-    #[arg(long, env = "TLSWARD_FILE_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
-    pub file_watch: bool,
-    /// Warn (log + `tlsward_cert_expiring_soon`) when a certificate expires within this time.
-    #[arg(long, env = "TLSWARD_EXPIRY_WARNING", default_value = "7d", value_parser = humantime::parse_duration)]
-    pub expiry_warning: std::time::Duration,
-    /// Database URL, CockroachDB form:
-    /// postgresql://app@host:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…
-    #[arg(long, env = "TLSWARD_DB_URL", hide_env_values = true)]
-    pub db_url: Option<String>,
-    /// Allow sslmode weaker than verify-full (logs a warning at every start).
-    #[arg(long, env = "TLSWARD_DB_ALLOW_INSECURE")]
-    pub db_allow_insecure: bool,
+    /// When the sources are re-read.
+    #[command(flatten)]
+    pub reload: ReloadArgs,
+    /// The database.
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Largest number of DB connections.
     #[arg(long, env = "TLSWARD_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
-    /// Time limit to open a DB connection (TCP + TLS + login).
-    #[arg(long, env = "TLSWARD_DB_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
-    pub db_connect_timeout: std::time::Duration,
     /// Server-side statement timeout (0s = none).
     #[arg(long, env = "TLSWARD_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: std::time::Duration,
@@ -222,6 +242,52 @@ pub struct ServeArgs {
     /// open-files limit (nofile) is lower: that limit minus 256 for everything else.
     #[arg(long, env = "TLSWARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Kubernetes Events and Secret watch.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Connections older than this (±10 %) are closed after their current request, so that
+    /// clients move to the current certificate, policy and replicas (0s: never).
+    #[arg(long, env = "TLSWARD_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: std::time::Duration,
+    /// The drain on shutdown.
+    #[command(flatten)]
+    pub stop: StopArgs,
+}
+
+/// The database a command opens: serve's pool, the database proxies.
+#[derive(Debug, Args, Clone)]
+pub struct DbArgs {
+    /// Database URL, CockroachDB form:
+    /// postgresql://app@host:26257/app?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…
+    #[arg(long, env = "TLSWARD_DB_URL", hide_env_values = true)]
+    pub db_url: Option<String>,
+    /// Allow sslmode weaker than verify-full (logs a warning at every start).
+    #[arg(long, env = "TLSWARD_DB_ALLOW_INSECURE")]
+    pub db_allow_insecure: bool,
+    /// Time limit to open a DB connection (TCP + TLS + login).
+    #[arg(long, env = "TLSWARD_DB_CONNECT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub db_connect_timeout: std::time::Duration,
+}
+
+/// When the sources (certificates, keys, policy) are re-read.
+#[derive(Debug, Args, Clone)]
+pub struct ReloadArgs {
+    /// Also re-read every source at this interval (for filesystems without inotify); off by
+    /// default: file events and SIGHUP trigger reloads.
+    #[arg(long, env = "TLSWARD_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
+    pub reload_interval: Option<std::time::Duration>,
+    /// Watch the source directories for changes (inotify); `false` for filesystems where
+    /// events do not arrive (then use SIGHUP or --reload-interval).
+    #[arg(long, env = "TLSWARD_FILE_WATCH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub file_watch: bool,
+    /// Warn (log + `tlsward_cert_expiring_soon`) when a certificate expires within this time.
+    #[arg(long, env = "TLSWARD_EXPIRY_WARNING", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub expiry_warning: std::time::Duration,
+}
+
+/// Kubernetes Events on this Pod and the Secret watch.
+#[derive(Debug, Args, Clone)]
+pub struct KubeArgs {
     /// Kubernetes Events on this Pod for every reload and DB pool outcome: `auto` (on when
     /// POD_NAME and POD_NAMESPACE are set and a client configuration is found), `on`, `off`.
     #[arg(long, env = "TLSWARD_KUBE_EVENTS", value_enum, default_value = "auto")]
@@ -244,14 +310,15 @@ pub struct ServeArgs {
     /// This Pod's UID (downward API), so that Events point at this very Pod.
     #[arg(long, env = "POD_UID")]
     pub pod_uid: Option<String>,
+}
+
+/// How a command stops after SIGTERM/SIGINT.
+#[derive(Debug, Args, Clone)]
+pub struct StopArgs {
     /// After SIGTERM/SIGINT, how long both listeners keep accepting and serving while
     /// /readyz answers 503, before they stop accepting (0s: stop at once).
     #[arg(long, env = "TLSWARD_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub drain_delay: std::time::Duration,
-    /// Connections older than this (±10 %) are closed after their current request, so that
-    /// clients move to the current certificate, policy and replicas (0s: never).
-    #[arg(long, env = "TLSWARD_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
-    pub max_connection_age: std::time::Duration,
     /// Then how long in-flight requests have to finish.
     #[arg(long, env = "TLSWARD_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: std::time::Duration,

@@ -42,6 +42,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => Ok(tlsward::server::command::check_config(&args)),
         Command::Serve(args) => tlsward::server::command::serve(&args),
         Command::Proxy(args) => tlsward::server::command::proxy(&args),
+        Command::DbProxy(args) => tlsward::server::command::db_proxy(&args),
         Command::Scan(a) => tlsward::scan::command::run(&a),
         Command::Certs {
             command: CertsCommand::Dev(a),

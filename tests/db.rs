@@ -216,7 +216,7 @@ async fn database_outage_answers_503_fast_and_recovers_by_itself() {
     let mut proxy = Proxy::new(pg.port);
     let db = pg.create_db();
     let mut args = serve_args(&["--db-connect-timeout", "1s", "--db-checkout-timeout", "1s"]);
-    args.db_url = Some(pg.dsn_at(&db, &pg.client_dir, proxy.port));
+    args.db.db_url = Some(pg.dsn_at(&db, &pg.client_dir, proxy.port));
     let s = start_unready(args).await;
     let ready = |admin: String| async move {
         reqwest::get(format!("{admin}/readyz"))
@@ -281,7 +281,7 @@ async fn a_frozen_database_answers_503_within_the_query_deadline_and_recovers_af
         "--db-connect-timeout",
         "1s",
     ]);
-    args.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
+    args.db.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
     let s = support::start(args).await;
     assert_eq!(status_of(&s, "/users/1").await.0, 404);
 

@@ -1,8 +1,10 @@
-//! `tlsward proxy --db-proxy-listen`, the binary, between clients and the test PostgreSQL
-//! (TLS only, client-certificate auth): tokio-postgres through the unix socket and psql (an
-//! independent client, libpq) through loopback TCP; the proxy's certificate on the database
-//! side, its rotation and a bad file, the CN check, CancelRequest, the maximum session age
-//! (never inside a transaction) and an unreachable database reported as a PostgreSQL error.
+//! `tlsward db-proxy`, the binary, between clients and the test PostgreSQL (TLS only,
+//! client-certificate auth): tokio-postgres through the unix socket and psql (an independent
+//! client, libpq) through loopback TCP; the proxy's certificate on the database side, its
+//! rotation and a bad file, the CN check, CancelRequest, the maximum session age (never inside
+//! a transaction), an unreachable database reported as a PostgreSQL error, the shutdown, and
+//! the refused flags. The same proxy inside `tlsward proxy --db-proxy-listen` is driven by the
+//! real app in tests/sidecar.rs.
 
 mod support;
 
@@ -13,7 +15,7 @@ use support::{free_port, postgres};
 use tlsward::pki::{Issued, LeafSpec};
 use tokio_postgres::NoTls;
 
-/// `tlsward proxy` with the database proxy on; killed on drop.
+/// `tlsward db-proxy`; killed on drop.
 struct DbProxy {
     child: support::Child,
     /// The socket directory (`host=` for libpq), when on a unix socket.
@@ -71,12 +73,9 @@ fn issue(cn: &str) -> Issued {
 }
 
 async fn spawn_proxy(dsn: &str, extra: &[&str]) -> support::Child {
-    let mut args: Vec<std::ffi::OsString> = ["--upstream", "http://127.0.0.1:9", "--db-url", dsn, "--tls-dir"]
-        .map(Into::into)
-        .into();
-    args.push(postgres().server_dir.clone().into());
+    let mut args: Vec<std::ffi::OsString> = ["--db-url", dsn].map(Into::into).into();
     args.extend(extra.iter().map(Into::into));
-    support::spawn_db_proxy(&args).await
+    support::spawn_db_proxy("db-proxy", &args).await
 }
 
 impl DbProxy {
@@ -268,6 +267,88 @@ async fn an_unreachable_database_is_a_postgres_error_to_the_app() {
     let db = err.as_db_error().expect("a PostgreSQL ErrorResponse");
     assert_eq!(db.code().code(), "08001");
     assert!(db.message().contains("cannot reach the database"), "{db:?}");
+}
+
+#[tokio::test]
+async fn the_admin_listener_says_ready_and_counts_the_open_session() {
+    let p = start(None, &[]).await;
+    let ready = reqwest::get(format!("{}/readyz", p.child.admin)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let (client, _conn) = p.connect().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", p.child.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tlsward_db_proxy_sessions_active 1\n"), "{metrics}");
+    let status = reqwest::get(format!("{}/reload-status", p.child.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(status.contains("db_client"), "{status}");
+    assert!(
+        !status.contains("\"server\""),
+        "db-proxy has no server certificate: {status}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_an_idle_session_with_57p01_and_exits_0() {
+    let mut p = start(None, &[]).await;
+    let (client, conn) = p.connect().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    support::sigterm(p.child.process.id().unwrap());
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the idle session outlived the shutdown")
+        .unwrap();
+    assert!(format!("{:?}", ended.unwrap_err()).contains("57P01"));
+    let exit = tokio::time::timeout(Duration::from_secs(10), p.child.process.wait())
+        .await
+        .expect("db-proxy did not exit after SIGTERM")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", p.log());
+}
+
+/// `tlsward db-proxy ARGS`: its exit code 64 and what it wrote to stderr.
+fn refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(support::bin())
+        .arg("db-proxy")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn db_proxy_lists_every_missing_or_unsafe_flag_at_once() {
+    let err = refused(&[]);
+    assert!(err.contains("--db-url (TLSWARD_DB_URL) is not set"), "{err}");
+    assert!(
+        err.contains("--db-proxy-listen (TLSWARD_DB_PROXY_LISTEN) is not set"),
+        "{err}"
+    );
+    let dsn = postgres().dsn("app", Path::new("/nonexistent"));
+    let err = refused(&["--db-url", &dsn, "--db-proxy-listen", "0.0.0.0:26257"]);
+    assert!(err.contains("pass --db-proxy-allow-remote"), "{err}");
+    assert!(err.contains("/nonexistent/tls.crt"), "{err}");
+    let plain = "postgresql://app@127.0.0.1:26257/app?sslmode=disable";
+    let err = refused(&[
+        "--db-url",
+        plain,
+        "--db-allow-insecure",
+        "--db-proxy-listen",
+        "unix:/tmp",
+    ]);
+    assert!(
+        err.contains("sslmode=disable: the database proxy exists to encrypt"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

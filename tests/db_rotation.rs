@@ -33,7 +33,7 @@ fn dsn(port: u16, db: &str, dir: &Path) -> String {
 /// A server whose DB material is the kubelet-style directory `dir`.
 async fn server(port: u16, db: &str, dir: &Path, extra: &[&str]) -> TestServer {
     let mut args = serve_args(extra);
-    args.db_url = Some(dsn(port, db, dir));
+    args.db.db_url = Some(dsn(port, db, dir));
     start(args).await
 }
 
@@ -250,7 +250,7 @@ async fn database_restart_under_load_fails_fast_and_recovers() {
         "--db-health-interval",
         "200ms",
     ]);
-    args.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
+    args.db.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
     let s = start(args).await;
     let load = Load::start(&s, "/users/1", 3);
     tokio::time::sleep(Duration::from_millis(300)).await;

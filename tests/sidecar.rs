@@ -105,7 +105,7 @@ async fn spawn_proxy(tls_dir: &Path, db_dir: &Path, run: &Path, db: &str, extra:
     ];
     args.extend(["--upstream-health-path", "/healthz", "--upstream-unready-after", "1s"].map(Into::into));
     args.extend(extra.iter().map(Into::into));
-    support::spawn_db_proxy(&args).await
+    support::spawn_db_proxy("proxy", &args).await
 }
 
 /// The example's schema, through the database socket as the app connects (no TLS, no certificate).

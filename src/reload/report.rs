@@ -126,7 +126,9 @@ fn describe_in_metrics(m: &Metrics, snapshot: &Snapshot) {
             m.set_not_after(mat.as_str(), first.not_after);
         }
     }
-    m.set_serial("server", &snapshot.leaf().serial);
+    if let Some(leaf) = snapshot.leaf() {
+        m.set_serial("server", &leaf.serial);
+    }
     if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
         m.set_serial("client_ca", &ca.serial);
     }
@@ -173,7 +175,7 @@ fn log_applied(snapshot: &Snapshot, previous: &Snapshot, changed: &[Material]) {
     for &mat in changed {
         match mat {
             Material::Server => {
-                let leaf = snapshot.leaf();
+                let Some(leaf) = snapshot.leaf() else { continue };
                 tracing::info!(generation = snapshot.generation, serial = %leaf.serial, not_after = %leaf.not_after_rfc3339(), "server certificate rotated");
             }
             other => tracing::info!(

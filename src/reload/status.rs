@@ -101,7 +101,7 @@ impl ReloadStatus {
             e.last_applied = Some(now);
             let db = snapshot.db_tls.as_deref();
             let cert = match m {
-                Material::Server => Some(snapshot.leaf()),
+                Material::Server => snapshot.leaf(),
                 Material::ClientCa => snapshot.client_cas.as_ref().and_then(|c| c.first()),
                 Material::DbCa => db.and_then(|t| t.cas.first()),
                 Material::DbClient => db.and_then(|t| t.client.as_ref()).map(|c| &c.info),

@@ -1,4 +1,4 @@
-//! `tlsward serve`, `tlsward proxy` and `tlsward check-config`: the checked configuration (plus the Kubernetes
+//! `tlsward serve`, `tlsward proxy`, `tlsward db-proxy` and `tlsward check-config`: the checked configuration (plus the Kubernetes
 //! client configuration when a feature forces it), then either its description or a running
 //! server until SIGTERM or SIGINT.
 
@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{ProxyArgs, ServeArgs};
-use crate::config::{Config, ConfigErrors, EXIT_CONFIG};
+use crate::cli::{DbProxyArgs, ProxyArgs, ServeArgs};
+use crate::config::{Config, ConfigErrors, DbProxyConfig, EXIT_CONFIG};
 use crate::snapshot::Snapshot;
 
 /// [`Config::load`], plus what needs the environment: the Kubernetes client configuration
@@ -19,8 +19,13 @@ fn load(args: &ServeArgs) -> Result<Loaded, ConfigErrors> {
 }
 
 fn with_kube((config, snapshot): (Config, Snapshot)) -> Result<Loaded, ConfigErrors> {
-    let kube = crate::k8s::required_client_config(&config.kube).map_err(|p| ConfigErrors(vec![p]))?;
+    let kube = kube_config(&config.kube)?;
     Ok((config, snapshot, kube))
+}
+
+/// The Kubernetes client configuration, when a kube feature is forced on.
+fn kube_config(kube: &crate::k8s::KubeSettings) -> Result<Option<kube::Config>, ConfigErrors> {
+    crate::k8s::required_client_config(kube).map_err(|p| ConfigErrors(vec![p]))
 }
 
 fn config_failed(e: &ConfigErrors) -> ExitCode {
@@ -59,12 +64,38 @@ fn run_loaded(loaded: Result<Loaded, ConfigErrors>) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_until_signal(config: Config, snapshot: Snapshot, kube: Option<kube::Config>) -> anyhow::Result<()> {
-    let client = kube
-        .map(kube::Client::try_from)
+/// Runs `db-proxy` until SIGTERM or SIGINT, then drains.
+pub fn db_proxy(args: &DbProxyArgs) -> anyhow::Result<ExitCode> {
+    let loaded = DbProxyConfig::load(args).and_then(|(config, snapshot)| {
+        let kube = kube_config(&config.kube)?;
+        Ok((config, snapshot, kube))
+    });
+    let (config, snapshot, kube) = match loaded {
+        Ok(x) => x,
+        Err(e) => return Ok(config_failed(&e)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let running = super::db_proxy::start(config, snapshot, client(kube)?)
+            .await
+            .context("start-up failed")?;
+        shutdown_signal().await?;
+        tracing::info!("shutting down: closing database sessions between transactions");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client(kube: Option<kube::Config>) -> anyhow::Result<Option<kube::Client>> {
+    kube.map(kube::Client::try_from)
         .transpose()
-        .context("Kubernetes client")?;
-    let running = super::start_with(config, snapshot, client)
+        .context("Kubernetes client")
+}
+
+async fn serve_until_signal(config: Config, snapshot: Snapshot, kube: Option<kube::Config>) -> anyhow::Result<()> {
+    let running = super::start_with(config, snapshot, client(kube)?)
         .await
         .context("start-up failed")?;
     shutdown_signal().await?;

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub mod command;
+pub mod db_proxy;
 pub(crate) mod hello;
 pub(crate) mod readiness;
 
@@ -38,10 +39,7 @@ pub struct Running {
     snapshots: Snapshots,
     db: Db,
     files: crate::files::Files,
-    readiness: Readiness,
-    drain_delay: Duration,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    stopper: Stopper,
     reload: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
@@ -72,6 +70,23 @@ impl Running {
     /// accepting, open connections are asked to close (`Connection: close` on HTTP/1.1,
     /// GOAWAY on h2) and in-flight requests get up to `--shutdown-grace` to finish.
     pub async fn shutdown(self) {
+        self.stopper.stop().await;
+    }
+}
+
+/// How a running server stops: its readiness, drain delay, the stop signal of its tasks and
+/// the tasks it then waits for.
+struct Stopper {
+    readiness: Readiness,
+    drain_delay: Duration,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Stopper {
+    /// Unready at once; serving on for the drain delay; then every task told to stop and
+    /// waited for.
+    async fn stop(self) {
         self.readiness.start_draining();
         let delay = self.drain_delay;
         if !delay.is_zero() {
@@ -128,17 +143,8 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             (TlsApp::Proxy(f), readiness)
         }
     };
-    // Listen for notices before the first outcome (the start-up expiry check) happens.
-    let (notices, notices_rx) = notices_for(&config, &metrics);
-    let files = crate::files::Files::disk();
-    let status = crate::reload::Status::default();
-    let reporters = crate::reload::report::Reporters::new(vec![
-        Arc::new(status.clone()),
-        metrics.clone(),
-        Arc::new(crate::reload::report::Log),
-        Arc::new(notices.clone()),
-    ]);
-    let reloader = crate::reload::task::Reloader::new(config.reload.clone(), files.clone(), store, reporters);
+    let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
+    let (status, notices, files) = (control.status.clone(), control.notices.clone(), control.files.clone());
     let (tx, rx) = watch::channel(false);
     let apps = Apps {
         tls: tls_app,
@@ -166,16 +172,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         let proxy = crate::dbproxy::DbProxy::new(settings.clone(), snapshots.clone(), metrics.clone());
         tasks.push(proxy.spawn(listener, rx.clone()));
     }
-    let reload = reloader.spawn(rx.clone());
-    let kube_handles = crate::k8s::Handles {
-        metrics: metrics.clone(),
-        notices: notices_rx,
-        files: files.clone(),
-        reload: reload.clone(),
-    };
-    crate::k8s::start(config.kube.clone(), kube_handles, rx.clone(), kube)
-        .await
-        .map_err(std::io::Error::other)?;
+    let reload = control.start(&config.kube, &metrics, &rx, kube).await?;
     let outputs = db::manager::Outputs {
         publisher: db_publisher,
         metrics,
@@ -195,12 +192,75 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         snapshots,
         db,
         files,
-        readiness,
-        drain_delay: config.edge.drain_delay,
-        shutdown: tx,
-        tasks,
+        stopper: Stopper {
+            readiness,
+            drain_delay: config.edge.drain_delay,
+            shutdown: tx,
+            tasks,
+        },
         reload,
     })
+}
+
+/// The reload task before it starts, and what hears its outcomes: `/reload-status`, the
+/// metrics, the log and the notices (Kubernetes Events when they are on).
+struct Control {
+    reloader: crate::reload::task::Reloader,
+    status: crate::reload::Status,
+    notices: Notices,
+    heard: Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>,
+    files: crate::files::Files,
+}
+
+impl Control {
+    /// The reload task of `store`'s snapshot; the notices are listened for before the first
+    /// outcome (the start-up expiry check) happens.
+    fn new(
+        settings: crate::reload::Settings,
+        kube: &crate::k8s::KubeSettings,
+        store: SnapshotStore,
+        metrics: &Arc<Metrics>,
+    ) -> Self {
+        let (notices, heard) = notices_for(kube, metrics);
+        let files = crate::files::Files::disk();
+        let status = crate::reload::Status::default();
+        let reporters = crate::reload::report::Reporters::new(vec![
+            Arc::new(status.clone()),
+            metrics.clone(),
+            Arc::new(crate::reload::report::Log),
+            Arc::new(notices.clone()),
+        ]);
+        let reloader = crate::reload::task::Reloader::new(settings, files.clone(), store, reporters);
+        Self {
+            reloader,
+            status,
+            notices,
+            heard,
+            files,
+        }
+    }
+
+    /// Starts the reload task and the Kubernetes side (the Event publisher, the Secret
+    /// watch); returns the sender that asks for a reload.
+    async fn start(
+        self,
+        kube: &crate::k8s::KubeSettings,
+        metrics: &Arc<Metrics>,
+        stop: &watch::Receiver<bool>,
+        client: Option<kube::Client>,
+    ) -> std::io::Result<tokio::sync::mpsc::UnboundedSender<()>> {
+        let reload = self.reloader.spawn(stop.clone());
+        let handles = crate::k8s::Handles {
+            metrics: metrics.clone(),
+            notices: self.heard,
+            files: self.files,
+            reload: reload.clone(),
+        };
+        crate::k8s::start(kube.clone(), handles, stop.clone(), client)
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(reload)
+    }
 }
 
 /// The bound listeners.
@@ -281,7 +341,7 @@ impl Listeners {
             grace,
             move |tcp, conn| tls_connection(tcp, conn, handshake.clone(), app.clone()),
         ))];
-        let plain = plain_limits(config);
+        let plain = plain_limits(config.edge.header_timeout, config.edge.tls_limits.max_header_bytes);
         let admin_app = admin::router(apps.admin);
         let admin_edge = Edge::new("admin", plain, metrics.clone());
         tasks.push(tokio::spawn(admin_edge.run(
@@ -303,10 +363,10 @@ impl Listeners {
 
 /// Where reload and pool outcomes go: a channel to the Event publisher when Events are on.
 fn notices_for(
-    config: &Config,
+    kube: &crate::k8s::KubeSettings,
     metrics: &Arc<Metrics>,
 ) -> (Notices, Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>) {
-    if config.kube.events_on() {
+    if kube.events_on() {
         let (tx, rx) = Notices::channel(crate::k8s::events::QUEUE, metrics.clone());
         (tx, Some(rx))
     } else {
@@ -316,14 +376,14 @@ fn notices_for(
 
 /// The limits of the plain-HTTP listeners (admin, redirect): few connections (probes and a
 /// scraper), the same header timeout, a short idle timeout.
-fn plain_limits(config: &Config) -> Limits {
+fn plain_limits(header_timeout: Duration, max_header_bytes: usize) -> Limits {
     Limits {
         max_connections: PLAIN_MAX_CONNECTIONS,
-        header_timeout: config.edge.header_timeout,
+        header_timeout,
         idle_timeout: PLAIN_IDLE_TIMEOUT,
         h2_keepalive: Duration::ZERO,
         max_age: Duration::ZERO,
-        max_header_bytes: config.edge.tls_limits.max_header_bytes,
+        max_header_bytes,
     }
 }
 
@@ -374,7 +434,12 @@ struct Handshake {
 async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: TlsApp) {
     let _ = tcp.set_nodelay(true);
     let peer = tcp.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let acceptor = TlsAcceptor::from(hs.snapshots.load().server_config.clone());
+    // Only `db-proxy`'s snapshots have no server configuration, and it has no TLS listener.
+    let Some(config) = hs.snapshots.load().server_config.clone() else {
+        tracing::error!("no server certificate to handshake with");
+        return;
+    };
+    let acceptor = TlsAcceptor::from(config);
     let m = &hs.metrics;
     let accept = acceptor.accept(hello::FirstBytes::new(tcp)).into_fallible();
     let tls = match tokio::time::timeout(hs.timeout, accept).await {

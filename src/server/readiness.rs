@@ -1,6 +1,7 @@
 //! Whether the server is ready for traffic: not draining and, for `serve`, a verified DB pool
 //! and the database not unreachable for longer than `--db-unready-after`; for `proxy`, the
-//! app not unreachable for longer than `--upstream-unready-after`. Shutdown writes the draining flag;
+//! app not unreachable for longer than `--upstream-unready-after`; for `db-proxy`, only not
+//! draining. Shutdown writes the draining flag;
 //! `/readyz` and `tlsward_ready` read it.
 
 use std::sync::Arc;
@@ -36,6 +37,15 @@ impl Readiness {
             draining: Arc::new(AtomicBool::new(false)),
             db: None,
             upstream: Some((health, unready_after)),
+        }
+    }
+
+    /// Ready until it starts draining (`db-proxy`).
+    pub(crate) fn unless_draining() -> Self {
+        Self {
+            draining: Arc::new(AtomicBool::new(false)),
+            db: None,
+            upstream: None,
         }
     }
 

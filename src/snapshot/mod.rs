@@ -30,8 +30,8 @@ use crate::token::TokenKeys;
 /// reported by `Config::load` before a snapshot is read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources {
-    /// `tls.crt` + `tls.key`.
-    pub tls_dir: PathBuf,
+    /// `tls.crt` + `tls.key`; `None` only for `db-proxy`, which serves no TLS itself.
+    pub tls_dir: Option<PathBuf>,
     /// The policy YAML, if any.
     pub policy_file: Option<PathBuf>,
     /// `ca.crt` of client CAs, if any.
@@ -87,7 +87,7 @@ impl Sources {
     /// The sources as [`GivenSources`].
     fn given(&self) -> GivenSources<'_> {
         GivenSources {
-            tls_dir: Some(&self.tls_dir),
+            tls_dir: self.tls_dir.as_deref(),
             token_key_dir: self.token_key_dir.as_deref(),
             policy_file: self.policy_file.as_deref(),
             client_ca_dir: self.client_ca_dir.as_deref(),
@@ -96,21 +96,29 @@ impl Sources {
         }
     }
 
-    /// The required sources, and nothing optional.
+    /// The required sources of a TLS server, and nothing optional.
     pub fn new(tls_dir: PathBuf) -> Self {
         Self {
-            tls_dir,
+            tls_dir: Some(tls_dir),
+            ..Self::database(None)
+        }
+    }
+
+    /// The sources of `db-proxy`: the database material alone.
+    pub fn database(db: Option<Arc<DbTarget>>) -> Self {
+        Self {
+            tls_dir: None,
             token_key_dir: None,
             policy_file: None,
             client_ca_dir: None,
             expect_sans: Vec::new(),
-            db: None,
+            db,
         }
     }
 
     /// The directories to watch: the Secret / ConfigMap mounts.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = vec![self.tls_dir.clone()];
+        let mut dirs: Vec<PathBuf> = self.tls_dir.iter().cloned().collect();
         dirs.extend(self.token_key_dir.clone());
         dirs.extend(self.client_ca_dir.clone());
         dirs.extend(self.policy_file.as_deref().map(parent_dir));
@@ -197,11 +205,11 @@ impl fmt::Display for Problem {
 pub struct Snapshot {
     /// Increments with every published snapshot.
     pub generation: u64,
-    /// The rustls config for new handshakes.
-    pub server_config: Arc<ServerConfig>,
+    /// The rustls config for new handshakes (`None` without a server certificate: `db-proxy`).
+    pub server_config: Option<Arc<ServerConfig>>,
     /// The policy it was built from.
     pub policy: Policy,
-    /// The served chain (leaf first).
+    /// The served chain (leaf first; empty without a server certificate).
     pub server_chain: Vec<CertInfo>,
     /// Client CAs, when client authentication is on.
     pub client_cas: Option<Vec<CertInfo>>,
@@ -213,7 +221,7 @@ pub struct Snapshot {
     /// The database connections' TLS material (`None` with `sslmode=disable`).
     pub db_tls: Option<Arc<DbTls>>,
     /// The server certificate and key as loaded, for the next reload.
-    server: material::ServerMaterial,
+    server: Option<material::ServerMaterial>,
     /// The client CA bundle as loaded, for the next reload.
     client_roots: Option<Arc<material::Roots>>,
     /// TLS sessions, shared with the previous snapshot while the policy and client CAs stay.
@@ -224,7 +232,7 @@ pub struct Snapshot {
 /// `None` not configured.
 struct Parts {
     policy: Result<Policy, ()>,
-    server: Result<material::ServerMaterial, ()>,
+    server: Option<Result<material::ServerMaterial, ()>>,
     client_roots: Option<Result<Arc<material::Roots>, ()>>,
     token_keys: Option<Result<TokenKeys, ()>>,
     db_ca: Option<Result<DbCa, ()>>,
@@ -234,7 +242,7 @@ struct Parts {
 /// The materials a snapshot is built from, each the new value or the previous snapshot's.
 struct Chosen {
     policy: Policy,
-    server: material::ServerMaterial,
+    server: Option<material::ServerMaterial>,
     client_roots: Option<Arc<material::Roots>>,
     token_keys: Option<TokenKeys>,
     db_tls: Option<Arc<DbTls>>,
@@ -290,23 +298,16 @@ impl Snapshot {
         let resumption = last
             .filter(same_rules)
             .map_or_else(Resumption::new, |l| l.resumption.clone());
-        let store = c.client_roots.as_ref().map(|r| r.store.clone());
-        let server_config =
-            tls_server::build(&c.policy, c.server.certified.clone(), store, &resumption).map_err(|e| {
-                let material = match e {
-                    tls_server::ServerConfigError::ClientCa(_) => Material::ClientCa,
-                    _ => Material::Policy,
-                };
-                Problem {
-                    material,
-                    message: e.to_string(),
-                }
-            })?;
+        let server_config = c
+            .server
+            .as_ref()
+            .map(|server| server_config(&c, server, &resumption))
+            .transpose()?;
         Ok(Self {
             generation,
             server_config,
+            server_chain: c.server.as_ref().map(|s| s.chain.clone()).unwrap_or_default(),
             policy: c.policy,
-            server_chain: c.server.chain.clone(),
             client_cas: c.client_roots.as_ref().map(|r| r.infos.clone()),
             token_keys: c.token_keys,
             digests,
@@ -322,9 +323,9 @@ impl Snapshot {
         self.resumption.same(&other.resumption)
     }
 
-    /// The served leaf certificate.
-    pub fn leaf(&self) -> &CertInfo {
-        &self.server_chain[0]
+    /// The served leaf certificate (`None` for `db-proxy`, which serves none).
+    pub fn leaf(&self) -> Option<&CertInfo> {
+        self.server_chain.first()
     }
 
     /// The certificate a material serves (the leaf), or the first CA of a bundle, if any.
@@ -335,7 +336,7 @@ impl Snapshot {
     /// The certificates a material serves: the leaf, or every CA of a bundle.
     pub fn certificates(&self, m: Material) -> &[CertInfo] {
         match m {
-            Material::Server => std::slice::from_ref(self.leaf()),
+            Material::Server => self.leaf().map_or(&[], std::slice::from_ref),
             Material::ClientCa => self.client_cas.as_deref().unwrap_or_default(),
             Material::DbCa => self.db_tls.as_ref().map_or(&[], |t| t.cas.as_slice()),
             Material::DbClient => self
@@ -354,7 +355,10 @@ impl Snapshot {
             out.push_str(&format!("  {line}\n"));
         }
         out.push_str(&format!("  versions: [{}]\n", self.policy.version_names().join(", ")));
-        out.push_str(&format!("server_certificate:  # {}\n", src.tls_dir.display()));
+        match &src.tls_dir {
+            Some(dir) => out.push_str(&format!("server_certificate:  # {}\n", dir.display())),
+            None => out.push_str("server_certificate: none\n"),
+        }
         for c in &self.server_chain {
             out.push_str(&describe_cert(c));
         }
@@ -396,6 +400,26 @@ impl Snapshot {
     }
 }
 
+/// The rustls server configuration of the chosen policy, server pair and client CAs; a
+/// configuration the policy or the client CAs cannot make is a problem of that material.
+fn server_config(
+    c: &Chosen,
+    server: &material::ServerMaterial,
+    resumption: &Resumption,
+) -> Result<Arc<ServerConfig>, Problem> {
+    let store = c.client_roots.as_ref().map(|r| r.store.clone());
+    tls_server::build(&c.policy, server.certified.clone(), store, resumption).map_err(|e| {
+        let material = match e {
+            tls_server::ServerConfigError::ClientCa(_) => Material::ClientCa,
+            _ => Material::Policy,
+        };
+        Problem {
+            material,
+            message: e.to_string(),
+        }
+    })
+}
+
 fn read_parts(src: &GivenSources<'_>, files: &Files, problems: &mut Vec<Problem>) -> Parts {
     let mut fail = |material: Material, message: String| problems.push(Problem { material, message });
     let policy = match src.policy_file {
@@ -407,7 +431,7 @@ fn read_parts(src: &GivenSources<'_>, files: &Files, problems: &mut Vec<Problem>
         None => Ok(Policy::default()),
     };
     let now = crate::util::now_unix();
-    let server = src.tls_dir.ok_or(()).and_then(|dir| {
+    let server = src.tls_dir.map(|dir| {
         let crt = dir.join(material::TLS_CRT);
         material::load_pair(files, &crt, &dir.join(material::TLS_KEY), now)
             .and_then(|m| material::check_sans(&crt, &m.chain[0], src.expect_sans).map(|()| m))
@@ -450,7 +474,10 @@ fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut V
             })
     });
     let policy = pick(policy, last.map(|l| l.policy.clone()));
-    let server = pick(parts.server, last.map(|l| l.server.clone()));
+    let server = match parts.server {
+        None => Some(None),
+        Some(r) => pick(r, last.and_then(|l| l.server.clone())).map(Some),
+    };
     let token_keys = match parts.token_keys {
         None => Some(None),
         Some(r) => pick(r, last.and_then(|l| l.token_keys.clone())).map(Some),
@@ -482,7 +509,9 @@ impl Chosen {
     /// The digest of each chosen material.
     fn digests(&self) -> BTreeMap<Material, String> {
         let mut digests = BTreeMap::new();
-        digests.insert(Material::Server, self.server.digest.clone());
+        if let Some(s) = &self.server {
+            digests.insert(Material::Server, s.digest.clone());
+        }
         digests.insert(
             Material::Policy,
             crate::util::sha256_hex(self.policy.describe().as_bytes()),
@@ -549,11 +578,34 @@ mod tests {
     }
 
     #[test]
+    fn a_database_only_snapshot_has_no_server_configuration_and_says_so() {
+        let f = fixture();
+        let dir = f.sources.tls_dir.as_deref().unwrap().parent().unwrap().join("db");
+        let client = f.ca.issue(&LeafSpec::client("app")).unwrap();
+        crate::pki::write_secret_dir(&dir, &client, &f.ca.cert_pem).unwrap();
+        let url = format!(
+            "postgresql://app@db:26257/app?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
+            dir.display()
+        );
+        let src = Sources::database(Some(Arc::new(DbTarget::parse(&url).unwrap())));
+        let s = Snapshot::load(&src, &Files::disk(), 1).unwrap();
+        assert!(s.server_config.is_none() && s.leaf().is_none());
+        assert!(!s.digests.contains_key(&Material::Server));
+        assert!(s.certificate(Material::DbClient).is_some());
+        assert!(s.describe(&src).contains("server_certificate: none\n"));
+        assert_eq!(src.dirs(), vec![dir]);
+    }
+
+    #[test]
     fn load_reads_every_given_material() {
         let f = fixture();
         let s = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
         assert_eq!(s.generation, 1);
-        assert!(s.leaf().subject.ends_with("CN=localhost"), "{}", s.leaf().subject);
+        assert!(
+            s.leaf().unwrap().subject.ends_with("CN=localhost"),
+            "{}",
+            s.leaf().unwrap().subject
+        );
         for m in [
             Material::Server,
             Material::ClientCa,
@@ -568,7 +620,7 @@ mod tests {
     #[test]
     fn load_reports_every_problem_at_once_naming_the_file() {
         let f = fixture();
-        let tls = f.sources.tls_dir.clone();
+        let tls = f.sources.tls_dir.clone().unwrap();
         std::fs::write(tls.join("tls.key"), "not a key").unwrap();
         let tokens = f.sources.token_key_dir.clone().unwrap();
         std::fs::write(tokens.join("k1"), "short").unwrap();
@@ -601,11 +653,15 @@ mod tests {
     fn reload_takes_each_valid_change_and_keeps_the_last_good_of_the_rest() {
         let f = fixture();
         let first = Snapshot::load(&f.sources, &Files::disk(), 1).unwrap();
-        let new_serial = write_pair(&f.sources.tls_dir, &f.ca);
+        let new_serial = write_pair(f.sources.tls_dir.as_deref().unwrap(), &f.ca);
         std::fs::write(f.sources.token_key_dir.as_ref().unwrap().join("k1"), "short").unwrap();
         let (next, problems) = first.reload(&f.sources, &Files::disk(), 2);
         assert_eq!(next.generation, 2);
-        assert_eq!(next.leaf().serial, new_serial, "the valid certificate is taken");
+        assert_eq!(
+            next.leaf().unwrap().serial,
+            new_serial,
+            "the valid certificate is taken"
+        );
         assert_eq!(
             next.digests[&Material::TokenKeys],
             first.digests[&Material::TokenKeys],
@@ -621,7 +677,7 @@ mod tests {
         let files = Files::disk();
         let first = Snapshot::load(&f.sources, &files, 1).unwrap();
         let issued = f.ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
-        let tls = f.sources.tls_dir.clone();
+        let tls = f.sources.tls_dir.clone().unwrap();
         let data = [
             ("tls.crt", issued.cert_pem.as_bytes()),
             ("tls.key", issued.key_pem.as_bytes()),
@@ -632,14 +688,14 @@ mod tests {
         let (next, problems) = first.reload(&f.sources, &files, 2);
         assert!(problems.is_empty(), "{problems:?}");
         assert_ne!(
-            next.leaf().serial,
-            first.leaf().serial,
+            next.leaf().unwrap().serial,
+            first.leaf().unwrap().serial,
             "the overlay's certificate is served"
         );
         let (disk_only, _) = first.reload(&f.sources, &Files::disk(), 2);
         assert_eq!(
-            disk_only.leaf().serial,
-            first.leaf().serial,
+            disk_only.leaf().unwrap().serial,
+            first.leaf().unwrap().serial,
             "another reader sees only the disk"
         );
     }
@@ -647,7 +703,14 @@ mod tests {
     #[test]
     fn a_policy_asking_for_client_certificates_without_a_bundle_is_a_policy_problem() {
         let f = fixture();
-        let policy = f.sources.tls_dir.parent().unwrap().join("policy.yaml");
+        let policy = f
+            .sources
+            .tls_dir
+            .as_deref()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("policy.yaml");
         std::fs::write(&policy, "profile: intermediate\nclient_auth: required\n").unwrap();
         let sources = Sources {
             policy_file: Some(policy),

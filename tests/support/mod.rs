@@ -689,9 +689,13 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
 /// Kubernetes Events, with `args`; its log is collected line by line.
 fn spawn_child(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
     let (port, admin_port) = (free_port(), free_port());
-    let mut process = tokio::process::Command::new(bin())
-        .arg(subcommand)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let mut command = tokio::process::Command::new(bin());
+    command.arg(subcommand);
+    // `db-proxy` has no HTTPS listener.
+    if subcommand != "db-proxy" {
+        command.args(["--listen", &format!("127.0.0.1:{port}")]);
+    }
+    let mut process = command
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .args(["--kube-events", "off"])
         .args(args)
@@ -709,13 +713,13 @@ fn spawn_child(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
     }
 }
 
-/// Starts `tlsward proxy` with the database proxy on (see [`spawn_child`]), with `args` (the
-/// upstream, --tls-dir, --db-url, --db-proxy-listen, …), and waits until the database proxy
-/// listens.
-pub async fn spawn_db_proxy(args: &[std::ffi::OsString]) -> Child {
+/// Starts `tlsward db-proxy`, or `tlsward proxy` with the database proxy on (see
+/// [`spawn_child`]), with `args` (--db-url, --db-proxy-listen, and for `proxy` the upstream and
+/// --tls-dir, …), and waits until the database proxy listens.
+pub async fn spawn_db_proxy(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
     let mut all: Vec<std::ffi::OsString> = ["--drain-delay", "0s"].map(Into::into).into();
     all.extend_from_slice(args);
-    let child = spawn_child("proxy", &all);
+    let child = spawn_child(subcommand, &all);
     assert_eventually!(
         child.log.lock().unwrap().contains("database proxy listening"),
         Duration::from_secs(20),

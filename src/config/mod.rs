@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::api::RequestLimits;
-use crate::cli::ServeArgs;
+use crate::cli::{DbArgs, DbProxyFlags, KubeArgs, ReloadArgs, ServeArgs};
 use crate::db::dsn::{DbTarget, SslMode};
 pub use crate::db::manager::Settings as DbSettings;
 use crate::db::pool::PoolSettings;
@@ -19,6 +19,9 @@ pub use crate::reload::Settings as ReloadSettings;
 use crate::snapshot::{Snapshot, Sources};
 
 pub use crate::util::EXIT_CONFIG;
+pub use db_proxy::DbProxyConfig;
+
+mod db_proxy;
 
 /// Every configuration problem found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,10 +106,11 @@ pub struct EdgeSettings {
     pub shutdown_grace: Duration,
 }
 
-/// `--flag (ENV)` of a `serve` argument, from its clap definition (`id` is the field name).
+/// `--flag (ENV)` of an argument of `serve` or `proxy` (which has every flag `db-proxy` has),
+/// from its clap definition (`id` is the field name).
 pub fn flag(id: &str) -> String {
     static COMMAND: std::sync::LazyLock<clap::Command> =
-        std::sync::LazyLock::new(|| <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve")));
+        std::sync::LazyLock::new(|| <crate::cli::ProxyArgs as clap::Args>::augment_args(clap::Command::new("proxy")));
     let Some(arg) = COMMAND.get_arguments().find(|a| a.get_id() == id) else {
         return id.to_string();
     };
@@ -167,19 +171,13 @@ fn max_connections_or_default(given: Option<usize>, p: &mut Vec<String>) -> usiz
 
 /// Checks the Kubernetes flags: Events need the Pod's name and namespace when forced on, and
 /// each --kube-secret must name a valid Secret and one of the source directories.
-fn kube_settings(
-    events: KubeMode,
-    watch: WatchSecrets,
-    secrets: &[String],
-    [name, namespace, uid]: [Option<String>; 3],
-    source_dirs: Option<&[PathBuf]>,
-    p: &mut Vec<String>,
-) -> KubeSettings {
-    let pod = match (non_empty(name), non_empty(namespace)) {
+fn kube_settings(a: &KubeArgs, source_dirs: Option<&[PathBuf]>, p: &mut Vec<String>) -> KubeSettings {
+    let (events, watch, secrets) = (a.kube_events, a.watch_secrets, &a.kube_secrets);
+    let pod = match (non_empty(a.pod_name.clone()), non_empty(a.pod_namespace.clone())) {
         (Some(name), Some(namespace)) => Some(PodRef {
             name,
             namespace,
-            uid: non_empty(uid),
+            uid: non_empty(a.pod_uid.clone()),
         }),
         _ => None,
     };
@@ -282,7 +280,7 @@ fn listeners(a: &ServeArgs, p: &mut Vec<String>) -> Listeners {
 /// Every duration that must be positive, by argument id.
 fn positive_durations(a: &ServeArgs) -> [(Duration, &'static str); 7] {
     [
-        (a.db_connect_timeout, "db_connect_timeout"),
+        (a.db.db_connect_timeout, "db_connect_timeout"),
         (a.db_checkout_timeout, "db_checkout_timeout"),
         (a.handshake_timeout, "handshake_timeout"),
         (a.db_health_interval, "db_health_interval"),
@@ -325,8 +323,8 @@ fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
             max_age: a.max_connection_age,
             max_header_bytes: max_header_bytes(a, p),
         },
-        drain_delay: a.drain_delay,
-        shutdown_grace: a.shutdown_grace,
+        drain_delay: a.stop.drain_delay,
+        shutdown_grace: a.stop.shutdown_grace,
     }
 }
 
@@ -357,7 +355,7 @@ fn request_limits(a: &ServeArgs, default_body: usize, p: &mut Vec<String>) -> Re
 }
 
 /// The database target from `--db-url`, checked for an authenticating `sslmode`.
-fn db_target(a: &ServeArgs, p: &mut Vec<String>) -> Option<Arc<DbTarget>> {
+fn db_target(a: &DbArgs, p: &mut Vec<String>) -> Option<Arc<DbTarget>> {
     let url = need(
         &a.db_url,
         "db_url",
@@ -387,7 +385,7 @@ fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
     }
     PoolSettings {
         max_size: a.db_pool_size,
-        connect_timeout: a.db_connect_timeout,
+        connect_timeout: a.db.db_connect_timeout,
         statement_timeout: a.db_statement_timeout,
         checkout_timeout: a.db_checkout_timeout,
         max_lifetime: a.db_conn_max_lifetime,
@@ -406,6 +404,19 @@ fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snaps
     }
 }
 
+/// How changes are noticed (the sources are filled in by the caller).
+fn reload_triggers(a: &ReloadArgs, p: &mut Vec<String>) -> ReloadSettings {
+    if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
+        p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
+    }
+    ReloadSettings {
+        sources: Sources::database(None),
+        file_watch: a.file_watch,
+        reload_interval: a.reload_interval,
+        expiry_warning: a.expiry_warning,
+    }
+}
+
 /// The reload settings: the checked sources (`None` when a required directory is not set,
 /// which is reported) and how changes are noticed.
 fn reload_settings(
@@ -414,9 +425,6 @@ fn reload_settings(
     tokens_required: bool,
     p: &mut Vec<String>,
 ) -> Option<ReloadSettings> {
-    if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
-        p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
-    }
     let tls_dir = need(
         &a.tls_dir,
         "tls_dir",
@@ -442,9 +450,7 @@ fn reload_settings(
             token_key_dir,
             ..Sources::new(tls_dir?)
         },
-        file_watch: a.file_watch,
-        reload_interval: a.reload_interval,
-        expiry_warning: a.expiry_warning,
+        ..reload_triggers(&a.reload, p)
     })
 }
 
@@ -506,24 +512,23 @@ fn proxy_settings(
     })
 }
 
-/// `proxy --db-proxy-listen`'s settings: `--db-url` is the database it opens (and is refused
-/// without `--db-proxy-listen`).
+/// The database proxy's settings (`proxy --db-proxy-listen`, `db-proxy`): where it listens
+/// and the checked database target it opens.
 fn db_proxy_settings(
-    a: &crate::cli::ProxyArgs,
+    a: &DbProxyFlags,
+    db: &DbArgs,
     target: Option<&Arc<DbTarget>>,
+    shutdown_grace: Duration,
     p: &mut Vec<String>,
 ) -> Option<crate::dbproxy::DbProxySettings> {
-    let Some(listen) = &a.db_proxy_listen else {
-        if a.serve.db_url.is_some() {
-            p.push(format!(
-                "{} is used by proxy only with --db-proxy-listen (TLSWARD_DB_PROXY_LISTEN); add it or remove the URL",
-                flag("db_url")
-            ));
-        }
-        return None;
-    };
-    let listen = crate::dbproxy::DbListen::parse(listen, a.db_proxy_allow_remote)
-        .map_err(|e| p.push(format!("--db-proxy-listen (TLSWARD_DB_PROXY_LISTEN) {e}")))
+    let listen = need(
+        &a.db_proxy_listen,
+        "db_proxy_listen",
+        "e.g. unix:/run/tlsward (the socket the app's libpq finds with host=/run/tlsward)",
+        p,
+    )?;
+    let listen = crate::dbproxy::DbListen::parse(&listen, a.db_proxy_allow_remote)
+        .map_err(|e| p.push(format!("{} {e}", flag("db_proxy_listen"))))
         .ok();
     let target = target?.clone();
     if !crate::db::material::DbTls::wanted(&target) {
@@ -532,16 +537,38 @@ fn db_proxy_settings(
             flag("db_url")
         ));
     }
-    if a.serve.db_connect_timeout.is_zero() {
+    if db.db_connect_timeout.is_zero() {
         p.push(format!("{} is 0; use e.g. 3s", flag("db_connect_timeout")));
     }
     Some(crate::dbproxy::DbProxySettings {
         listen: listen?,
         target,
-        connect_timeout: a.serve.db_connect_timeout,
+        connect_timeout: db.db_connect_timeout,
         max_session_age: a.db_max_session_age,
-        shutdown_grace: a.serve.shutdown_grace,
+        shutdown_grace,
     })
+}
+
+/// `proxy`'s database proxy, if `--db-proxy-listen` turns it on (`--db-url` is refused
+/// without it), and the database target it opens.
+fn proxy_db(
+    pa: &crate::cli::ProxyArgs,
+    p: &mut Vec<String>,
+) -> (Option<Arc<DbTarget>>, Option<crate::dbproxy::DbProxySettings>) {
+    let a = &pa.serve;
+    if pa.db_proxy.db_proxy_listen.is_none() {
+        if a.db.db_url.is_some() {
+            p.push(format!(
+                "{} is used by proxy only with {}; add it or remove the URL",
+                flag("db_url"),
+                flag("db_proxy_listen")
+            ));
+        }
+        return (None, None);
+    }
+    let target = db_target(&a.db, p);
+    let settings = db_proxy_settings(&pa.db_proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, p);
+    (target, settings)
 }
 
 fn health_path(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<String> {
@@ -612,10 +639,9 @@ type ModeParts = (
 
 fn mode_parts(a: &ServeArgs, mode: Mode<'_>, requests: &RequestLimits, p: &mut Vec<String>) -> ModeParts {
     match mode {
-        Mode::Api => (db_target(a, p), Some(pool_settings(a, p)), None),
+        Mode::Api => (db_target(&a.db, p), Some(pool_settings(a, p)), None),
         Mode::Proxy(pa) => {
-            let target = pa.db_proxy_listen.as_ref().and_then(|_| db_target(a, p));
-            let db = db_proxy_settings(pa, target.as_ref(), p);
+            let (target, db) = proxy_db(pa, p);
             let http = proxy_settings(pa, requests.max_body_bytes, p);
             (target, None, http.map(|http| (http, db)))
         }
@@ -648,15 +674,7 @@ impl Config {
         let api = pool.is_some();
         let reload = reload_settings(a, target.as_ref(), api, &mut p);
         let source_dirs = reload.as_ref().map(|r| r.sources.dirs());
-        let pod = [a.pod_name.clone(), a.pod_namespace.clone(), a.pod_uid.clone()];
-        let kube = kube_settings(
-            a.kube_events,
-            a.watch_secrets,
-            &a.kube_secrets,
-            pod,
-            source_dirs.as_deref(),
-            &mut p,
-        );
+        let kube = kube_settings(&a.kube, source_dirs.as_deref(), &mut p);
         let snapshot = first_snapshot(a, reload.as_ref(), target.as_deref(), &mut p);
         let front = match (target, pool, proxy) {
             (Some(target), Some(pool), _) => Some(Front::Api {
