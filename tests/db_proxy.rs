@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{free_port, postgres};
-use tlsward::pki::{Issued, LeafSpec};
+use tlsward::pki::{Ca, Issued, KeyType, LeafSpec};
 use tokio_postgres::NoTls;
 
 /// `tlsward db-proxy`; killed on drop.
@@ -30,16 +30,20 @@ struct DbProxy {
 async fn start(listen: Option<String>, extra: &[&str]) -> DbProxy {
     let pg = postgres();
     let db = pg.create_db();
-    let scratch = pg.scratch();
-    let client_dir = scratch.join("db-client");
+    let client_dir = pg.scratch().join("db-client");
     secret(&client_dir, &issue("app"));
-    let socket_dir = scratch.join("run");
+    let dsn = pg.dsn(&db, &client_dir);
+    start_for(&dsn, client_dir, db, listen, extra).await
+}
+
+/// Starts the proxy for `dsn`, whose client certificate is in `client_dir`.
+async fn start_for(dsn: &str, client_dir: PathBuf, db: String, listen: Option<String>, extra: &[&str]) -> DbProxy {
+    let socket_dir = postgres().scratch().join("run");
     std::fs::create_dir_all(&socket_dir).unwrap();
     let listen = listen.unwrap_or(format!("unix:{}", socket_dir.display()));
-    let dsn = pg.dsn(&db, &client_dir);
     let mut args = vec!["--db-proxy-listen", listen.as_str()];
     args.extend_from_slice(extra);
-    let child = spawn_proxy(&dsn, &args).await;
+    let child = spawn_proxy(dsn, &args).await;
     if !listen.starts_with("unix:") {
         let addr = listen.clone();
         assert_eventually!(
@@ -185,17 +189,8 @@ async fn a_rotated_client_certificate_serves_the_next_session_and_a_bad_one_keep
     let before = seen_serial(&first).await;
     let next = issue("app");
     p.rotate(&next);
+    wait_for_new_sessions_on(&p, &next.cert_pem).await;
     let want = support::plain_serial(&next.cert_pem);
-    let mut now: String;
-    assert_eventually!(
-        {
-            let (c, _conn) = p.connect().await;
-            now = seen_serial(&c).await;
-            now == want
-        },
-        Duration::from_secs(10),
-        "new sessions still use {now}, not {want}"
-    );
     assert_ne!(before, want);
     assert_eq!(seen_serial(&first).await, before, "the open session was not kept");
     support::kubelet::write(&p.client_dir, &[("tls.crt", b"-----BEGIN CERT"), ("tls.key", b"x")]);
@@ -267,6 +262,126 @@ async fn an_unreachable_database_is_a_postgres_error_to_the_app() {
     let db = err.as_db_error().expect("a PostgreSQL ErrorResponse");
     assert_eq!(db.code().code(), "08001");
     assert!(db.message().contains("cannot reach the database"), "{db:?}");
+}
+
+/// Writes the database Secret of `dir`: the CA bundle `ca_pem` and `client`'s pair.
+fn db_secret(dir: &Path, ca_pem: &str, client: &Issued) {
+    support::kubelet::write(
+        dir,
+        &[
+            ("ca.crt", ca_pem.as_bytes()),
+            ("tls.crt", client.cert_pem.as_bytes()),
+            ("tls.key", client.key_pem.as_bytes()),
+        ],
+    );
+}
+
+/// A DSN for database `app` on `port` that reads its CA bundle from the Secret in `dir` too.
+fn dsn_in(port: u16, dir: &Path) -> String {
+    format!(
+        "postgresql://app@localhost:{port}/app?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
+        dir.display()
+    )
+}
+
+/// Waits until a new session through `p` presents the certificate `want` (PEM) to the database.
+async fn wait_for_new_sessions_on(p: &DbProxy, want: &str) {
+    let want = support::plain_serial(want);
+    let mut now = String::new();
+    assert_eventually!(
+        {
+            if let Ok((c, conn)) = p.config("app").connect(NoTls).await {
+                tokio::spawn(conn);
+                now = seen_serial(&c).await;
+            }
+            now == want
+        },
+        Duration::from_secs(15),
+        "new sessions use {now}, not {want}: {}",
+        p.log()
+    );
+}
+
+#[tokio::test]
+async fn a_ca_rotation_end_to_end_keeps_new_and_open_sessions_working() {
+    let pg = postgres();
+    let (ca1, ca2) = (
+        Ca::new("db CA 1", KeyType::Ecdsa).unwrap(),
+        Ca::new("db CA 2", KeyType::Ecdsa).unwrap(),
+    );
+    let both = format!("{}{}", ca1.cert_pem, ca2.cert_pem);
+    // The database accepts client certificates of both CAs; its own starts with CA 1.
+    let node_dir = pg.scratch();
+    let node = |ca: &Ca| ca.issue(&LeafSpec::server("node", &["localhost"])).unwrap();
+    support::write_pair(&node_dir, &node(&ca1), &both);
+    let (cluster, port) = support::extra_cluster_with(&node_dir);
+    let dir = pg.scratch().join("db-client");
+    db_secret(&dir, &ca1.cert_pem, &ca1.issue(&LeafSpec::client("app")).unwrap());
+    let p = start_for(&dsn_in(port, &dir), dir.clone(), "app".into(), None, &[]).await;
+    let (open, _conn) = p.connect().await;
+    // 1. The bundle grows to old + new.
+    let grown = ca1.issue(&LeafSpec::client("app")).unwrap();
+    db_secret(&dir, &both, &grown);
+    wait_for_new_sessions_on(&p, &grown.cert_pem).await;
+    // 2. The database's certificate is re-issued by the new CA.
+    support::write_pair(&node_dir, &node(&ca2), &both);
+    support::reload_cluster_certs(&cluster, &node_dir);
+    wait_for_new_sessions_on(&p, &grown.cert_pem).await;
+    // 3. A client certificate of the new CA, and the old CA leaves the bundle.
+    let last = ca2.issue(&LeafSpec::client("app")).unwrap();
+    db_secret(&dir, &ca2.cert_pem, &last);
+    wait_for_new_sessions_on(&p, &last.cert_pem).await;
+    open.simple_query("SELECT 1")
+        .await
+        .expect("the session opened before the rotation");
+}
+
+#[tokio::test]
+async fn a_database_restart_reaches_the_app_as_postgres_errors_then_new_sessions_work() {
+    let pg = postgres();
+    let node_dir = pg.scratch();
+    let node = pg.ca.issue(&LeafSpec::server("node", &["localhost"])).unwrap();
+    support::write_pair(&node_dir, &node, &pg.ca.cert_pem);
+    let (cluster, port) = support::extra_cluster_with(&node_dir);
+    let dir = pg.scratch().join("db-client");
+    secret(&dir, &issue("app"));
+    let p = start_for(
+        &dsn_in(port, &dir),
+        dir,
+        "app".into(),
+        None,
+        &["--db-connect-timeout", "1s"],
+    )
+    .await;
+    let (client, conn) = p.connect().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    support::stop_cluster(&cluster);
+    // The database's own FATAL (fast shutdown: 57P01) reaches the open session.
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the open session outlived the database")
+        .unwrap();
+    assert!(format!("{:?}", ended.unwrap_err()).contains("57P01"));
+    let err = p
+        .config("app")
+        .connect(NoTls)
+        .await
+        .err()
+        .expect("connected to a stopped database");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("08001"), "{err:?}");
+    support::restart_cluster(&cluster, port, &node_dir);
+    assert_eventually!(
+        match p.config("app").connect(NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                c.simple_query("SELECT 1").await.is_ok()
+            }
+            Err(_) => false,
+        },
+        Duration::from_secs(15),
+        "no new session after the restart: {}",
+        p.log()
+    );
 }
 
 #[tokio::test]

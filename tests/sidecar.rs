@@ -3,7 +3,8 @@
 //! the chart's `mode: sidecar` runs them: reads and writes; server and database client
 //! certificates rotating under load with no failed request (and every database session moving
 //! to the new certificate through the maximum session age); the app killed and back; a
-//! verified token's subject reaching the app.
+//! verified token's subject reaching the app; openssl s_client and `tlsward scan` finding no
+//! downgrade on the inbound hop.
 //!
 //! The app's virtualenv is made once in cargo's test scratch directory by
 //! examples/fastapi/venv.sh (pip, the pinned requirements).
@@ -252,6 +253,46 @@ async fn rotations_of_both_hops_under_load_fail_no_request() {
         out.len(),
         &failed[..failed.len().min(5)]
     );
+}
+
+#[tokio::test]
+async fn independent_clients_cannot_downgrade_the_inbound_hop_and_the_scan_is_clean() {
+    let pod = start_pod(&[]).await;
+    let port = pod.proxy.port;
+    // SECLEVEL=0 makes OpenSSL 3 really offer TLS 1.0/1.1 and CBC suites.
+    for args in [
+        ["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+        ["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+        ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:AES128-SHA:@SECLEVEL=0"],
+    ] {
+        let out = support::s_client(port, &args).await;
+        assert!(
+            !out.status.success(),
+            "{args:?} must fail: {}",
+            support::output_text(&out)
+        );
+    }
+    let metrics = reqwest::get(format!("{}/metrics", pod.proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tlsward_tls_handshake_failures_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused >= 3.0, "the proxy did not refuse them itself: {metrics}");
+    let aead = support::s_client(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]).await;
+    assert!(aead.status.success(), "{}", support::output_text(&aead));
+    let scan = tokio::process::Command::new(support::bin())
+        .args(["scan", &format!("localhost:{port}"), "--fail-on", "low", "--ca"])
+        .arg(&postgres().ca_file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(scan.status.code(), Some(0), "{}", support::output_text(&scan));
 }
 
 #[tokio::test]

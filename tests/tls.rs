@@ -5,42 +5,10 @@
 
 mod support;
 
-use std::process::Output;
-
 use std::time::Duration;
+
+use support::{TestServer, output_text as text, postgres, s_client, serve_args, start};
 use tokio::process::Command;
-
-use support::{TestServer, postgres, serve_args, start};
-
-async fn s_client(port: u16, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-servername",
-            "localhost",
-        ])
-        .args([
-            "-CAfile",
-            postgres().ca_file.to_str().unwrap(),
-            "-verify_return_error",
-            "-brief",
-        ])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("openssl is installed")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Failed handshakes counted with `reason`, or with any reason when it is `*`.
 fn failures(metrics: &str, reason: &str) -> f64 {

@@ -424,6 +424,39 @@ pub fn sigterm(pid: u32) {
     assert!(status.success(), "kill -TERM {pid}: {status:?}");
 }
 
+/// `openssl s_client` (an independent TLS client) to `127.0.0.1:port` as `localhost`,
+/// verifying against the test CA, with `args`.
+pub async fn s_client(port: u16, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
+        .args([
+            "-CAfile",
+            postgres().ca_file.to_str().unwrap(),
+            "-verify_return_error",
+            "-brief",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("openssl is installed")
+}
+
+/// A process's stdout and stderr, for a failure message.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// A TLS client stream to the server under test.
 pub type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
