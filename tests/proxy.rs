@@ -1,5 +1,6 @@
 //! The proxy's forwarding against real upstreams on loopback TCP and a unix socket: headers
-//! both ways, 502/504 as JSON, upgrades spliced, large bodies intact; and `tlsward proxy`
+//! both ways, 502/504 as JSON, upgrades spliced, large bodies intact and streamed (the
+//! binary's peak RSS stays flat); and `tlsward proxy`
 //! itself, the binary, in front of an app (the TLS edge is the one `serve` uses and is tested
 //! there in depth).
 
@@ -18,10 +19,22 @@ use tlsward::proxy::{Connection, Forwarder, ProxySettings, Upstream, service};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Bytes `/download` sends, in 64 KiB chunks.
+const DOWNLOAD: usize = 48 << 20;
+static CHUNK: [u8; 64 << 10] = [3; 64 << 10];
+
 /// The app: echoes what it received; `/slow` answers after 3 s; `/size` counts the body as
-/// it streams in.
+/// it streams in; `/download` streams [`DOWNLOAD`] bytes.
 fn app() -> axum::Router {
     axum::Router::new()
+        .route(
+            "/download",
+            get(|| async {
+                let chunks =
+                    (0..DOWNLOAD / CHUNK.len()).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&CHUNK)));
+                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+            }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -412,6 +425,49 @@ fn tls_client(ca: &[u8]) -> reqwest::Client {
         .resolve("localhost", ([127, 0, 0, 1], 0).into())
         .build()
         .unwrap()
+}
+
+/// The peak resident memory of process `pid` so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn a_48_mib_upload_and_download_stream_through_without_being_buffered() {
+    let app = tcp_app().await;
+    let p = proxy_process(&format!("http://{app}"), &[]).await;
+    let c = tls_client(&p.ca);
+    let url = |path: &str| format!("https://localhost:{}{path}", p.port);
+    let warm = c.put(url("/size")).body(vec![0u8; 1 << 20]).send().await.unwrap();
+    assert_eq!(warm.text().await.unwrap(), (1 << 20).to_string());
+    let before = peak_rss(p.child.id());
+    let chunks = futures_util::stream::iter(
+        (0..DOWNLOAD / CHUNK.len())
+            .map(|_| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from_static(&CHUNK)))),
+    );
+    let up = c
+        .put(url("/size"))
+        .body(reqwest::Body::wrap(http_body_util::StreamBody::new(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.text().await.unwrap(), DOWNLOAD.to_string());
+    let mut down = c.get(url("/download")).send().await.unwrap();
+    let mut received = 0;
+    while let Some(chunk) = down.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert_eq!(received, DOWNLOAD);
+    let growth = peak_rss(p.child.id()).saturating_sub(before);
+    assert!(
+        growth < 12 << 20,
+        "the proxy's peak RSS grew by {} KiB while 2 x {} MiB passed: a body was buffered",
+        growth >> 10,
+        DOWNLOAD >> 20
+    );
 }
 
 #[tokio::test]
