@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation soak
+.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation bench-burst soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -28,6 +28,8 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --lib --no-default-features -- -D warnings
+	@if grep -rln 'allow(unsafe_code)' src | grep -vx 'src/edge/trim.rs'; then \
+		echo "unsafe_code is allowed only in src/edge/trim.rs" >&2; exit 1; fi
 	@if $(CARGO) tree --locked -i ring -e normal,build 2>/dev/null | grep -q '^ring'; then \
 		echo "ring is in the dependency tree: keep aws-lc-rs as the only crypto provider" >&2; exit 1; fi
 
@@ -67,6 +69,10 @@ bench-image: image
 ## make bench-ab OLD=path NEW=path: two builds alternating on the API keep-alive row (bench/ab-api-results.md)
 bench-ab: deps
 	bench/ab-api.sh "$(OLD)" "$(NEW)"
+
+## make bench-burst [SYSTEMS="old=PATH new=PATH"]: RSS per idle connection and after a burst closed (bench/burst-results.md)
+bench-burst: release
+	bench/burst.sh $(SYSTEMS)
 
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:

@@ -19,7 +19,9 @@ ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-15} WARMUP=${WARMUP:-3} CONNS=${CONNECT
 DB_PORT=${DB_PORT:-26271} PORT=${PORT:-9543} ADMIN_PORT=${ADMIN_PORT:-9591}
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work/ab}" && cd "${BENCH_WORK:-$ROOT/bench/work/ab}" && pwd)
 chmod 755 "$W"
+# STATIC_PATH=/ (read by wrk.lua too): the static keep-alive row instead, to bench/ab-static-results.md.
 OUT=$ROOT/bench/ab-api-results.md
+[ -n "${STATIC_PATH:-}" ] && OUT=$ROOT/bench/ab-static-results.md
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
 DSN=$(BIN=$B "$PEER/setup-db.sh" "$W/db" "$DB_PORT" | tail -1)
 mkdir -p "$W/tokens"; [ -s "$W/tokens/k1" ] || "$B" token new-key --token-key-dir "$W/tokens" --kid k1 >/dev/null
@@ -47,17 +49,18 @@ one() { # label binary round -> one TSV row: label round rps p99_ms errors cpu_u
       'BEGIN { printf "%s\t%d\t%.0f\t%.2f\t%d\t%.1f\n", l, r, rps, p99, e, t / hz / (rps * (t1 - t0)) * 1e6 }' | tee -a "$ROWS"
 }
 for r in $(seq "$ROUNDS"); do one "$LA" "$A" "$r"; one "$LB" "$B" "$r"; done
-python3 - "$ROWS" "$OUT" "$LA" "$LB" "$A" "$B" "$DURATION" "$CONNS" <<'PY'
+python3 - "$ROWS" "$OUT" "$LA" "$LB" "$A" "$B" "$DURATION" "$CONNS" "${STATIC_PATH:-}" <<'PY'
 import statistics, sys, time, os
-rows, out, la, lb, a, b, duration, conns = sys.argv[1:]
+rows, out, la, lb, a, b, duration, conns, static = sys.argv[1:]
 data = [l.rstrip("\n").split("\t") for l in open(rows) if l.strip()]
 def col(label, i):
     return [float(r[i]) for r in data if r[0] == label]
 def fmt(xs, unit="", nd=0):
     return f"{statistics.median(xs):,.{nd}f}{unit} ({min(xs):,.{nd}f}–{max(xs):,.{nd}f})"
-L = ["# API keep-alive, two builds side by side\n",
+what = f"`GET {static}` (no database, no token)" if static else "`GET /users/{random 1..10000}` with a token"
+L = [f"# {'Static' if static else 'API'} keep-alive, two builds side by side\n",
      f"`bench/ab-api.sh` on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} CPUs: "
-     f"`GET /users/{{random 1..10000}}` with a token, {conns} connections, wrk 1 thread, {duration} s per round after a "
+     f"{what}, {conns} connections, wrk 1 thread, {duration} s per round after a "
      "warm-up, the same PostgreSQL (TLS, client certificates, verify-full); the builds alternate round by round.\n",
      f"- {la}: `{os.path.basename(a)}`; {lb}: `{os.path.basename(b)}`\n",
      "| build | req/s, median (min–max) | p99 ms | server CPU µs/request | errors |",

@@ -1,6 +1,7 @@
 //! `make bench-db-rotation`: requests per second and p99 of `GET /users/{id}` while the DB
-//! client certificate rotates every second for 30 s (each rotation: a new pool built,
-//! verified and published, the old one drained), against the same load with no rotation.
+//! client certificate rotates every second (each rotation: a new pool built, verified and
+//! published, the old one drained), against the same load with no rotation: [`ROUNDS`]
+//! rounds of both phases, alternating which goes first, reported as medians with min–max.
 //! Real PostgreSQL with TLS and client-certificate auth (scripts/pg.sh), 10,000 users.
 //! Results go to `bench/db-rotation-results.md`.
 
@@ -11,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{free_port, header, kubelet_write, ms, percentile, pg, write_results};
+use common::{free_port, header, kubelet_write, percentile, pg, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
 
 const CONNS: usize = 32;
 const WARMUP: Duration = Duration::from_secs(3);
-const PHASE: Duration = Duration::from_secs(30);
+const PHASE: Duration = Duration::from_secs(15);
+const ROUNDS: usize = 3;
 
 struct Phase {
     reqs: u64,
@@ -78,14 +80,42 @@ async fn load(base: &str, token: &str, ca_pem: &str, addr: std::net::SocketAddr,
     }
 }
 
-fn row(name: &str, p: &Phase) -> String {
+impl Phase {
+    fn rps(&self) -> f64 {
+        self.reqs as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn p99_ms(&self) -> f64 {
+        percentile(&self.lat, 0.99).as_secs_f64() * 1e3
+    }
+}
+
+/// `median (min–max)` of `values`, formatted by `fmt`.
+fn spread(mut values: Vec<f64>, fmt: impl Fn(f64) -> String) -> String {
+    values.sort_by(f64::total_cmp);
     format!(
-        "| {name} | {} | {:.0} | {} | {} | {} |\n",
-        p.reqs,
-        p.reqs as f64 / p.elapsed.as_secs_f64(),
-        ms(percentile(&p.lat, 0.5)),
-        ms(percentile(&p.lat, 0.99)),
-        p.errors
+        "{} ({}–{})",
+        fmt(median(&values)),
+        fmt(values[0]),
+        fmt(values[values.len() - 1])
+    )
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    sorted[sorted.len() / 2]
+}
+
+fn row(name: &str, phases: &[Phase]) -> String {
+    let p50 = phases
+        .iter()
+        .map(|p| percentile(&p.lat, 0.5).as_secs_f64() * 1e3)
+        .collect();
+    format!(
+        "| {name} | {} | {} | {} | {} |\n",
+        spread(phases.iter().map(Phase::rps).collect(), |v| format!("{v:.0}")),
+        spread(p50, |v| format!("{v:.2}")),
+        spread(phases.iter().map(Phase::p99_ms).collect(), |v| format!("{v:.2}")),
+        phases.iter().map(|p| p.errors).sum::<u64>()
     )
 }
 
@@ -109,6 +139,34 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// One phase of load while a new client certificate is written every second; returns the
+/// phase and the number of certificates written (numbered on from `written`).
+async fn rotating(
+    base: &str,
+    token: &str,
+    ca: &Arc<Ca>,
+    dir: &Path,
+    addr: std::net::SocketAddr,
+    written: usize,
+) -> (Phase, usize) {
+    let on = Arc::new(AtomicBool::new(true));
+    let rotator = {
+        let (on, ca, dir) = (on.clone(), ca.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let mut n = written + 1;
+            while on.load(Ordering::Relaxed) {
+                write_client(&ca, &dir, n);
+                n += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            n - 1 - written
+        })
+    };
+    let phase = load(base, token, &ca.cert_pem, addr, PHASE).await;
+    on.store(false, Ordering::Relaxed);
+    (phase, rotator.await.unwrap())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -186,25 +244,20 @@ async fn main() {
 
     load(&base, &token, &ca.cert_pem, addr, WARMUP).await;
     let rss_before = rss_kib();
-    let steady = load(&base, &token, &ca.cert_pem, addr, PHASE).await;
     let gen_before = running.db().current().as_ref().map_or(0, |p| p.generation);
-
-    let rotating = Arc::new(AtomicBool::new(true));
-    let rotator = {
-        let (rotating, ca, dir) = (rotating.clone(), ca.clone(), db_secret.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut n = 1;
-            while rotating.load(Ordering::Relaxed) {
-                write_client(&ca, &dir, n);
-                n += 1;
-                std::thread::sleep(Duration::from_secs(1));
+    let (mut steady, mut rotated, mut rotations) = (Vec::new(), Vec::new(), 0);
+    for round in 0..ROUNDS {
+        // Odd rounds rotate first, so that neither phase always follows the other.
+        for rotate in [round % 2 == 1, round % 2 == 0] {
+            if rotate {
+                let (phase, n) = rotating(&base, &token, &ca, &db_secret, addr, rotations).await;
+                rotated.push(phase);
+                rotations += n;
+            } else {
+                steady.push(load(&base, &token, &ca.cert_pem, addr, PHASE).await);
             }
-            n - 1
-        })
-    };
-    let rotated = load(&base, &token, &ca.cert_pem, addr, PHASE).await;
-    rotating.store(false, Ordering::Relaxed);
-    let rotations = rotator.await.unwrap();
+        }
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let gen_after = running.db().current().as_ref().map_or(0, |p| p.generation);
     let rss_after = rss_kib();
@@ -230,18 +283,31 @@ async fn main() {
         PHASE.as_secs(),
         WARMUP.as_secs()
     ));
-    out.push_str("| phase | requests | req/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- |\n");
+    out.push_str(&format!(
+        "{ROUNDS} rounds of both phases, alternating which goes first; median (min–max) of the rounds.\n\n"
+    ));
+    out.push_str("| phase | req/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- |\n");
     out.push_str(&row("no rotation", &steady));
     out.push_str(&row(
-        &format!("client cert rotated every 1 s ({rotations} rotations)"),
+        &format!("client cert rotated every 1 s ({rotations} rotations in all)"),
         &rotated,
     ));
-    let ratio =
-        (rotated.reqs as f64 / rotated.elapsed.as_secs_f64()) / (steady.reqs as f64 / steady.elapsed.as_secs_f64());
+    let sorted = |v: &[Phase], f: fn(&Phase) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(f64::total_cmp);
+        median(&x)
+    };
+    let per_round: Vec<String> = steady
+        .iter()
+        .zip(&rotated)
+        .map(|(s, r)| format!("{:.3}", r.rps() / s.rps()))
+        .collect();
     out.push_str(&format!(
-        "\nThroughput with rotation / without: **{ratio:.3}**; p99 {} ms vs {} ms. Pool generations during the rotation phase: {} → {} ({} published). Process RSS (server and load generator together): {} MiB before the steady phase, {} MiB after the rotation phase.\n\nServer-side connections by `application_name` (`tlsward/g<generation>`) after the run:\n\n```\n{conns}\n```\n",
-        ms(percentile(&rotated.lat, 0.99)),
-        ms(percentile(&steady.lat, 0.99)),
+        "\nThroughput with rotation / without (medians): **{:.3}** (per round: {}); p99 {:.2} ms vs {:.2} ms. Pool generations: {} → {} ({} published). Process RSS (server and load generator together): {} MiB before, {} MiB after.\n\nServer-side connections by `application_name` (`tlsward/g<generation>`) after the run:\n\n```\n{conns}\n```\n",
+        sorted(&rotated, Phase::rps) / sorted(&steady, Phase::rps),
+        per_round.join(", "),
+        sorted(&rotated, Phase::p99_ms),
+        sorted(&steady, Phase::p99_ms),
         gen_before,
         gen_after,
         gen_after - gen_before,

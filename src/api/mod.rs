@@ -15,7 +15,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::db::handle::Db;
 use crate::logs::Throttle;
@@ -59,8 +58,18 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
 ];
 
+/// `GET /`: what answers here, a body made at compile time.
 async fn root() -> Response {
-    axum::Json(serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")})).into_response()
+    const BODY: &str = concat!(
+        r#"{"service":"tlsward","version":""#,
+        env!("CARGO_PKG_VERSION"),
+        r#""}"#
+    );
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        BODY,
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -111,21 +120,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(users_route, get(users::list_users).post(users::create_user))
         .route(user_route, get(users::get_user).delete(users::delete_user))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
-    let mut app = Router::new()
+    Router::new()
         .route(root_route, get(root))
         .merge(users)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), record))
-        .with_state(state);
+        .with_state(state)
+        .layer(tower::util::MapResponseLayer::new(with_security_headers))
+}
+
+/// The security headers on every response, replacing any the handler set (one layer for
+/// all of them: a layer per header was a future per header per request).
+fn with_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
-        app = app.layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
     }
-    app
+    response
 }
 
 /// The router of the optional plain-HTTP listener: everything is a 308 to https.
@@ -154,4 +167,18 @@ fn strip_port(host: &str) -> &str {
         return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     host.split(':').next().unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_root_answers_json_naming_the_service_and_its_version() {
+        let r = root().await;
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")}));
+    }
 }

@@ -15,13 +15,16 @@
 //!   and replicas;
 //! - HTTP/1.1 headers must arrive within the header timeout (hyper's own timer);
 //! - on shutdown every connection is asked to close gracefully (`Connection: close`,
-//!   GOAWAY) and the loop waits up to the grace for them.
+//!   GOAWAY) and the loop waits up to the grace for them;
+//! - after a burst of connections has closed, the allocator's free memory is returned to the
+//!   system ([`trim`]).
 //!
 //! The front door supplies the service (the users API, the admin router); TLS is the
 //! caller's business ([`crate::server`] handshakes before handing the stream here).
 
 mod activity;
 mod hold;
+mod trim;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -102,6 +105,7 @@ pub(crate) struct Edge {
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     builder: auto::Builder<TokioExecutor>,
+    peak: trim::Peak,
 }
 
 /// What a connection task holds: its slot under the cap, a handle that keeps the shutdown
@@ -135,6 +139,7 @@ impl Edge {
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             metrics,
             builder,
+            peak: trim::Peak::default(),
         })
     }
 
@@ -159,8 +164,11 @@ impl Edge {
         let throttle = Throttle::default();
         let mut backoff = AcceptBackoff::default();
         let mut stopping = stop.clone();
+        let mut trim = tokio::time::interval(trim::EVERY);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = trim.tick() => self.trim_after_burst(),
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, _)) => {
                         backoff.reset();
@@ -187,13 +195,28 @@ impl Edge {
         }
     }
 
+    /// Returns the memory of closed connections to the system once enough have closed.
+    fn trim_after_burst(&self) {
+        let open = self.open_connections();
+        if self.peak.fell_to(open) {
+            tracing::debug!(
+                listener = self.name,
+                open,
+                "connections fell well below their peak; returning free memory"
+            );
+            trim::release_free_memory();
+        }
+    }
+
     /// A slot under the cap, or `None` (the connection is to be closed, and is counted).
     fn admit(self: &Arc<Self>, open: &mpsc::Sender<()>, stop: &watch::Receiver<bool>) -> Option<Conn> {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.metrics.connection_refused(self.name, "max_connections");
             return None;
         };
-        self.metrics.connections_open(self.name, self.open_connections());
+        let now_open = self.open_connections();
+        self.metrics.connections_open(self.name, now_open);
+        self.peak.saw(now_open);
         Some(Conn {
             edge: self.clone(),
             _slot: slot,

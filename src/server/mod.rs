@@ -471,5 +471,7 @@ async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: Tls
             suite: suite.to_string(),
         })
         .inc();
-    app.serve(conn, tls, peer).await;
+    // Boxed: the HTTP connection's state is allocated once the handshake is done, so that a
+    // connection still in its handshake (or one that never sends a byte) holds only its own.
+    Box::pin(app.serve(conn, tls, peer)).await;
 }
