@@ -179,6 +179,9 @@ mod tests {
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")}));
+        assert_eq!(
+            v,
+            serde_json::json!({"service": "tlsward", "version": env!("CARGO_PKG_VERSION")})
+        );
     }
 }
