@@ -81,7 +81,13 @@ pub async fn migrate(db: &DbPool) -> Result<(), DbError> {
     Ok(())
 }
 
-const COLS: &str = "id, username, email, created_at";
+/// The columns of a user, as a literal so that every statement is a `&'static str` (no
+/// formatting per query).
+macro_rules! cols {
+    () => {
+        "id, username, email, created_at"
+    };
+}
 
 /// A new id: milliseconds since the epoch in the high bits, 20 random bits below, positive.
 /// Roughly time-ordered like CockroachDB's `unique_rowid()`, and portable to PostgreSQL.
@@ -96,7 +102,7 @@ pub async fn get(db: &DbPool, m: &Metrics, id: i64) -> Result<Option<User>, DbEr
     db.read(m, move |c| {
         Box::pin(async move {
             let stmt = c
-                .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+                .prepare_cached(concat!("SELECT ", cols!(), " FROM users WHERE id = $1"))
                 .await?;
             Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(User::from_row))
         })
@@ -109,7 +115,11 @@ pub async fn list(db: &DbPool, m: &Metrics, limit: i64, after: i64) -> Result<Ve
     db.read(m, move |c| {
         Box::pin(async move {
             let stmt = c
-                .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"))
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
                 .await?;
             Ok(c.query(&stmt, &[&after, &limit])
                 .await?
@@ -131,7 +141,10 @@ pub async fn create(db: &DbPool, m: &Metrics, username: &str, email: &str) -> Re
                 Box::pin(async move {
                     let row = tx
                         .query_one(
-                            &format!("INSERT INTO users (id, username, email) VALUES ($1, $2, $3) RETURNING {COLS}"),
+                            concat!(
+                                "INSERT INTO users (id, username, email) VALUES ($1, $2, $3) RETURNING ",
+                                cols!()
+                            ),
                             &[&id, &username, &email],
                         )
                         .await?;

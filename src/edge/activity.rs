@@ -86,10 +86,13 @@ impl Activity {
 
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        // A request has started: the connection is no longer waiting for its first one.
-        let _ = self
-            .last_done_ms
-            .compare_exchange(NONE_YET, self.elapsed_ms(), Ordering::AcqRel, Ordering::Acquire);
+        // A request has started: the connection is no longer waiting for its first one (the
+        // clock is read only for the first request).
+        if self.last_done_ms.load(Ordering::Acquire) == NONE_YET {
+            let _ =
+                self.last_done_ms
+                    .compare_exchange(NONE_YET, self.elapsed_ms(), Ordering::AcqRel, Ordering::Acquire);
+        }
         InFlight(self.clone())
     }
 
