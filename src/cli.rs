@@ -112,6 +112,10 @@ pub struct ProxyArgs {
     /// The database proxy (off unless --db-proxy-listen is given).
     #[command(flatten)]
     pub db_proxy: DbProxyFlags,
+    /// Check the configuration and every file as `proxy` would, print the effective
+    /// configuration and exit (0; or 64 listing every problem), without listening.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The database proxy's own flags (`proxy --db-proxy-listen`, `db-proxy`).
@@ -152,6 +156,10 @@ pub struct DbProxyArgs {
     /// The drain on shutdown.
     #[command(flatten)]
     pub stop: StopArgs,
+    /// Check the configuration and every file as `db-proxy` would, print the effective
+    /// configuration and exit (0; or 64 listing every problem), without listening.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Arguments of `serve` and `check-config`.

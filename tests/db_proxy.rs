@@ -429,6 +429,40 @@ async fn sigterm_ends_an_idle_session_with_57p01_and_exits_0() {
     assert_eq!(exit.code(), Some(0), "{}", p.log());
 }
 
+#[test]
+fn check_prints_the_effective_configuration_and_listens_nowhere() {
+    let pg = postgres();
+    let client_dir = pg.scratch().join("db-client");
+    let client = issue("app");
+    secret(&client_dir, &client);
+    let socket_dir = pg.scratch().join("run");
+    let listen = format!("unix:{}", socket_dir.display());
+    let out = std::process::Command::new(support::bin())
+        .args([
+            "db-proxy",
+            "--check",
+            "--kube-events",
+            "off",
+            "--db-proxy-listen",
+            &listen,
+        ])
+        .args(["--db-url", &pg.dsn("app", &client_dir)])
+        .output()
+        .unwrap();
+    let text = support::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let socket = socket_dir.join(".s.PGSQL.26257");
+    assert!(
+        text.contains(&format!("db_proxy:\n  listen: unix:{}\n", socket.display())),
+        "{text}"
+    );
+    assert!(text.contains("sslmode: verify-full"), "{text}");
+    assert!(text.contains("database_client_certificate:"), "{text}");
+    assert!(text.contains(&support::plain_serial(&client.cert_pem)), "{text}");
+    assert!(!text.contains("server_certificate"), "db-proxy has none: {text}");
+    assert!(!socket.exists(), "--check made the socket");
+}
+
 /// `tlsward db-proxy ARGS`: its exit code 64 and what it wrote to stderr.
 fn refused(args: &[&str]) -> String {
     let out = std::process::Command::new(support::bin())

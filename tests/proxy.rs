@@ -470,6 +470,48 @@ async fn a_48_mib_upload_and_download_stream_through_without_being_buffered() {
     );
 }
 
+#[test]
+fn tlsward_proxy_check_prints_the_effective_configuration_or_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let made = std::process::Command::new(support::bin())
+        .args(["certs", "dev", "--out", pki.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let check = |extra: &[&str]| {
+        std::process::Command::new(support::bin())
+            .args([
+                "proxy",
+                "--check",
+                "--kube-events",
+                "off",
+                "--upstream",
+                "http://127.0.0.1:8000",
+            ])
+            .args(["--tls-dir", pki.join("server").to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[]);
+    let text = support::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("proxy:\n  upstream: http://127.0.0.1:8000\n"), "{text}");
+    assert!(text.contains("db_proxy: off"), "{text}");
+    assert!(text.contains("max_body_bytes: 67108864"), "the proxy's default: {text}");
+    let out = check(&[
+        "--upstream-health-path",
+        "healthz",
+        "--trust-forwarded-from",
+        "10.0.0.0/33",
+    ]);
+    let text = support::output_text(&out);
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(text.contains("--upstream-health-path"), "{text}");
+    assert!(text.contains("--trust-forwarded-from"), "{text}");
+}
+
 #[tokio::test]
 async fn tlsward_proxy_serves_the_app_over_tls_with_the_edges_headers_and_is_ready() {
     let app = tcp_app().await;

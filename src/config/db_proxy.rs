@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{ConfigErrors, ReloadSettings, db_proxy_settings, db_target, kube_settings, reload_triggers};
+use super::{
+    ConfigErrors, ReloadSettings, db_proxy_settings, db_target, describe_db_proxy, describe_kube, describe_reload,
+    kube_settings, reload_triggers,
+};
 use crate::cli::DbProxyArgs;
 use crate::dbproxy::DbProxySettings;
 use crate::k8s::KubeSettings;
@@ -56,5 +59,20 @@ impl DbProxyConfig {
             drain_delay: a.stop.drain_delay,
         };
         Ok((config, snapshot))
+    }
+
+    /// The normalized effective configuration, as YAML (`db-proxy --check`).
+    pub fn describe(&self, snapshot: &Snapshot) -> String {
+        let mut out = format!("admin_listen: http://{}\n", self.admin_listen);
+        out.push_str(&describe_db_proxy(Some(&self.db)));
+        out.push_str(&snapshot.describe_db(&self.reload.sources));
+        out.push_str(&describe_reload(&self.reload));
+        out.push_str(&describe_kube(&self.kube));
+        out.push_str(&format!(
+            "drain_delay: {}\nshutdown_grace: {}\n",
+            humantime::format_duration(self.drain_delay),
+            humantime::format_duration(self.db.shutdown_grace)
+        ));
+        out
     }
 }

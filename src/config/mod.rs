@@ -607,6 +607,47 @@ fn first_snapshot(
     }
 }
 
+/// The `reload:` section.
+fn describe_reload(reload: &ReloadSettings) -> String {
+    let h = |d: Duration| humantime::format_duration(d).to_string();
+    format!(
+        "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
+        reload.file_watch,
+        reload
+            .sources
+            .dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        reload.reload_interval.map_or("off".to_string(), h),
+        h(reload.expiry_warning),
+        reload.sources.expect_sans.join(", ")
+    )
+}
+
+/// The `kubernetes:` section.
+fn describe_kube(k: &KubeSettings) -> String {
+    format!(
+        "kubernetes:\n  events: {}\n  pod: {}\n  watch_secrets: {}\n",
+        match (k.events, k.events_on()) {
+            (KubeMode::Auto, true) => "on (auto: POD_NAME and POD_NAMESPACE are set)",
+            (KubeMode::Auto, false) => "off (auto: POD_NAME/POD_NAMESPACE not set)",
+            (_, true) => "on",
+            (_, false) => "off",
+        },
+        k.pod
+            .as_ref()
+            .map_or("-".into(), |p| format!("{}/{}", p.namespace, p.name)),
+        if k.secrets.is_empty() {
+            "files".to_string()
+        } else {
+            let list: Vec<String> = k.secrets.iter().map(|(s, d)| format!("{s}={}", d.display())).collect();
+            format!("api [{}]", list.join(", "))
+        }
+    )
+}
+
 fn describe_db_proxy(db: Option<&crate::dbproxy::DbProxySettings>) -> String {
     let Some(d) = db else {
         return "db_proxy: off\n".into();
@@ -716,8 +757,8 @@ impl Config {
         out.push_str(&snapshot.describe(&self.reload.sources));
         for section in [
             self.describe_db(),
-            self.describe_reload(),
-            self.describe_kube(),
+            describe_reload(&self.reload),
+            describe_kube(&self.kube),
             self.describe_http(),
         ] {
             out.push_str(&section);
@@ -759,48 +800,6 @@ impl Config {
             h(db.pool.statement_timeout),
             h(db.pool.checkout_timeout),
             db.migrate
-        )
-    }
-
-    /// The `reload:` section.
-    fn describe_reload(&self) -> String {
-        let h = |d: Duration| humantime::format_duration(d).to_string();
-        format!(
-            "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
-            self.reload.file_watch,
-            self.reload
-                .sources
-                .dirs()
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.reload.reload_interval.map_or("off".to_string(), h),
-            h(self.reload.expiry_warning),
-            self.reload.sources.expect_sans.join(", ")
-        )
-    }
-
-    /// The `kubernetes:` section.
-    fn describe_kube(&self) -> String {
-        let k = &self.kube;
-        format!(
-            "kubernetes:\n  events: {}\n  pod: {}\n  watch_secrets: {}\n",
-            match (k.events, k.events_on()) {
-                (KubeMode::Auto, true) => "on (auto: POD_NAME and POD_NAMESPACE are set)",
-                (KubeMode::Auto, false) => "off (auto: POD_NAME/POD_NAMESPACE not set)",
-                (_, true) => "on",
-                (_, false) => "off",
-            },
-            k.pod
-                .as_ref()
-                .map_or("-".into(), |p| format!("{}/{}", p.namespace, p.name)),
-            if k.secrets.is_empty() {
-                "files".to_string()
-            } else {
-                let list: Vec<String> = k.secrets.iter().map(|(s, d)| format!("{s}={}", d.display())).collect();
-                format!("api [{}]", list.join(", "))
-            }
         )
     }
 

@@ -35,7 +35,12 @@ fn config_failed(e: &ConfigErrors) -> ExitCode {
 
 /// Runs `check-config`: prints the effective configuration (exit 0) or every problem (64).
 pub fn check_config(args: &ServeArgs) -> ExitCode {
-    match load(args) {
+    print_checked(load(args))
+}
+
+/// The effective configuration printed (exit 0), or every problem (64).
+fn print_checked(loaded: Result<Loaded, ConfigErrors>) -> ExitCode {
+    match loaded {
         Ok((config, snapshot, _)) => {
             print!("{}", config.describe(&snapshot));
             ExitCode::SUCCESS
@@ -49,9 +54,13 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     run_loaded(load(args))
 }
 
-/// Runs `proxy` as [`serve`] runs the API.
+/// Runs `proxy` as [`serve`] runs the API; with `--check`, prints its configuration instead.
 pub fn proxy(args: &ProxyArgs) -> anyhow::Result<ExitCode> {
-    run_loaded(Config::load_proxy(args).and_then(with_kube))
+    let loaded = Config::load_proxy(args).and_then(with_kube);
+    if args.check {
+        return Ok(print_checked(loaded));
+    }
+    run_loaded(loaded)
 }
 
 fn run_loaded(loaded: Result<Loaded, ConfigErrors>) -> anyhow::Result<ExitCode> {
@@ -74,6 +83,10 @@ pub fn db_proxy(args: &DbProxyArgs) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(e) => return Ok(config_failed(&e)),
     };
+    if args.check {
+        print!("{}", config.describe(&snapshot));
+        return Ok(ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let running = super::db_proxy::start(config, snapshot, client(kube)?)

@@ -383,6 +383,13 @@ impl Snapshot {
             }
             _ => out.push_str("token_keys: none\n"),
         }
+        out.push_str(&self.describe_db(src));
+        out
+    }
+
+    /// The database material's part of [`Snapshot::describe`] (all of it for `db-proxy`).
+    pub fn describe_db(&self, src: &Sources) -> String {
+        let mut out = String::new();
         if let (Some(t), Some(db)) = (&self.db_tls, &src.db) {
             out.push_str(&format!("database_cas:  # {}\n", show(db.sslrootcert.as_deref())));
             for c in &t.cas {
