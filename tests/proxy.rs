@@ -384,14 +384,20 @@ impl Drop for ProxyProcess {
     }
 }
 
-async fn proxy_process(upstream: &str, extra: &[&str]) -> ProxyProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
+/// The dev PKI of `tlsward certs dev` in `dir/pki`.
+fn dev_pki(dir: &std::path::Path) -> std::path::PathBuf {
+    let pki = dir.join("pki");
     let made = std::process::Command::new(support::bin())
         .args(["certs", "dev", "--out", pki.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    pki
+}
+
+async fn proxy_process(upstream: &str, extra: &[&str]) -> ProxyProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dev_pki(dir.path());
     let (port, admin) = (support::free_port(), support::free_port());
     let child = std::process::Command::new(support::bin())
         .args(["proxy", "--upstream", upstream])
@@ -473,12 +479,7 @@ async fn a_48_mib_upload_and_download_stream_through_without_being_buffered() {
 #[test]
 fn tlsward_proxy_check_prints_the_effective_configuration_or_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let made = std::process::Command::new(support::bin())
-        .args(["certs", "dev", "--out", pki.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let pki = dev_pki(dir.path());
     let check = |extra: &[&str]| {
         std::process::Command::new(support::bin())
             .args([
