@@ -17,6 +17,9 @@ ROUNDS=${ROUNDS:-3} N=${BURST_CONNECTIONS:-5000} SETTLE=${SETTLE:-10}
 PORT=${PORT:-9643} ADMIN_PORT=${ADMIN_PORT:-9691}
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work/burst}" && cd "${BENCH_WORK:-$ROOT/bench/work/burst}" && pwd)
 OUT=$ROOT/bench/burst-results.md
+# A descriptor per connection, on both sides.
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((N + 1024)) ] || ulimit -n $((N + 1024)) ||
+  { echo "raise the open-files limit to $((N + 1024)) (ulimit -n) or lower BURST_CONNECTIONS" >&2; exit 1; }
 SYSTEMS=("$@")
 [ ${#SYSTEMS[@]} -gt 0 ] || SYSTEMS=("tlsward=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward")
 FIRST=${SYSTEMS[0]#*=}

@@ -41,6 +41,9 @@ need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk; need nginx nginx; need python3 python3; need cc gcc
 [ -x "$BIN" ] || cargo build --release --locked
+# The idle burst needs a descriptor per connection, on both sides.
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((BURST_CONNECTIONS + 1024)) ] || ulimit -n $((BURST_CONNECTIONS + 1024)) ||
+  { echo "raise the open-files limit to $((BURST_CONNECTIONS + 1024)) (ulimit -n) or lower BURST_CONNECTIONS" >&2; exit 1; }
 
 # ---- database (10,000 users) and certificates, shared by every server ----
 DSN=$(BIN=$BIN "$PEER/setup-db.sh" "$W/db" "$DB_PORT" | tail -1)
@@ -71,8 +74,9 @@ run() {
   local s0 d0 c0 t0 out; s0=$(ticks "$pid"); d0=$(ticks "$(pg_pid)"); c0=$(awk '{sub(/.*\) /, ""); print $14 + $15}' /proc/$$/stat); t0=$(date +%s.%N)
   ( while sleep 0.5; do rss_kib "$pid"; done ) >"$W/rss.log" & local sampler=$!
   out=$(STATIC_PATH=$static TOKEN=$token timeout $((DURATION + 30)) "${wrk[@]}" -d "${DURATION}s" --latency "$url" | grep '^RESULT')
+  # wrk's CPU first: the sampler and the ticks below are children of this shell too.
+  local t1 s1 d1 c1; c1=$(awk '{sub(/.*\) /, ""); print $14 + $15}' /proc/$$/stat); t1=$(date +%s.%N); s1=$(ticks "$pid"); d1=$(ticks "$(pg_pid)")
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
-  local t1 s1 d1 c1; t1=$(date +%s.%N); s1=$(ticks "$pid"); d1=$(ticks "$(pg_pid)"); c1=$(awk '{sub(/.*\) /, ""); print $14 + $15}' /proc/$$/stat)
   v() { tr ' ' '\n' <<<"$out" | sed -n "s/^$1=//p"; }
   local dt n; dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}'); n=$(v requests)
   per() { awk -v t="$1" -v hz="$HZ" -v n="$n" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}'; }

@@ -302,6 +302,31 @@ async fn wait_for_new_sessions_on(p: &DbProxy, want: &str) {
     );
 }
 
+/// Waits until the database on `port` serves a certificate that `ca` alone verifies (a pool
+/// built directly, with the client certificate of `dir`).
+async fn wait_until_served_by(ca: &Ca, port: u16, dir: &Path) {
+    let only = postgres().scratch().join("only-ca.crt");
+    std::fs::write(&only, &ca.cert_pem).unwrap();
+    let dsn = format!(
+        "postgresql://app@localhost:{port}/app?sslmode=verify-full&sslrootcert={}&sslcert={1}/tls.crt&sslkey={1}/tls.key",
+        only.display(),
+        dir.display()
+    );
+    let target = tlsward::db::dsn::DbTarget::parse(&dsn).unwrap();
+    let settings = tlsward::db::pool::PoolSettings {
+        max_size: 1,
+        connect_timeout: Duration::from_secs(3),
+        statement_timeout: Duration::from_secs(5),
+        checkout_timeout: Duration::from_secs(3),
+        max_lifetime: Duration::from_secs(60),
+    };
+    assert_eventually!(
+        tlsward::db::pool::build_and_verify(&target, &settings, 1).await.is_ok(),
+        Duration::from_secs(15),
+        "the database never served a certificate of the new CA"
+    );
+}
+
 #[tokio::test]
 async fn a_ca_rotation_end_to_end_keeps_new_and_open_sessions_working() {
     let pg = postgres();
@@ -323,9 +348,11 @@ async fn a_ca_rotation_end_to_end_keeps_new_and_open_sessions_working() {
     let grown = ca1.issue(&LeafSpec::client("app")).unwrap();
     db_secret(&dir, &both, &grown);
     wait_for_new_sessions_on(&p, &grown.cert_pem).await;
-    // 2. The database's certificate is re-issued by the new CA.
+    // 2. The database's certificate is re-issued by the new CA: once a direct connection that
+    // trusts CA 2 alone verifies it, the proxy (bundle: both) must verify it too.
     support::write_pair(&node_dir, &node(&ca2), &both);
     support::reload_cluster_certs(&cluster, &node_dir);
+    wait_until_served_by(&ca2, port, &dir).await;
     wait_for_new_sessions_on(&p, &grown.cert_pem).await;
     // 3. A client certificate of the new CA, and the old CA leaves the bundle.
     let last = ca2.issue(&LeafSpec::client("app")).unwrap();
@@ -409,6 +436,7 @@ async fn the_admin_listener_says_ready_and_counts_the_open_session() {
         !status.contains("\"server\""),
         "db-proxy has no server certificate: {status}"
     );
+    assert!(!status.contains("\"policy\""), "nor a TLS policy: {status}");
 }
 
 #[tokio::test]
@@ -436,6 +464,7 @@ fn check_prints_the_effective_configuration_and_listens_nowhere() {
     let client = issue("app");
     secret(&client_dir, &client);
     let socket_dir = pg.scratch().join("run");
+    std::fs::create_dir_all(&socket_dir).unwrap();
     let listen = format!("unix:{}", socket_dir.display());
     let out = std::process::Command::new(support::bin())
         .args([
@@ -486,6 +515,21 @@ fn db_proxy_lists_every_missing_or_unsafe_flag_at_once() {
     let err = refused(&["--db-url", &dsn, "--db-proxy-listen", "0.0.0.0:26257"]);
     assert!(err.contains("pass --db-proxy-allow-remote"), "{err}");
     assert!(err.contains("/nonexistent/tls.crt"), "{err}");
+    let err = refused(&["--db-url", &dsn, "--db-proxy-listen", "unix:/nonexistent/run"]);
+    assert!(err.contains("/nonexistent/run is not a directory"), "{err}");
+    let clash = [
+        "--db-url",
+        &dsn,
+        "--db-proxy-listen",
+        "127.0.0.1:9099",
+        "--admin-listen",
+        "127.0.0.1:9099",
+    ];
+    let err = refused(&clash);
+    assert!(
+        err.contains("127.0.0.1:9099 is also another listener's address"),
+        "{err}"
+    );
     let plain = "postgresql://app@127.0.0.1:26257/app?sslmode=disable";
     let err = refused(&[
         "--db-url",

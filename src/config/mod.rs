@@ -250,7 +250,7 @@ fn secret_mounts(items: &[String], dirs: Option<&[PathBuf]>, p: &mut Vec<String>
 
 fn list_dirs(dirs: &[PathBuf]) -> String {
     if dirs.is_empty() {
-        return "(none is given yet: --tls-dir, --token-key-dir, ...)".into();
+        return "(none: no certificate, key, policy or CA file is given)".into();
     }
     dirs.iter()
         .map(|d| d.display().to_string())
@@ -530,6 +530,15 @@ fn db_proxy_settings(
     let listen = crate::dbproxy::DbListen::parse(&listen, a.db_proxy_allow_remote)
         .map_err(|e| p.push(format!("{} {e}", flag("db_proxy_listen"))))
         .ok();
+    if let Some(crate::dbproxy::DbListen::Unix(socket)) = &listen
+        && let Some(dir) = socket.parent().filter(|d| !d.is_dir())
+    {
+        p.push(format!(
+            "{}: {} is not a directory; mount the pod's shared emptyDir there (or create it)",
+            flag("db_proxy_listen"),
+            dir.display()
+        ));
+    }
     let target = target?.clone();
     if !crate::db::material::DbTls::wanted(&target) {
         p.push(format!(
@@ -547,6 +556,19 @@ fn db_proxy_settings(
         max_session_age: a.db_max_session_age,
         shutdown_grace,
     })
+}
+
+/// A TCP `--db-proxy-listen` on one of the command's other listeners is a problem.
+fn db_listen_clash(db: &crate::dbproxy::DbProxySettings, others: &[SocketAddr], p: &mut Vec<String>) {
+    if let crate::dbproxy::DbListen::Tcp(a) = db.listen
+        && a.port() != 0
+        && others.contains(&a)
+    {
+        p.push(format!(
+            "{}: {a} is also another listener's address; give the database proxy its own",
+            flag("db_proxy_listen")
+        ));
+    }
 }
 
 /// `proxy`'s database proxy, if `--db-proxy-listen` turns it on (`--db-url` is refused
@@ -568,6 +590,13 @@ fn proxy_db(
     }
     let target = db_target(&a.db, p);
     let settings = db_proxy_settings(&pa.db_proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, p);
+    let others: Vec<SocketAddr> = [Some(a.listen), Some(a.admin_listen), a.http_redirect_listen]
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(s) = &settings {
+        db_listen_clash(s, &others, p);
+    }
     (target, settings)
 }
 

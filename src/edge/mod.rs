@@ -204,7 +204,7 @@ impl Edge {
                 open,
                 "connections fell well below their peak; returning free memory"
             );
-            trim::release_free_memory();
+            trim::release_free_memory_soon();
         }
     }
 

@@ -5,7 +5,7 @@
 //! `malloc_trim(0)` returns the free pages of every arena (with another allocator, or off glibc,
 //! nothing is done).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How often a listener looks at its fall from the peak.
@@ -36,10 +36,26 @@ impl Peak {
     }
 }
 
+/// Whether a trim is running (one at a time, process-wide).
+static TRIMMING: AtomicBool = AtomicBool::new(false);
+
+/// Gives the allocator's free memory back to the system on a blocking thread (glibc locks
+/// each arena in turn while it walks it, which must not stall an accept loop), unless a trim
+/// is running already.
+pub(super) fn release_free_memory_soon() {
+    if TRIMMING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::task::spawn_blocking(|| {
+        release_free_memory();
+        TRIMMING.store(false, Ordering::Release);
+    });
+}
+
 /// Gives the allocator's free memory back to the system. The crate's one `unsafe` (the lint
 /// gate of `make lint` allows it here only): a foreign call no well-kept crate wraps.
 #[allow(unsafe_code)]
-pub(super) fn release_free_memory() {
+fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
     // SAFETY: malloc_trim takes no pointers; it walks and locks glibc's own arenas only.
     unsafe {
@@ -65,6 +81,10 @@ mod tests {
         p.saw(5000);
         assert!(p.fell_to(4000));
         assert!(!p.fell_to(4000 - MIN_FALL + 1), "measured from the old peak");
+        assert!(
+            p.fell_to(4000 - MIN_FALL),
+            "measured from the connections open at the trim"
+        );
         p.saw(4100);
         assert!(p.fell_to(4100 - MIN_FALL));
     }

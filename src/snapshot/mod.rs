@@ -516,13 +516,15 @@ impl Chosen {
     /// The digest of each chosen material.
     fn digests(&self) -> BTreeMap<Material, String> {
         let mut digests = BTreeMap::new();
+        // The policy shapes the server's TLS only: db-proxy, with no server certificate,
+        // serves none.
         if let Some(s) = &self.server {
             digests.insert(Material::Server, s.digest.clone());
+            digests.insert(
+                Material::Policy,
+                crate::util::sha256_hex(self.policy.describe().as_bytes()),
+            );
         }
-        digests.insert(
-            Material::Policy,
-            crate::util::sha256_hex(self.policy.describe().as_bytes()),
-        );
         if let Some(k) = &self.token_keys {
             digests.insert(Material::TokenKeys, k.digest.clone());
         }
@@ -598,6 +600,7 @@ mod tests {
         let s = Snapshot::load(&src, &Files::disk(), 1).unwrap();
         assert!(s.server_config.is_none() && s.leaf().is_none());
         assert!(!s.digests.contains_key(&Material::Server));
+        assert!(!s.digests.contains_key(&Material::Policy), "no TLS server, no policy");
         assert!(s.certificate(Material::DbClient).is_some());
         assert!(s.describe(&src).contains("server_certificate: none\n"));
         assert_eq!(src.dirs(), vec![dir]);
