@@ -20,7 +20,8 @@ test: deps image
 
 ## make lint: nothing outside the repository, imports only downwards (scripts/check-layers.py),
 ## at most 3 % of functions over 50 lines (scripts/check-function-length.py),
-## formatting, clippy (also without the default legacy-tls feature), one crypto provider (no ring)
+## formatting, clippy (also without the default legacy-tls feature), one crypto provider (no ring),
+## `unsafe` allowed in src/edge/trim.rs only (the one malloc_trim call)
 lint:
 	scripts/check-standalone.sh
 	python3 scripts/check-layers.py
