@@ -237,6 +237,8 @@ fn check_config_lists_every_problem_and_exits_64() {
             "/nonexistent/tls",
             "--db-pool-size",
             "0",
+            "--reload-interval",
+            "10ms",
         ],
         &[("TLSWARD_DB_URL", "postgresql://app@localhost:26257/app?sslmode=require")],
     );
@@ -246,6 +248,7 @@ fn check_config_lists_every_problem_and_exits_64() {
         "--token-key-dir (TLSWARD_TOKEN_KEY_DIR) is not set",
         "sslmode=require does not authenticate the database; use sslmode=verify-full, or pass --db-allow-insecure",
         "--db-pool-size (TLSWARD_DB_POOL_SIZE) is 0",
+        "--reload-interval (TLSWARD_RELOAD_INTERVAL) is below 100ms",
         "server certificate /nonexistent/tls/tls.crt: cannot read",
         "min_version 1.0: TLS 1.0/1.1 allow BEAST-class downgrades",
     ] {

@@ -404,7 +404,8 @@ fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snaps
     }
 }
 
-/// How changes are noticed (the sources are filled in by the caller).
+/// How changes are noticed (the sources are filled in by the caller). Checked before any
+/// required source is, so that its problem is reported with theirs.
 fn reload_triggers(a: &ReloadArgs, p: &mut Vec<String>) -> ReloadSettings {
     if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
         p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
@@ -425,6 +426,7 @@ fn reload_settings(
     tokens_required: bool,
     p: &mut Vec<String>,
 ) -> Option<ReloadSettings> {
+    let triggers = reload_triggers(&a.reload, p);
     let tls_dir = need(
         &a.tls_dir,
         "tls_dir",
@@ -450,7 +452,7 @@ fn reload_settings(
             token_key_dir,
             ..Sources::new(tls_dir?)
         },
-        ..reload_triggers(&a.reload, p)
+        ..triggers
     })
 }
 
