@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{
-    ConfigErrors, ReloadSettings, db_listen_clash, db_proxy_settings, db_target, describe_db_proxy, describe_kube,
-    describe_reload, kube_settings, reload_triggers,
+    ConfigErrors, ReloadSettings, db_proxy_settings, db_target, describe_db_proxy, describe_kube, describe_reload,
+    kube_settings, reload_triggers,
 };
 use crate::cli::DbProxyArgs;
 use crate::dbproxy::DbProxySettings;
@@ -35,10 +35,8 @@ impl DbProxyConfig {
     pub fn load(a: &DbProxyArgs) -> Result<(Self, Snapshot), ConfigErrors> {
         let mut p = Vec::new();
         let target = db_target(&a.db, &mut p);
-        let db = db_proxy_settings(&a.proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, &mut p);
-        if let Some(d) = &db {
-            db_listen_clash(d, &[a.admin_listen], &mut p);
-        }
+        let others = [a.admin_listen];
+        let db = db_proxy_settings(&a.proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, &others, &mut p);
         let reload = ReloadSettings {
             sources: Sources::database(target.clone()),
             ..reload_triggers(&a.reload, &mut p)

@@ -515,12 +515,13 @@ fn proxy_settings(
 }
 
 /// The database proxy's settings (`proxy --db-proxy-listen`, `db-proxy`): where it listens
-/// and the checked database target it opens.
+/// (not on one of the command's `other_listeners`) and the checked database target it opens.
 fn db_proxy_settings(
     a: &DbProxyFlags,
     db: &DbArgs,
     target: Option<&Arc<DbTarget>>,
     shutdown_grace: Duration,
+    other_listeners: &[SocketAddr],
     p: &mut Vec<String>,
 ) -> Option<crate::dbproxy::DbProxySettings> {
     let listen = need(
@@ -532,14 +533,23 @@ fn db_proxy_settings(
     let listen = crate::dbproxy::DbListen::parse(&listen, a.db_proxy_allow_remote)
         .map_err(|e| p.push(format!("{} {e}", flag("db_proxy_listen"))))
         .ok();
-    if let Some(crate::dbproxy::DbListen::Unix(socket)) = &listen
-        && let Some(dir) = socket.parent().filter(|d| !d.is_dir())
-    {
-        p.push(format!(
-            "{}: {} is not a directory; mount the pod's shared emptyDir there (or create it)",
-            flag("db_proxy_listen"),
-            dir.display()
-        ));
+    match &listen {
+        Some(crate::dbproxy::DbListen::Unix(socket)) => {
+            if let Some(dir) = socket.parent().filter(|d| !d.is_dir()) {
+                p.push(format!(
+                    "{}: {} is not a directory; mount the pod's shared emptyDir there (or create it)",
+                    flag("db_proxy_listen"),
+                    dir.display()
+                ));
+            }
+        }
+        Some(crate::dbproxy::DbListen::Tcp(addr)) if addr.port() != 0 && other_listeners.contains(addr) => {
+            p.push(format!(
+                "{}: {addr} is also another listener's address; give the database proxy its own",
+                flag("db_proxy_listen")
+            ));
+        }
+        _ => {}
     }
     let target = target?.clone();
     if !crate::db::material::DbTls::wanted(&target) {
@@ -560,19 +570,6 @@ fn db_proxy_settings(
     })
 }
 
-/// A TCP `--db-proxy-listen` on one of the command's other listeners is a problem.
-fn db_listen_clash(db: &crate::dbproxy::DbProxySettings, others: &[SocketAddr], p: &mut Vec<String>) {
-    if let crate::dbproxy::DbListen::Tcp(a) = db.listen
-        && a.port() != 0
-        && others.contains(&a)
-    {
-        p.push(format!(
-            "{}: {a} is also another listener's address; give the database proxy its own",
-            flag("db_proxy_listen")
-        ));
-    }
-}
-
 /// `proxy`'s database proxy, if `--db-proxy-listen` turns it on (`--db-url` is refused
 /// without it), and the database target it opens.
 fn proxy_db(
@@ -591,14 +588,11 @@ fn proxy_db(
         return (None, None);
     }
     let target = db_target(&a.db, p);
-    let settings = db_proxy_settings(&pa.db_proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, p);
     let others: Vec<SocketAddr> = [Some(a.listen), Some(a.admin_listen), a.http_redirect_listen]
         .into_iter()
         .flatten()
         .collect();
-    if let Some(s) = &settings {
-        db_listen_clash(s, &others, p);
-    }
+    let settings = db_proxy_settings(&pa.db_proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, &others, p);
     (target, settings)
 }
 
