@@ -68,8 +68,13 @@ fn run_loaded(loaded: Result<Loaded, ConfigErrors>) -> anyhow::Result<ExitCode> 
         Ok(x) => x,
         Err(e) => return Ok(config_failed(&e)),
     };
+    block_on(serve_until_signal(config, snapshot, kube))
+}
+
+/// Runs `f` to its end on a new multi-threaded runtime.
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(serve_until_signal(config, snapshot, kube))?;
+    rt.block_on(f)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -87,18 +92,15 @@ pub fn db_proxy(args: &DbProxyArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.describe(&snapshot));
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async {
+    block_on(async {
         let running = super::db_proxy::start(config, snapshot, client(kube)?)
             .await
             .context("start-up failed")?;
-        shutdown_signal().await?;
-        tracing::info!("shutting down: closing database sessions between transactions");
-        running.shutdown().await;
-        tracing::info!("stopped");
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        stop_on_signal("shutting down: closing database sessions between transactions", || {
+            running.shutdown()
+        })
+        .await
+    })
 }
 
 fn client(kube: Option<kube::Config>) -> anyhow::Result<Option<kube::Client>> {
@@ -111,9 +113,17 @@ async fn serve_until_signal(config: Config, snapshot: Snapshot, kube: Option<kub
     let running = super::start_with(config, snapshot, client(kube)?)
         .await
         .context("start-up failed")?;
+    stop_on_signal("shutting down: draining open connections", || running.shutdown()).await
+}
+
+/// Waits for SIGTERM or SIGINT, then runs the drain `stop`, saying what it does.
+async fn stop_on_signal<F: std::future::Future<Output = ()>>(
+    what: &str,
+    stop: impl FnOnce() -> F,
+) -> anyhow::Result<()> {
     shutdown_signal().await?;
-    tracing::info!("shutting down: draining open connections");
-    running.shutdown().await;
+    tracing::info!("{what}");
+    stop().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::config::DbProxyConfig;
 use crate::db::handle::Db;
 use crate::edge::Edge;
 use crate::metrics::Metrics;
-use crate::snapshot::{Snapshot, SnapshotStore, Snapshots};
+use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// The admin listener's request-header time limit.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,22 +27,10 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub struct RunningDbProxy {
     /// The admin address actually bound (port 0 resolved).
     pub admin_addr: SocketAddr,
-    snapshots: Snapshots,
     stopper: Stopper,
-    reload: tokio::sync::mpsc::UnboundedSender<()>,
 }
 
 impl RunningDbProxy {
-    /// Asks for a reload, as SIGHUP does.
-    pub fn reload(&self) {
-        let _ = self.reload.send(());
-    }
-
-    /// A read handle on the served snapshot (the database material).
-    pub fn snapshots(&self) -> Snapshots {
-        self.snapshots.clone()
-    }
-
     /// Unready at once, still proxying for `--drain-delay`; then no new sessions, and the
     /// open ones closed between transactions within `--shutdown-grace`.
     pub async fn shutdown(self) {
@@ -74,24 +62,24 @@ pub async fn start(
     }));
     let edge = Edge::new("admin", plain_limits(HEADER_TIMEOUT, MAX_HEADER_BYTES), metrics.clone());
     let grace = config.db.shutdown_grace;
-    let proxy = crate::dbproxy::DbProxy::new(config.db.clone(), snapshots.clone(), metrics.clone());
+    let proxy = crate::dbproxy::DbProxy::new(config.db.clone(), snapshots, metrics.clone());
     let tasks = vec![
         tokio::spawn(edge.run(admin, stopped.clone(), grace, move |tcp, conn| {
             conn.serve_http(tcp, app.clone())
         })),
         proxy.spawn(listener, stopped.clone()),
     ];
-    let reload = control.start(&config.kube, &metrics, &stopped, kube).await?;
+    // The reload sender it returns is not needed here: SIGHUP, the file watcher and the
+    // interval trigger reloads, each with its own sender.
+    let _ = control.start(&config.kube, &metrics, &stopped, kube).await?;
     tracing::info!(%admin_addr, "db-proxy serving");
     Ok(RunningDbProxy {
         admin_addr,
-        snapshots,
         stopper: Stopper {
             readiness,
             drain_delay: config.drain_delay,
             shutdown: stop,
             tasks,
         },
-        reload,
     })
 }
