@@ -418,19 +418,9 @@ async fn the_admin_listener_says_ready_and_counts_the_open_session() {
     assert_eq!(ready.status(), 200);
     let (client, _conn) = p.connect().await;
     client.simple_query("SELECT 1").await.unwrap();
-    let metrics = reqwest::get(format!("{}/metrics", p.child.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics_of(&p.child.admin).await;
     assert!(metrics.contains("tlsward_db_proxy_sessions_active 1\n"), "{metrics}");
-    let status = reqwest::get(format!("{}/reload-status", p.child.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = support::reload_status(&p.child.admin).await.to_string();
     assert!(status.contains("db_client"), "{status}");
     assert!(
         !status.contains("\"server\""),

@@ -272,17 +272,8 @@ async fn independent_clients_cannot_downgrade_the_inbound_hop_and_the_scan_is_cl
             support::output_text(&out)
         );
     }
-    let metrics = reqwest::get(format!("{}/metrics", pod.proxy.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let refused: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("tlsward_tls_handshake_failures_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let metrics = support::metrics_of(&pod.proxy.admin).await;
+    let refused = support::handshake_failures(&metrics, "*");
     assert!(refused >= 3.0, "the proxy did not refuse them itself: {metrics}");
     let aead = support::s_client(port, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]).await;
     assert!(aead.status.success(), "{}", support::output_text(&aead));

@@ -7,26 +7,16 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestServer, output_text as text, postgres, s_client, serve_args, start};
+use support::{TestServer, handshake_failures, output_text as text, postgres, s_client, serve_args, start};
 use tokio::process::Command;
 
-/// Failed handshakes counted with `reason`, or with any reason when it is `*`.
-fn failures(metrics: &str, reason: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("tlsward_tls_handshake_failures_total{"))
-        .filter(|l| reason == "*" || l.contains(&format!("reason=\"{reason}\"")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn assert_refused(s: &TestServer, args: &[&str], reason: &str) {
-    let before = failures(&s.metrics().await, reason);
+    let before = handshake_failures(&s.metrics().await, reason);
     let out = s_client(s.port(), args).await;
     assert!(!out.status.success(), "{args:?} must fail: {}", text(&out));
     let want = before + 1.0;
     assert_eventually!(
-        failures(&s.metrics().await, reason) >= want,
+        handshake_failures(&s.metrics().await, reason) >= want,
         Duration::from_secs(5),
         "{args:?}: the server did not count a {reason} failure: {}\n{}",
         text(&out),

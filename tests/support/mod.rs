@@ -286,18 +286,34 @@ impl TestServer {
 
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        metrics_of(&self.admin).await
     }
 
     /// The TLS port.
     pub fn port(&self) -> u16 {
         self.running.tls_addr.port()
     }
+}
+
+/// The text of `/metrics` on the admin listener `admin` (`http://127.0.0.1:PORT`).
+pub async fn metrics_of(admin: &str) -> String {
+    reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Failed TLS handshakes counted with `reason` in a `/metrics` text, or with any reason when
+/// it is `*`.
+pub fn handshake_failures(metrics: &str, reason: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("tlsward_tls_handshake_failures_total{"))
+        .filter(|l| reason == "*" || l.contains(&format!("reason=\"{reason}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The value of one metric sample line (`name{labels}`), or 0 when absent.
