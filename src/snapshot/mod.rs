@@ -253,6 +253,15 @@ fn pick<T: Clone>(new: Result<T, ()>, last: Option<T>) -> Option<T> {
     new.ok().or(last)
 }
 
+/// [`pick`] for an optional material: `Some(None)` when it is not configured, `None` when it
+/// is but has neither a valid new value nor a last good one.
+fn pick_configured<T: Clone>(new: Option<Result<T, ()>>, last: Option<T>) -> Option<Option<T>> {
+    match new {
+        None => Some(None),
+        Some(r) => pick(r, last).map(Some),
+    }
+}
+
 impl Snapshot {
     /// Reads and validates every given source at start-up; all problems are returned, each
     /// naming its file. There is no last good material yet, so any problem is an error.
@@ -481,18 +490,9 @@ fn choose(parts: Parts, last: Option<&Snapshot>, src: &Sources, problems: &mut V
             })
     });
     let policy = pick(policy, last.map(|l| l.policy.clone()));
-    let server = match parts.server {
-        None => Some(None),
-        Some(r) => pick(r, last.and_then(|l| l.server.clone())).map(Some),
-    };
-    let token_keys = match parts.token_keys {
-        None => Some(None),
-        Some(r) => pick(r, last.and_then(|l| l.token_keys.clone())).map(Some),
-    };
-    let client_roots = match parts.client_roots {
-        None => Some(None),
-        Some(r) => pick(r, last.and_then(|l| l.client_roots.clone())).map(Some),
-    };
+    let server = pick_configured(parts.server, last.and_then(|l| l.server.clone()));
+    let token_keys = pick_configured(parts.token_keys, last.and_then(|l| l.token_keys.clone()));
+    let client_roots = pick_configured(parts.client_roots, last.and_then(|l| l.client_roots.clone()));
     let last_db = last.and_then(|l| l.db_tls.as_deref());
     let db_tls = match (parts.db_ca, parts.db_client) {
         (Some(ca), Some(client)) => {
