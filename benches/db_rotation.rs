@@ -105,6 +105,13 @@ fn median(sorted: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
+/// The median over `phases` of `f`.
+fn median_of(phases: &[Phase], f: fn(&Phase) -> f64) -> f64 {
+    let mut values: Vec<f64> = phases.iter().map(f).collect();
+    values.sort_by(f64::total_cmp);
+    median(&values)
+}
+
 fn row(name: &str, phases: &[Phase]) -> String {
     let p50 = phases
         .iter()
@@ -292,11 +299,6 @@ async fn main() {
         &format!("client cert rotated every 1 s ({rotations} rotations in all)"),
         &rotated,
     ));
-    let sorted = |v: &[Phase], f: fn(&Phase) -> f64| {
-        let mut x: Vec<f64> = v.iter().map(f).collect();
-        x.sort_by(f64::total_cmp);
-        median(&x)
-    };
     let per_round: Vec<String> = steady
         .iter()
         .zip(&rotated)
@@ -304,10 +306,10 @@ async fn main() {
         .collect();
     out.push_str(&format!(
         "\nThroughput with rotation / without (medians): **{:.3}** (per round: {}); p99 {:.2} ms vs {:.2} ms. Pool generations: {} → {} ({} published). Process RSS (server and load generator together): {} MiB before, {} MiB after.\n\nServer-side connections by `application_name` (`tlsward/g<generation>`) after the run:\n\n```\n{conns}\n```\n",
-        sorted(&rotated, Phase::rps) / sorted(&steady, Phase::rps),
+        median_of(&rotated, Phase::rps) / median_of(&steady, Phase::rps),
         per_round.join(", "),
-        sorted(&rotated, Phase::p99_ms),
-        sorted(&steady, Phase::p99_ms),
+        median_of(&rotated, Phase::p99_ms),
+        median_of(&steady, Phase::p99_ms),
         gen_before,
         gen_after,
         gen_after - gen_before,
