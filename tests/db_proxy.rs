@@ -11,8 +11,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{free_port, postgres};
-use tlsward::pki::{Ca, Issued, KeyType, LeafSpec};
+use support::{db_secret, free_port, postgres, secret_dsn};
+use tlsward::pki::{Ca, Issued, LeafSpec};
 use tokio_postgres::NoTls;
 
 /// `tlsward db-proxy`; killed on drop.
@@ -264,26 +264,6 @@ async fn an_unreachable_database_is_a_postgres_error_to_the_app() {
     assert!(db.message().contains("cannot reach the database"), "{db:?}");
 }
 
-/// Writes the database Secret of `dir`: the CA bundle `ca_pem` and `client`'s pair.
-fn db_secret(dir: &Path, ca_pem: &str, client: &Issued) {
-    support::kubelet::write(
-        dir,
-        &[
-            ("ca.crt", ca_pem.as_bytes()),
-            ("tls.crt", client.cert_pem.as_bytes()),
-            ("tls.key", client.key_pem.as_bytes()),
-        ],
-    );
-}
-
-/// A DSN for database `app` on `port` that reads its CA bundle from the Secret in `dir` too.
-fn dsn_in(port: u16, dir: &Path) -> String {
-    format!(
-        "postgresql://app@localhost:{port}/app?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
-        dir.display()
-    )
-}
-
 /// Waits until a new session through `p` presents the certificate `want` (PEM) to the database.
 async fn wait_for_new_sessions_on(p: &DbProxy, want: &str) {
     let want = support::plain_serial(want);
@@ -329,30 +309,20 @@ async fn wait_until_served_by(ca: &Ca, port: u16, dir: &Path) {
 
 #[tokio::test]
 async fn a_ca_rotation_end_to_end_keeps_new_and_open_sessions_working() {
-    let pg = postgres();
-    let (ca1, ca2) = (
-        Ca::new("db CA 1", KeyType::Ecdsa).unwrap(),
-        Ca::new("db CA 2", KeyType::Ecdsa).unwrap(),
-    );
-    let both = format!("{}{}", ca1.cert_pem, ca2.cert_pem);
-    // The database accepts client certificates of both CAs; its own starts with CA 1.
-    let node_dir = pg.scratch();
-    let node = |ca: &Ca| ca.issue(&LeafSpec::server("node", &["localhost"])).unwrap();
-    support::write_pair(&node_dir, &node(&ca1), &both);
-    let (cluster, port) = support::extra_cluster_with(&node_dir);
-    let dir = pg.scratch().join("db-client");
+    let c = support::TwoCaCluster::start();
+    let (ca1, ca2, both, port) = (&c.old, &c.new, &c.both, c.port);
+    let dir = postgres().scratch().join("db-client");
     db_secret(&dir, &ca1.cert_pem, &ca1.issue(&LeafSpec::client("app")).unwrap());
-    let p = start_for(&dsn_in(port, &dir), dir.clone(), "app".into(), None, &[]).await;
+    let p = start_for(&secret_dsn(port, "app", &dir), dir.clone(), "app".into(), None, &[]).await;
     let (open, _conn) = p.connect().await;
     // 1. The bundle grows to old + new.
     let grown = ca1.issue(&LeafSpec::client("app")).unwrap();
-    db_secret(&dir, &both, &grown);
+    db_secret(&dir, both, &grown);
     wait_for_new_sessions_on(&p, &grown.cert_pem).await;
     // 2. The database's certificate is re-issued by the new CA: once a direct connection that
     // trusts CA 2 alone verifies it, the proxy (bundle: both) must verify it too.
-    support::write_pair(&node_dir, &node(&ca2), &both);
-    support::reload_cluster_certs(&cluster, &node_dir);
-    wait_until_served_by(&ca2, port, &dir).await;
+    c.serve_a_new_ca_certificate();
+    wait_until_served_by(ca2, port, &dir).await;
     wait_for_new_sessions_on(&p, &grown.cert_pem).await;
     // 3. A client certificate of the new CA, and the old CA leaves the bundle.
     let last = ca2.issue(&LeafSpec::client("app")).unwrap();
@@ -373,7 +343,7 @@ async fn a_database_restart_reaches_the_app_as_postgres_errors_then_new_sessions
     let dir = pg.scratch().join("db-client");
     secret(&dir, &issue("app"));
     let p = start_for(
-        &dsn_in(port, &dir),
+        &secret_dsn(port, "app", &dir),
         dir,
         "app".into(),
         None,

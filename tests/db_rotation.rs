@@ -7,33 +7,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Load, TestServer, extra_cluster_with, kubelet, postgres, reload_status, serve_args, start};
+use support::{
+    Load, TestServer, TwoCaCluster, db_secret, extra_cluster_with, postgres, reload_status, secret_dsn, serve_args,
+    start,
+};
 use tlsward::pki::{Ca, Issued, KeyType, LeafSpec};
 
 const SOON: Duration = Duration::from_secs(15);
 
-fn db_secret(dir: &Path, ca_pem: &str, client: &Issued) {
-    kubelet::write(
-        dir,
-        &[
-            ("ca.crt", ca_pem.as_bytes()),
-            ("tls.crt", client.cert_pem.as_bytes()),
-            ("tls.key", client.key_pem.as_bytes()),
-        ],
-    );
-}
-
-fn dsn(port: u16, db: &str, dir: &Path) -> String {
-    format!(
-        "postgresql://app@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
-        dir.display()
-    )
-}
-
 /// A server whose DB material is the kubelet-style directory `dir`.
 async fn server(port: u16, db: &str, dir: &Path, extra: &[&str]) -> TestServer {
     let mut args = serve_args(extra);
-    args.db.db_url = Some(dsn(port, db, dir));
+    args.db.db_url = Some(secret_dsn(port, db, dir));
     start(args).await
 }
 
@@ -106,34 +91,18 @@ async fn db_pool_swaps_with_no_failed_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_rotation_end_to_end_with_no_failed_request() {
-    let pg = postgres();
-    let (ca1, ca2) = (
-        Ca::new("db CA 1", KeyType::Ecdsa).unwrap(),
-        Ca::new("db CA 2", KeyType::Ecdsa).unwrap(),
-    );
-    let both = format!("{}{}", ca1.cert_pem, ca2.cert_pem);
-    // The cluster accepts client certificates of both CAs throughout; its own certificate
-    // starts with CA 1.
-    let node_dir = pg.scratch();
-    let node1 = ca1
-        .issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
-        .unwrap();
-    support::write_pair(&node_dir, &node1, &both);
-    let (cluster, port) = extra_cluster_with(&node_dir);
+    let c = TwoCaCluster::start();
+    let (ca1, ca2, both, port) = (&c.old, &c.new, &c.both, c.port);
     let dir = secret_dir();
     db_secret(&dir, &ca1.cert_pem, &ca1.issue(&LeafSpec::client("app")).unwrap());
     let s = server(port, "app", &dir, &["--db-pool-size", "4"]).await;
     let load = Load::start(&s, "/users/1", 3);
 
     // 1. The bundle grows to old + new.
-    db_secret(&dir, &both, &ca1.issue(&LeafSpec::client("app")).unwrap());
+    db_secret(&dir, both, &ca1.issue(&LeafSpec::client("app")).unwrap());
     wait_generation(&s, 2).await;
-    // 2. The database's certificate is re-issued by the new CA (PostgreSQL reloads on SIGHUP).
-    let node2 = ca2
-        .issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
-        .unwrap();
-    support::write_pair(&node_dir, &node2, &both);
-    support::reload_cluster_certs(&cluster, &node_dir);
+    // 2. The database's certificate is re-issued by the new CA.
+    c.serve_a_new_ca_certificate();
     // 3. A client certificate from the new CA, and the old CA leaves the bundle.
     db_secret(&dir, &ca2.cert_pem, &ca2.issue(&LeafSpec::client("app")).unwrap());
     wait_generation(&s, 3).await;

@@ -374,6 +374,77 @@ pub fn stop_cluster(cluster: &Path) {
     pg_sh(&["stop", cluster.to_str().unwrap()]);
 }
 
+/// Writes a database Secret into `dir` as the kubelet does: the CA bundle `ca_pem` and
+/// `client`'s certificate and key.
+pub fn db_secret(dir: &Path, ca_pem: &str, client: &Issued) {
+    kubelet::write(
+        dir,
+        &[
+            ("ca.crt", ca_pem.as_bytes()),
+            ("tls.crt", client.cert_pem.as_bytes()),
+            ("tls.key", client.key_pem.as_bytes()),
+        ],
+    );
+}
+
+/// A verify-full DSN for database `db` on `port` whose CA bundle and client pair are the
+/// database Secret in `dir` ([`db_secret`]), so that rotating the Secret rotates all three.
+pub fn secret_dsn(port: u16, db: &str, dir: &Path) -> String {
+    format!(
+        "postgresql://app@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={0}/ca.crt&sslcert={0}/tls.crt&sslkey={0}/tls.key",
+        dir.display()
+    )
+}
+
+/// A cluster of its own for a database CA rotation: it accepts client certificates of two
+/// CAs throughout, and its own certificate starts with the old one.
+pub struct TwoCaCluster {
+    /// The CA the rotation starts from.
+    pub old: Ca,
+    /// The CA it ends with.
+    pub new: Ca,
+    /// Both CAs' certificates, one bundle.
+    pub both: String,
+    /// The cluster's data directory.
+    pub dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+    node_dir: PathBuf,
+}
+
+impl TwoCaCluster {
+    /// Starts the cluster with a node certificate of the old CA.
+    pub fn start() -> Self {
+        let (old, new) = (
+            Ca::new("db CA 1", KeyType::Ecdsa).unwrap(),
+            Ca::new("db CA 2", KeyType::Ecdsa).unwrap(),
+        );
+        let both = format!("{}{}", old.cert_pem, new.cert_pem);
+        let node_dir = postgres().scratch();
+        write_pair(&node_dir, &Self::node(&old), &both);
+        let (dir, port) = extra_cluster_with(&node_dir);
+        Self {
+            old,
+            new,
+            both,
+            dir,
+            port,
+            node_dir,
+        }
+    }
+
+    fn node(ca: &Ca) -> Issued {
+        ca.issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
+            .unwrap()
+    }
+
+    /// Re-issues the cluster's own certificate by the new CA (PostgreSQL reloads it on SIGHUP).
+    pub fn serve_a_new_ca_certificate(&self) {
+        write_pair(&self.node_dir, &Self::node(&self.new), &self.both);
+        reload_cluster_certs(&self.dir, &self.node_dir);
+    }
+}
+
 /// Starts a stopped cluster again on the same port.
 pub fn restart_cluster(cluster: &Path, port: u16, certs: &Path) {
     pg_sh(&[
