@@ -211,8 +211,8 @@ async fn tls11_with_cbc_is_deprecated_but_not_beast() {
         &["-tls1_1", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"],
     )
     .await;
-    let (code, r, _) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
-    assert_eq!(code, 1);
+    let (code, r, err) = scan(&[&target(srv.port), "--ca", &ca_file()]).await;
+    assert_eq!(code, 1, "{r:#} {err}");
     let ids = finding_ids(&r);
     assert!(
         ids.contains(&"tls11".into()) && ids.contains(&"cbc_cipher".into()) && !ids.contains(&"beast".into()),
