@@ -4,22 +4,21 @@
 
 pub(crate) mod auth;
 pub(crate) mod error;
+pub(crate) mod record;
 pub(crate) mod users;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::db::handle::Db;
 use crate::logs::Throttle;
 use crate::metrics::Metrics;
-use crate::metrics::{HttpLabels, RouteLabel, StatusLabel};
 use crate::snapshot::Snapshots;
 use error::ApiError;
 
@@ -84,51 +83,30 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The route templates of the TLS listener: the only values of the `route` label besides
-/// `unmatched`.
-const ROUTES: [&str; 3] = ["/", "/users", "/users/{id}"];
+/// The service of the TLS listener: the router inside the request metrics, the security
+/// headers outside both.
+pub type Api = tower::util::MapResponse<record::Recorded<Router>, fn(Response) -> Response>;
 
-/// The `route` label of a request: its matched template, or `unmatched`.
-fn route_label(req: &Request) -> &'static str {
-    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    ROUTES.into_iter().find(|r| Some(*r) == matched).unwrap_or("unmatched")
-}
-
-async fn record(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
-    let route = route_label(&req);
-    let method = crate::metrics::method_label(req.method());
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    let m = &state.metrics;
-    m.http_requests
-        .get_or_create(&HttpLabels {
-            route,
-            method,
-            status: StatusLabel::of(resp.status()),
-        })
-        .inc();
-    m.http_duration
-        .get_or_create(&RouteLabel { route })
-        .observe(start.elapsed().as_secs_f64());
-    resp
-}
-
-/// The router of the TLS listener.
-pub fn router(state: Arc<ApiState>) -> Router {
-    let [root_route, users_route, user_route] = ROUTES;
+/// The service of the TLS listener. The body limit applies to the `/users` routes (the only
+/// ones that read a body); the per-request layers wrap the router once instead of each route.
+pub fn router(state: Arc<ApiState>) -> Api {
+    let [root_route, users_route, user_route] = record::ROUTES;
     let users = Router::new()
         .route(users_route, get(users::list_users).post(users::create_user))
         .route(user_route, get(users::get_user).delete(users::delete_user))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
-    Router::new()
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+    let metrics = state.metrics.clone();
+    let router = Router::new()
         .route(root_route, get(root))
         .merge(users)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), record))
-        .with_state(state)
-        .layer(tower::util::MapResponseLayer::new(with_security_headers))
+        .with_state(state);
+    tower::util::MapResponse::new(
+        record::Recorded::new(router, metrics),
+        with_security_headers as fn(Response) -> Response,
+    )
 }
 
 /// The security headers on every response, replacing any the handler set (one layer for

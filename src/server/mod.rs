@@ -274,7 +274,7 @@ struct Listeners {
 #[derive(Clone)]
 enum TlsApp {
     /// The users API.
-    Api(axum::Router),
+    Api(crate::api::Api),
     /// The proxy to the app (a service per connection, which knows the peer and its
     /// verified client certificate).
     Proxy(Arc<crate::proxy::Forwarder>),
