@@ -5,7 +5,8 @@
 #
 #   API:        GET /users/{random 1..10000}, keep-alive, 64 connections (and 1 connection)
 #   handshakes: one request per new TLS connection, no session resumption (close-full),
-#               tlsward's static `GET /` vs nginx's static JSON, same certificate
+#               tlsward's static `GET /` vs nginx sending the same response (body and
+#               security headers), same certificate
 #   static:     the same static routes with keep-alive
 #   tlsward:    RSS idle and under the API load, start-up to /readyz = 200, binary size
 #
@@ -106,7 +107,9 @@ PEER1=https://localhost:$PEER_PORT PEER2=https://localhost:$((PEER_PORT + 1))
 NGX=https://localhost:$NGINX_PORT TW=https://localhost:$PORT
 "$PEER/run-seed.sh" "$W/venv" "$PKI" "$PEER_PORT" "$DB_PORT" 1 >"$W/peer-1.log" 2>&1 & P1=$!; PIDS+=($P1)
 "$PEER/run-seed.sh" "$W/venv" "$PKI" $((PEER_PORT + 1)) "$DB_PORT" 2 >"$W/peer-2.log" 2>&1 & P2=$!; PIDS+=($P2)
-"$PEER/run-nginx.sh" "$PKI" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 & NG=$!; PIDS+=($NG)
+# nginx answers with tlsward's `GET /` body and its security headers: the same response.
+BODY="{\"service\":\"tlsward\",\"version\":\"$("$BIN" --version | awk '{print $NF}')\"}" \
+  "$PEER/run-nginx.sh" "$PKI" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 & NG=$!; PIDS+=($NG)
 "$BIN" serve >"$W/tlsward.log" 2>&1 & TWP=$!; PIDS+=($TWP)
 PID=$P1 wait_up "$PEER1" /users/1; PID=$P2 wait_up "$PEER2" /users/1; PID=$NG wait_up "$NGX" /
 PID=$TWP wait_up "http://127.0.0.1:$ADMIN_PORT" /readyz
@@ -162,7 +165,7 @@ L = ["# Benchmarks: tlsward side by side\n",
      f"PostgreSQL {sh('psql', '--version').split()[-1]}, the peer's pinned Python packages (`examples/fastapi/requirements.txt`) under {sh('python3', '--version')}.\n",
      f"Every run: wrk, 1 thread, {duration} s measured after a {warmup} s warm-up, random ids 1..10000, same database "
      "(PostgreSQL with TLS + client certificates, `sslmode=verify-full` from every app), same ECDSA P-256 server "
-     "certificate. tlsward's API requests carry a valid bearer token that it verifies on every request; the peer has no "
+     "certificate; on the static rows nginx sends tlsward's `GET /` response (the same body and the same five security headers). tlsward's API requests carry a valid bearer token that it verifies on every request; the peer has no "
      "authentication at all, which favours the peer. CPU per request = user + system time of the server's processes "
      "(of PostgreSQL's, for the DB column) during the run / requests; wrk's own CPU is in % of one core (the machine has 200 %).\n",
      "| system | mode | conns | req/s | p50 ms | p99 ms | errors | server CPU µs/req | DB CPU µs/req | wrk CPU % |",

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run-nginx.sh — the TLS reference: nginx answering every GET with a small static JSON body
-# (no database) over TLS 1.3, with the same certificate as tlsward, in the foreground.
+# (no database) over TLS 1.3, with the same certificate as tlsward, in the foreground. It sends
+# the five security headers tlsward sends on every response, so that both encode, encrypt and
+# write the same response (BODY: the body; default a 55-byte user record).
 #
 # usage: run-nginx.sh PKI WORK PORT [WORKERS]
 #   PKI      the dev PKI of setup-db.sh (server/tls.crt, server/tls.key)
@@ -8,6 +10,7 @@
 #   PORT     HTTPS port on 127.0.0.1; WORKERS nginx worker processes (1)
 set -Eeuo pipefail
 [ $# -ge 3 ] || { sed -n '4,8p' "$0" >&2; exit 2; }
+BODY=${BODY:-'{"id":1,"username":"user1","email":"user1@example.com"}'}
 PKI=$(cd "$1" && pwd) WORK=$(mkdir -p "$2" && cd "$2" && pwd) PORT=$3 WORKERS=${4:-1}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "run-nginx.sh: nginx is not installed (apt-get install nginx)" >&2; exit 1; }
@@ -32,9 +35,14 @@ http {
     ssl_certificate     $PKI/server/tls.crt;
     ssl_certificate_key $PKI/server/tls.key;
     ssl_protocols TLSv1.3;
+    add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+    add_header X-Content-Type-Options nosniff always;
+    add_header Cache-Control no-store always;
+    add_header Referrer-Policy no-referrer always;
+    add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
     location / {
       default_type application/json;
-      return 200 '{"id":1,"username":"user1","email":"user1@example.com"}';
+      return 200 '$BODY';
     }
   }
 }
