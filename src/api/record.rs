@@ -7,7 +7,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -21,44 +21,46 @@ pub(super) const ROUTES: [&str; 3] = ["/", "/users", "/users/{id}"];
 /// The `route` label of a path no route matches.
 const UNMATCHED: &str = "unmatched";
 
-/// The template of [`ROUTES`] that `path` matches (as the router matches it: `{id}` is one
-/// non-empty segment), or [`UNMATCHED`].
-pub(super) fn route_of(path: &str) -> &'static str {
-    let [root, users, user] = ROUTES;
-    match path {
-        "/" => root,
-        "/users" => users,
-        p if p
-            .strip_prefix("/users/")
-            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
-        {
-            user
-        }
-        _ => UNMATCHED,
-    }
-}
-
-/// The histograms of every route label, registered once.
-#[derive(Clone)]
-struct Latencies {
-    routes: [Histogram; 3],
+/// The routes as the router matches them (axum's own matcher, built from [`ROUTES`]), the
+/// metrics, and each route's latency histogram registered once: what every request shares.
+struct Recorder {
+    routes: matchit::Router<usize>,
+    metrics: Arc<Metrics>,
+    latencies: [Histogram; 3],
     unmatched: Histogram,
 }
 
-impl Latencies {
-    fn new(metrics: &Metrics) -> Self {
-        let of = |route| metrics.http_duration.get_or_create(&RouteLabel { route }).clone();
+impl Recorder {
+    fn new(metrics: Arc<Metrics>) -> Self {
+        let mut routes = matchit::Router::new();
+        for (i, route) in ROUTES.into_iter().enumerate() {
+            routes
+                .insert(route, i)
+                .expect("the route templates are distinct and valid");
+        }
+        let histogram = |route| metrics.http_duration.get_or_create(&RouteLabel { route }).clone();
         Self {
-            routes: ROUTES.map(of),
-            unmatched: of(UNMATCHED),
+            routes,
+            latencies: ROUTES.map(histogram),
+            unmatched: histogram(UNMATCHED),
+            metrics,
         }
     }
 
-    fn of(&self, route: &'static str) -> &Histogram {
-        ROUTES
-            .iter()
-            .position(|r| *r == route)
-            .map_or(&self.unmatched, |i| &self.routes[i])
+    /// The index in [`ROUTES`] of the template `path` matches, if any.
+    fn route_of(&self, path: &str) -> Option<usize> {
+        self.routes.at(path).ok().map(|m| *m.value)
+    }
+
+    fn record(&self, route: Option<usize>, method: &'static str, status: http::StatusCode, took: Duration) {
+        let labels = HttpLabels {
+            route: route.map_or(UNMATCHED, |i| ROUTES[i]),
+            method,
+            status: StatusLabel::of(status),
+        };
+        self.metrics.http_requests.get_or_create(&labels).inc();
+        let latency = route.map_or(&self.unmatched, |i| &self.latencies[i]);
+        latency.observe(took.as_secs_f64());
     }
 }
 
@@ -66,17 +68,14 @@ impl Latencies {
 #[derive(Clone)]
 pub struct Recorded<S> {
     inner: S,
-    metrics: Arc<Metrics>,
-    latencies: Latencies,
+    recorder: Arc<Recorder>,
 }
 
 impl<S> Recorded<S> {
     pub(super) fn new(inner: S, metrics: Arc<Metrics>) -> Self {
-        let latencies = Latencies::new(&metrics);
         Self {
             inner,
-            metrics,
-            latencies,
+            recorder: Arc::new(Recorder::new(metrics)),
         }
     }
 }
@@ -94,15 +93,14 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let route = route_of(req.uri().path());
+        let route = self.recorder.route_of(req.uri().path());
         let method = crate::metrics::method_label(req.method());
         Recording {
             inner: self.inner.call(req),
             route,
             method,
             start: Instant::now(),
-            metrics: self.metrics.clone(),
-            latency: self.latencies.of(route).clone(),
+            recorder: self.recorder.clone(),
         }
     }
 }
@@ -112,11 +110,10 @@ pin_project_lite::pin_project! {
     pub struct Recording<F> {
         #[pin]
         inner: F,
-        route: &'static str,
+        route: Option<usize>,
         method: &'static str,
         start: Instant,
-        metrics: Arc<Metrics>,
-        latency: Histogram,
+        recorder: Arc<Recorder>,
     }
 }
 
@@ -130,13 +127,8 @@ where
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
         if let Ok(resp) = &out {
-            let labels = HttpLabels {
-                route: this.route,
-                method: this.method,
-                status: StatusLabel::of(resp.status()),
-            };
-            this.metrics.http_requests.get_or_create(&labels).inc();
-            this.latency.observe(this.start.elapsed().as_secs_f64());
+            this.recorder
+                .record(*this.route, this.method, resp.status(), this.start.elapsed());
         }
         Poll::Ready(out)
     }
@@ -146,8 +138,13 @@ where
 mod tests {
     use super::*;
 
+    fn label_of(r: &Recorder, path: &str) -> &'static str {
+        r.route_of(path).map_or(UNMATCHED, |i| ROUTES[i])
+    }
+
     #[test]
     fn paths_get_the_template_the_router_matches() {
+        let r = Recorder::new(Arc::new(Metrics::new()));
         for (path, want) in [
             ("/", "/"),
             ("/users", "/users"),
@@ -159,28 +156,31 @@ mod tests {
             ("//", UNMATCHED),
             ("/metrics", UNMATCHED),
         ] {
-            assert_eq!(route_of(path), want, "{path}");
+            assert_eq!(label_of(&r, path), want, "{path}");
         }
     }
 
     #[test]
     fn each_route_has_its_own_histogram() {
-        let m = Metrics::new();
-        let l = Latencies::new(&m);
-        l.of("/users/{id}").observe(0.5);
-        l.of(UNMATCHED).observe(0.25);
+        let m = Arc::new(Metrics::new());
+        let r = Recorder::new(m.clone());
+        let ok = http::StatusCode::OK;
+        r.record(r.route_of("/users/7"), "GET", ok, Duration::from_millis(500));
+        r.record(
+            r.route_of("/nope"),
+            "GET",
+            http::StatusCode::NOT_FOUND,
+            Duration::from_millis(250),
+        );
         let text = m.render();
-        assert!(
-            text.contains(r#"tlsward_http_request_duration_seconds_sum{route="/users/{id}"} 0.5"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"tlsward_http_request_duration_seconds_sum{route="unmatched"} 0.25"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"tlsward_http_request_duration_seconds_count{route="/"} 0"#),
-            "{text}"
-        );
+        for want in [
+            r#"tlsward_http_request_duration_seconds_sum{route="/users/{id}"} 0.5"#,
+            r#"tlsward_http_request_duration_seconds_sum{route="unmatched"} 0.25"#,
+            r#"tlsward_http_request_duration_seconds_count{route="/"} 0"#,
+            r#"tlsward_http_requests_total{route="/users/{id}",method="GET",status="200"} 1"#,
+            r#"tlsward_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+        ] {
+            assert!(text.contains(want), "{want} missing in {text}");
+        }
     }
 }
