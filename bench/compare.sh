@@ -107,12 +107,15 @@ PEER1=https://localhost:$PEER_PORT PEER2=https://localhost:$((PEER_PORT + 1))
 NGX=https://localhost:$NGINX_PORT TW=https://localhost:$PORT
 "$PEER/run-seed.sh" "$W/venv" "$PKI" "$PEER_PORT" "$DB_PORT" 1 >"$W/peer-1.log" 2>&1 & P1=$!; PIDS+=($P1)
 "$PEER/run-seed.sh" "$W/venv" "$PKI" $((PEER_PORT + 1)) "$DB_PORT" 2 >"$W/peer-2.log" 2>&1 & P2=$!; PIDS+=($P2)
-# nginx answers with tlsward's `GET /` body and its security headers: the same response.
-BODY="{\"service\":\"tlsward\",\"version\":\"$("$BIN" --version | awk '{print $NF}')\"}" \
-  "$PEER/run-nginx.sh" "$PKI" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 & NG=$!; PIDS+=($NG)
 "$BIN" serve >"$W/tlsward.log" 2>&1 & TWP=$!; PIDS+=($TWP)
-PID=$P1 wait_up "$PEER1" /users/1; PID=$P2 wait_up "$PEER2" /users/1; PID=$NG wait_up "$NGX" /
 PID=$TWP wait_up "http://127.0.0.1:$ADMIN_PORT" /readyz
+# nginx sends tlsward's own `GET /` response: its body and its headers (the security headers;
+# nginx writes the status line, content type, length and date itself).
+curl -fsS -k --http1.1 -D "$W/root.head" -o "$W/root.body" "$TW/"
+tr -d '\r' <"$W/root.head" | grep -iv '^\(HTTP/\|content-type:\|content-length:\|date:\|connection:\|$\)' >"$W/root.headers"
+BODY=$(cat "$W/root.body") HEADERS=$W/root.headers \
+  "$PEER/run-nginx.sh" "$PKI" "$W/nginx" "$NGINX_PORT" 1 >"$W/nginx.log" 2>&1 & NG=$!; PIDS+=($NG)
+PID=$P1 wait_up "$PEER1" /users/1; PID=$P2 wait_up "$PEER2" /users/1; PID=$NG wait_up "$NGX" /
 sleep 1; RSS_IDLE=$(rss_kib "$TWP")
 
 row keepalive "$CONNS" "" "$TOKEN" "peer-1w=$P1=$PEER1" "peer-2w=$P2=$PEER2" "tlsward=$TWP=$TW"

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # run-nginx.sh — the TLS reference: nginx answering every GET with a small static JSON body
-# (no database) over TLS 1.3, with the same certificate as tlsward, in the foreground. It sends
-# the five security headers tlsward sends on every response, so that both encode, encrypt and
-# write the same response (BODY: the body; default a 55-byte user record).
+# (no database) over TLS 1.3, with the same certificate as tlsward, in the foreground.
 #
 # usage: run-nginx.sh PKI WORK PORT [WORKERS]
 #   PKI      the dev PKI of setup-db.sh (server/tls.crt, server/tls.key)
 #   WORK     directory for nginx.conf, the pid file, logs and temp files
 #   PORT     HTTPS port on 127.0.0.1; WORKERS nginx worker processes (1)
+# env: BODY (the body; default a 55-byte user record), HEADERS (a file of `name: value` lines,
+#      e.g. another server's response headers, added to every response; default none)
 set -Eeuo pipefail
-[ $# -ge 3 ] || { sed -n '4,8p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '5,10p' "$0" >&2; exit 2; }
 BODY=${BODY:-'{"id":1,"username":"user1","email":"user1@example.com"}'}
+ADD_HEADERS=
+if [ -n "${HEADERS:-}" ]; then
+  ADD_HEADERS=$(tr -d '\r' <"$HEADERS" | awk 'NF { n = index($0, ":"); v = substr($0, n + 1); sub(/^ +/, "", v)
+    printf "    add_header %s \"%s\" always;\n", substr($0, 1, n - 1), v }')
+fi
 PKI=$(cd "$1" && pwd) WORK=$(mkdir -p "$2" && cd "$2" && pwd) PORT=$3 WORKERS=${4:-1}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "run-nginx.sh: nginx is not installed (apt-get install nginx)" >&2; exit 1; }
@@ -35,11 +40,7 @@ http {
     ssl_certificate     $PKI/server/tls.crt;
     ssl_certificate_key $PKI/server/tls.key;
     ssl_protocols TLSv1.3;
-    add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
-    add_header X-Content-Type-Options nosniff always;
-    add_header Cache-Control no-store always;
-    add_header Referrer-Policy no-referrer always;
-    add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+$ADD_HEADERS
     location / {
       default_type application/json;
       return 200 '$BODY';
