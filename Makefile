@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation bench-burst soak
+.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation bench-burst bench-instructions soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -74,6 +74,11 @@ bench-ab: deps
 ## make bench-burst [SYSTEMS="old=PATH new=PATH"]: RSS per idle connection and after a burst closed (bench/burst-results.md)
 bench-burst: release
 	bench/burst.sh $(SYSTEMS)
+
+## make bench-instructions [SYSTEMS="old=PATH new=PATH nginx"] [API=1]: user-space instructions per request
+## under callgrind, noise-free (bench/instructions-results.md; default: this tree's release build and nginx)
+bench-instructions: deps release
+	bench/instructions.sh $(or $(SYSTEMS),tlsward=$(or $(CARGO_TARGET_DIR),target)/release/tlsward nginx)
 
 ## make bench-reload: reload latency after kubelet's ..data swap (bench/reload-results.md)
 bench-reload:

@@ -7,9 +7,11 @@
 #   WORK     directory for nginx.conf, the pid file, logs and temp files
 #   PORT     HTTPS port on 127.0.0.1; WORKERS nginx worker processes (1)
 # env: BODY (the body; default a 55-byte user record), HEADERS (a file of `name: value` lines,
-#      e.g. another server's response headers, added to every response; default none)
+#      e.g. another server's response headers, added to every response; default none),
+#      WRAP (a command to run nginx under, e.g. valgrind; nginx then runs as one process,
+#      without a master)
 set -Eeuo pipefail
-[ $# -ge 3 ] || { sed -n '5,10p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '5,12p' "$0" >&2; exit 2; }
 BODY=${BODY:-'{"id":1,"username":"user1","email":"user1@example.com"}'}
 ADD_HEADERS=
 if [ -n "${HEADERS:-}" ]; then
@@ -20,8 +22,11 @@ PKI=$(cd "$1" && pwd) WORK=$(mkdir -p "$2" && cd "$2" && pwd) PORT=$3 WORKERS=${
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "run-nginx.sh: nginx is not installed (apt-get install nginx)" >&2; exit 1; }
 mkdir -p "$WORK/tmp"
+MASTER=on
+[ -n "${WRAP:-}" ] && MASTER=off
 cat >"$WORK/nginx.conf" <<CONF
 daemon off;
+master_process $MASTER;
 worker_processes $WORKERS;
 pid $WORK/nginx.pid;
 error_log $WORK/error.log warn;
@@ -48,4 +53,5 @@ $ADD_HEADERS
   }
 }
 CONF
-exec "$NGINX" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
+# shellcheck disable=SC2086 # WRAP is a command line
+exec ${WRAP:-} "$NGINX" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
