@@ -164,7 +164,7 @@ pub struct Metrics {
     /// `tlsward_connections_refused_total{listener,reason}`: closed at accept (`max_connections`).
     pub connections_refused: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
     /// `tlsward_connections_closed_total{listener,reason}`: closed by the server
-    /// (`first_request_timeout`, `idle_timeout`, `shutdown`).
+    /// (`first_request_timeout`, `header_timeout`, `idle_timeout`, `max_age`, `shutdown`).
     pub connections_closed: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
     /// `tlsward_accept_errors_total{listener,reason}` (`out_of_fds`, `other`).
     pub accept_errors: Family<ListenerReasonLabels, Counter<u64, AtomicU64>>,
@@ -289,7 +289,7 @@ impl Metrics {
             db_checkout_wait: Histogram::new(DB_CHECKOUT_BUCKETS), "tlsward_db_checkout_wait_seconds", "Time to check a connection out of the DB pool (pre-ping included)";
             connections_open: Family::default(), "tlsward_connections_open", "Open client connections by listener";
             connections_refused: Family::default(), "tlsward_connections_refused", "Connections closed at accept because the listener was at --max-connections";
-            connections_closed: Family::default(), "tlsward_connections_closed", "Connections the server closed: first_request_timeout, idle_timeout, shutdown";
+            connections_closed: Family::default(), "tlsward_connections_closed", "Connections the server closed: first_request_timeout, header_timeout, idle_timeout, max_age, shutdown";
             accept_errors: Family::default(), "tlsward_accept_errors", "Failed accepts by reason (out_of_fds: EMFILE/ENFILE)";
             ready: Gauge::default(), "tlsward_ready", "1 while /readyz answers 200";
             reload_rejected: Family::default(), "tlsward_reload_rejected", "1 while the last reload of the material was rejected (the last good one is served)";
@@ -316,7 +316,13 @@ impl Metrics {
                 listener,
                 reason: "max_connections",
             });
-            for reason in ["first_request_timeout", "idle_timeout", "max_age", "shutdown"] {
+            for reason in [
+                "first_request_timeout",
+                "header_timeout",
+                "idle_timeout",
+                "max_age",
+                "shutdown",
+            ] {
                 let _ = self
                     .connections_closed
                     .get_or_create(&ListenerReasonLabels { listener, reason });

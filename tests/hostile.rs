@@ -1,6 +1,7 @@
 //! Hostile clients against a running server, each test one behaviour: bounded metric series
 //! whatever methods and paths arrive, the connection cap, connections that say nothing
-//! (after TLS, half an h2 preface, idle keep-alive and h2), the admin listener's timeouts,
+//! (after TLS, half an h2 preface, idle keep-alive and h2, a keep-alive head that trickles),
+//! an upload drained after an early answer, the admin listener's timeouts,
 //! and the h2 413 that must reach the client.
 
 mod support;
@@ -167,6 +168,100 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_the_idle_timeout() 
     s.running.shutdown().await;
 }
 
+/// A TLS connection that has had one `GET /` answered.
+async fn after_one_request(port: u16) -> support::Tls {
+    let mut tls = tls_connect(port, &[b"http/1.1"]).await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tls
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_outlives_the_header_timeout() {
+    let s = start(serve_args(&["--header-timeout", "1s", "--idle-timeout", "4s"])).await;
+    let mut tls = after_one_request(s.port()).await;
+    assert!(
+        closed_within(&mut tls, Duration::from_millis(2500)).await.is_none(),
+        "an idle keep-alive connection closed before the idle timeout"
+    );
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_keep_alive_request_head_that_trickles_is_closed_after_the_header_timeout() {
+    let s = start(serve_args(&["--header-timeout", "1s"])).await;
+    let mut tls = after_one_request(s.port()).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n").await.unwrap();
+    let t0 = Instant::now();
+    let mut closed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if tls.write_all(b"X-A: b\r\n").await.is_err() || tls.flush().await.is_err() {
+            closed = true;
+            break;
+        }
+        if closed_within(&mut tls, Duration::from_millis(1)).await.is_some() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling head kept the connection for 6 s");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    let m = s.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            r#"tlsward_connections_closed_total{listener="tls",reason="header_timeout"}"#
+        ),
+        1.0,
+        "{m}"
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_upload_drained_after_an_early_answer_is_not_cut_by_the_header_timeout() {
+    // 401 before the body is read; the rest of the body, sent over longer than the header
+    // timeout, is drained, and the connection then serves the next request.
+    let s = start(serve_args(&["--header-timeout", "1s"])).await;
+    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
+    let chunk = [b'x'; 500];
+    tls.write_all(
+        b"POST /users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 3000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tls.write_all(&chunk).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tls.write_all(&chunk).await.unwrap();
+        tls.flush().await.unwrap();
+    }
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("no answer to the request after the drained upload")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    s.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_idle_h2_connection_gets_goaway_after_the_idle_timeout() {
     let s = start(serve_args(&["--idle-timeout", "1s"])).await;
@@ -241,7 +336,7 @@ async fn the_admin_listener_closes_a_silent_and_a_slow_client() {
         .await
         .expect("silent client kept");
     assert!(took < Duration::from_secs(4), "{took:?}");
-    // Headers trickling in, never finished: hyper's header timeout.
+    // Headers trickling in, never finished: the first-request timeout.
     let mut slow = TcpStream::connect(admin).await.unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let t0 = Instant::now();

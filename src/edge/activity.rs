@@ -1,15 +1,24 @@
 //! What a connection is doing, as its idle timer needs to know: how many requests are in
-//! flight, when the last one finished, and whether there has been one at all. Updated by a
-//! service wrapper on every request (two atomic operations at its start and two at its end).
+//! flight, when the last one finished, whether there has been one at all, and when the bytes
+//! of an HTTP/1.1 request head started to arrive. Updated by a service wrapper on every
+//! request (a few atomic operations at its start and end) and by an IO wrapper on every read
+//! (three atomic loads while no request is in flight).
+//!
+//! The head clock replaces hyper's own HTTP/1.1 header-read timer, which makes, registers
+//! and drops a boxed timer for every request; here one timer per connection serves the
+//! first-request, header and idle timeouts.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
 use hyper::Request;
 use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower::ServiceExt;
 
 /// Why a connection was asked to close.
@@ -17,6 +26,9 @@ use tower::ServiceExt;
 pub(super) enum Close {
     /// No request started within the header timeout of the connection's start.
     FirstRequestTimeout,
+    /// An HTTP/1.1 request head started to arrive and was not complete within the header
+    /// timeout.
+    HeaderTimeout,
     /// No request in flight for the idle timeout.
     IdleTimeout,
     /// Older than the max connection age.
@@ -29,6 +41,7 @@ impl Close {
     pub(super) fn label(self) -> &'static str {
         match self {
             Self::FirstRequestTimeout => "first_request_timeout",
+            Self::HeaderTimeout => "header_timeout",
             Self::IdleTimeout => "idle_timeout",
             Self::MaxAge => "max_age",
             Self::Shutdown => "shutdown",
@@ -47,12 +60,15 @@ pub(crate) struct Activity {
     closing: AtomicBool,
     /// Milliseconds after `born` when a request last ended; `u64::MAX`: none has started.
     last_done_ms: AtomicU64,
+    /// Milliseconds after `born` when bytes arrived on an HTTP/1.1 connection with no request
+    /// in flight (the next head has started); `u64::MAX`: none since the last request began.
+    head_started_ms: AtomicU64,
 }
 
 const NONE_YET: u64 = u64::MAX;
 
 /// Marks a request as in flight until dropped.
-struct InFlight(Arc<Activity>);
+pub(super) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -77,6 +93,7 @@ impl Activity {
             h2: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             last_done_ms: AtomicU64::new(NONE_YET),
+            head_started_ms: AtomicU64::new(NONE_YET),
         }
     }
 
@@ -86,6 +103,8 @@ impl Activity {
 
     fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        // Its head is complete.
+        self.head_started_ms.store(NONE_YET, Ordering::Release);
         // A request has started: the connection is no longer waiting for its first one (the
         // clock is read only for the first request).
         if self.last_done_ms.load(Ordering::Acquire) == NONE_YET {
@@ -94,6 +113,26 @@ impl Activity {
                     .compare_exchange(NONE_YET, self.elapsed_ms(), Ordering::AcqRel, Ordering::Acquire);
         }
         InFlight(self.clone())
+    }
+
+    /// Bytes arrived: with no request in flight on an HTTP/1.1 connection they start the next
+    /// request's head, which then has the header timeout to complete. (Before the first
+    /// request the first-request timeout applies; h2 reads between streams are frames.)
+    fn bytes_arrived(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && !self.h2.load(Ordering::Relaxed)
+            && self.head_started_ms.load(Ordering::Relaxed) == NONE_YET
+        {
+            self.head_started_ms.store(self.elapsed_ms(), Ordering::Release);
+        }
+    }
+
+    /// `io`, reporting its reads to this activity.
+    pub(super) fn watch<I>(self: &Arc<Self>, io: I) -> Watched<I> {
+        Watched {
+            io,
+            activity: self.clone(),
+        }
     }
 
     /// Asks for the connection to end after the response in progress, or the next one
@@ -129,29 +168,33 @@ impl Activity {
             let activity = self.clone();
             async move {
                 let response = call.await;
-                drop(in_flight);
                 response.map(|mut r| {
                     if h1 && activity.closing.load(Ordering::Acquire) {
                         r.headers_mut()
                             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                     }
-                    super::hold::release_with(r, body)
+                    // In flight until the response is ready, or until the rest of an unread
+                    // request body has been drained.
+                    super::hold::release_with(r, body, in_flight)
                 })
             }
         })
     }
 
-    /// Resolves when the connection has had no request in flight for `idle` (or, before its
-    /// first request, for `first`).
-    pub(super) async fn idle(&self, first: Duration, idle: Duration) -> Close {
+    /// Resolves when the connection has had no request in flight for `idle`, or, with none
+    /// in flight, a request has not started within `header` of the connection's start or of
+    /// its head's first bytes.
+    pub(super) async fn idle(&self, header: Duration, idle: Duration) -> Close {
         loop {
             let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
                 idle
             } else {
                 let last = self.last_done_ms.load(Ordering::Acquire);
-                let (since, limit, why) = match last {
-                    NONE_YET => (0, first, Close::FirstRequestTimeout),
-                    ms => (ms, idle, Close::IdleTimeout),
+                let head = self.head_started_ms.load(Ordering::Acquire);
+                let (since, limit, why) = match (last, head) {
+                    (NONE_YET, _) => (0, header, Close::FirstRequestTimeout),
+                    (ms, NONE_YET) => (ms, idle, Close::IdleTimeout),
+                    (_, started) => (started, header, Close::HeaderTimeout),
                 };
                 let quiet = Duration::from_millis(self.elapsed_ms().saturating_sub(since));
                 match limit.checked_sub(quiet) {
@@ -161,8 +204,51 @@ impl Activity {
             };
             // Never sleep past the shorter limit: a request may start or end meanwhile, and
             // the next check must come within one limit of the deadline it sets.
-            tokio::time::sleep(wait.min(first.min(idle))).await;
+            tokio::time::sleep(wait.min(header.min(idle))).await;
         }
+    }
+}
+
+/// A connection's stream, reporting each read that brought bytes to its [`Activity`].
+pub(super) struct Watched<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -195,5 +281,43 @@ mod tests {
         )
         .await;
         assert_eq!(why.unwrap(), Close::IdleTimeout);
+    }
+
+    #[tokio::test]
+    async fn a_started_head_has_the_header_timeout_not_the_idle_timeout() {
+        let a = Arc::new(Activity::new());
+        drop(a.begin());
+        a.bytes_arrived();
+        let idle = a.idle(Duration::from_millis(20), Duration::from_secs(60));
+        let why = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert_eq!(why.unwrap(), Close::HeaderTimeout);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_begins_stops_the_head_clock() {
+        let a = Arc::new(Activity::new());
+        drop(a.begin());
+        a.bytes_arrived();
+        drop(a.begin());
+        let idle = a.idle(Duration::from_millis(20), Duration::from_millis(100));
+        let why = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert_eq!(why.unwrap(), Close::IdleTimeout);
+    }
+
+    #[tokio::test]
+    async fn bytes_during_a_request_or_on_h2_do_not_start_the_head_clock() {
+        let a = Arc::new(Activity::new());
+        let guard = a.begin();
+        a.bytes_arrived();
+        drop(guard);
+        let h2 = Arc::new(Activity::new());
+        h2.h2.store(true, Ordering::Relaxed);
+        drop(h2.begin());
+        h2.bytes_arrived();
+        for a in [a, h2] {
+            let idle = a.idle(Duration::from_millis(20), Duration::from_millis(100));
+            let why = tokio::time::timeout(Duration::from_secs(5), idle).await;
+            assert_eq!(why.unwrap(), Close::IdleTimeout);
+        }
     }
 }

@@ -55,14 +55,17 @@ const DRAIN_MAX: usize = 16 << 20;
 /// How long the rest of an unread request body may take to arrive after the response.
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A response body that also holds the request body's slot until it is dropped.
-struct Holding {
+/// A response body that also holds the request body's slot, and `keep`, until it is
+/// dropped; `keep` then lives on until the drain has ended.
+struct Holding<K: Send + 'static> {
     inner: Body,
     request: Option<Slot>,
+    keep: Option<K>,
 }
 
-impl Drop for Holding {
+impl<K: Send + 'static> Drop for Holding<K> {
     fn drop(&mut self) {
+        let keep = self.keep.take();
         let Some(slot) = self.request.take() else { return };
         // The handler may still hold its end (it kept the body): then it decides.
         let Ok(body) = Arc::try_unwrap(slot).map(|m| m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -74,6 +77,7 @@ impl Drop for Holding {
         }
         tokio::spawn(async move {
             let _ = tokio::time::timeout(DRAIN_FOR, drain(body)).await;
+            drop(keep);
         });
     }
 }
@@ -90,7 +94,7 @@ async fn drain(mut body: Incoming) {
     }
 }
 
-impl HttpBody for Holding {
+impl<K: Send + Unpin + 'static> HttpBody for Holding<K> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -121,14 +125,20 @@ pub(super) fn lend(req: hyper::Request<Incoming>) -> (hyper::Request<Body>, Opti
     )
 }
 
-/// The response, holding `slot` until its body is dropped.
-pub(super) fn release_with(resp: axum::response::Response, slot: Option<Slot>) -> axum::response::Response {
+/// The response, holding `slot` and `keep` until its body is dropped and the rest of the
+/// request body drained; without a slot, `keep` is dropped now.
+pub(super) fn release_with<K: Send + Unpin + 'static>(
+    resp: axum::response::Response,
+    slot: Option<Slot>,
+    keep: K,
+) -> axum::response::Response {
     match slot {
         None => resp,
         Some(slot) => resp.map(|inner| {
             Body::new(Holding {
                 inner,
                 request: Some(slot),
+                keep: Some(keep),
             })
         }),
     }

@@ -13,7 +13,8 @@
 //! - a connection older than the max age is closed after its current request
 //!   (`Connection: close`, GOAWAY), so that clients move to the current certificate, policy
 //!   and replicas;
-//! - HTTP/1.1 headers must arrive within the header timeout (hyper's own timer);
+//! - an HTTP/1.1 request head must be complete within the header timeout of its first
+//!   bytes (the connection's own clock, [`Activity`], not hyper's per-request timer);
 //! - on shutdown every connection is asked to close gracefully (`Connection: close`,
 //!   GOAWAY) and the loop waits up to the grace for them;
 //! - after a burst of connections has closed, the allocator's free memory is returned to the
@@ -79,7 +80,8 @@ const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Limits {
     /// Open connections at most; more are closed at once.
     pub max_connections: usize,
-    /// The first request must start, and each request's headers arrive, within this.
+    /// The first request must start, and each HTTP/1.1 request head be complete after its
+    /// first bytes, within this.
     pub header_timeout: Duration,
     /// A connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
@@ -123,8 +125,7 @@ impl Edge {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
+            .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes);
         let mut h2 = builder.http2();
         h2.timer(TokioTimer::new())
@@ -296,7 +297,7 @@ impl Conn {
         let conn = self
             .edge
             .builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service);
+            .serve_connection_with_upgrades(TokioIo::new(activity.watch(io)), service);
         tokio::pin!(conn);
         let limits = self.edge.limits;
         let aged = max_age_reached(limits.max_age);
@@ -323,6 +324,12 @@ impl Conn {
         if closing != Close::MaxAge {
             self.edge.metrics.connection_closed(self.edge.name, closing.label());
         }
+        if closing == Close::FirstRequestTimeout {
+            // Nothing to finish: closed at once (hyper would wait for a started head).
+            return;
+        }
+        // HTTP/1.1 between requests (also with a started head): closed at once; with a
+        // response in progress: after it. h2: GOAWAY.
         conn.as_mut().graceful_shutdown();
         // After shutdown the accept loop waits up to the grace; otherwise a short grace.
         let grace = if closing == Close::Shutdown {
