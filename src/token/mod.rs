@@ -6,8 +6,10 @@
 //! entries (kubelet's `..data`, `..2026_…`) are skipped.
 
 pub mod command;
+mod verified;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -93,6 +95,8 @@ struct Header {
 #[derive(Clone)]
 pub struct TokenKeys {
     keys: Vec<(String, hmac::Key)>,
+    /// The tokens these keys have verified (shared by the clones of this key set only).
+    verified: Arc<verified::VerifiedTokens>,
     /// Identifies the key set without revealing it: SHA-256 over each key id and its key
     /// check value ([`key_check_value`]), never over the secrets themselves. Shown in
     /// `/reload-status` and Events, and compared to detect a change.
@@ -174,6 +178,7 @@ impl TokenKeys {
         Ok(Self {
             digest: crate::util::sha256_hex(listing.as_bytes()),
             keys,
+            verified: Arc::default(),
         })
     }
 
@@ -211,8 +216,23 @@ impl TokenKeys {
     /// longer than `max_ttl` are refused, so a leaked long-lived token is worthless; so are
     /// tokens issued in the future (beyond the clock-skew leeway), not valid yet (`nbf`), or
     /// with a critical header extension. Time arithmetic is checked: no claim value, however
-    /// large, wraps around a limit.
-    pub fn verify(&self, token: &str, now: i64, max_ttl: Duration) -> Result<Claims, TokenError> {
+    /// large, wraps around a limit. A token these keys verified before is not verified again
+    /// (its times are: [`verified`]).
+    pub fn verify(&self, token: &str, now: i64, max_ttl: Duration) -> Result<Arc<Claims>, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            check_times(&claims, now, max_ttl)?;
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token)?;
+        check_times(&claims, now, max_ttl)?;
+        let claims = Arc::new(claims);
+        self.verified.remember(token, claims.clone());
+        Ok(claims)
+    }
+
+    /// The claims of a well-formed token signed by one of these keys for this issuer, its
+    /// times not checked.
+    fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
@@ -234,7 +254,6 @@ impl TokenKeys {
         let signing_input = &token[..h.len() + 1 + c.len()];
         hmac::verify(key, signing_input.as_bytes(), &sig).map_err(|_| TokenError::BadSignature)?;
         let claims: Claims = decode_json(c)?;
-        check_times(&claims, now, max_ttl)?;
         if claims.iss != ISSUER {
             return Err(TokenError::Malformed);
         }
@@ -380,6 +399,53 @@ mod tests {
         assert_eq!(k.verify(&t, 1001, HOUR), Err(TokenError::UnsupportedCrit));
         let plain = sign_raw(d.path(), "k1", HS256_K1, claims);
         assert!(k.verify(&plain, 1001, HOUR).is_ok());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_still_obeys_the_lifetime_limit() {
+        let (_d, k) = keys(&["k1"]);
+        let t = k.issue("alice", Duration::from_secs(600), 1000);
+        assert_eq!(k.verify(&t, 1001, HOUR).unwrap().sub, "alice");
+        assert_eq!(k.verified.len(), 1);
+        assert_eq!(k.verify(&t, 1000 + 600 + LEEWAY_SECS, HOUR), Err(TokenError::Expired));
+        assert_eq!(k.verify(&t, 1001, Duration::from_secs(60)), Err(TokenError::TooLong));
+        assert!(k.verify(&t, 1002, HOUR).is_ok());
+    }
+
+    #[test]
+    fn a_token_refused_at_first_is_not_remembered() {
+        let (d, k) = keys(&["k1"]);
+        let t = k.issue("alice", Duration::from_secs(60), 1000);
+        assert_eq!(k.verify(&t, 5000, HOUR), Err(TokenError::Expired));
+        let wrong_iss = r#"{"iss":"other","sub":"x","iat":1000,"exp":1060}"#;
+        let other = sign_raw(d.path(), "k1", HS256_K1, wrong_iss);
+        assert_eq!(k.verify(&other, 1001, HOUR), Err(TokenError::Malformed));
+        assert_eq!(k.verified.len(), 0);
+    }
+
+    #[test]
+    fn a_forgery_of_a_remembered_token_is_still_refused() {
+        let (_d, k) = keys(&["k1"]);
+        let t = k.issue("alice", Duration::from_secs(60), 1000);
+        assert!(k.verify(&t, 1001, HOUR).is_ok());
+        let at = t.rfind('.').unwrap() + 1;
+        let mut forged = t.clone();
+        let flipped = if t[at..].starts_with('A') { "B" } else { "A" };
+        forged.replace_range(at..at + 1, flipped);
+        assert_eq!(k.verify(&forged, 1001, HOUR), Err(TokenError::BadSignature));
+        let mut longer = t.clone();
+        longer.push_str("AAAA");
+        assert_eq!(k.verify(&longer, 1001, HOUR), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_reloaded_key_set_forgets_the_tokens_of_a_removed_key() {
+        let (dir, both) = keys(&["k1", "k2"]);
+        let t = both.issue("alice", Duration::from_secs(60), 1000);
+        assert!(both.verify(&t, 1001, HOUR).is_ok());
+        std::fs::remove_file(dir.path().join("k2")).unwrap();
+        let reloaded = TokenKeys::load_dir(dir.path()).unwrap();
+        assert_eq!(reloaded.verify(&t, 1001, HOUR), Err(TokenError::UnknownKid));
     }
 
     #[test]
