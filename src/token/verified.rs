@@ -8,9 +8,9 @@
 //!   so a remembered token expires on time and a smaller `--token-max-ttl` applies at once;
 //! - the cache belongs to one [`super::TokenKeys`]: a reload of the key directory makes a new
 //!   key set with an empty cache, so a removed key takes its tokens with it;
-//! - a presented token is matched by the whole token, compared in constant time (the lookup
-//!   hash is keyed at random per process), so its time to answer says nothing about how much
-//!   of a remembered token it shares;
+//! - a presented token is matched by the whole token, compared in constant time (aws-lc's
+//!   `CRYPTO_memcmp`; the lookup hash is keyed at random per process), so its time to answer
+//!   says nothing about how much of a remembered token it shares;
 //! - at most [`CAPACITY`] tokens (quick_cache's S3-FIFO evicts the rest): many distinct valid
 //!   tokens cost a bounded amount of memory, and invalid ones are never stored.
 
@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
-use subtle::ConstantTimeEq;
 
 use super::Claims;
 
@@ -54,7 +53,7 @@ impl Eq for Remembered {}
 
 impl Equivalent<Remembered> for Presented<'_> {
     fn equivalent(&self, key: &Remembered) -> bool {
-        self.0.as_bytes().ct_eq(key.0.as_bytes()).into()
+        aws_lc_rs::constant_time::verify_slices_are_equal(self.0.as_bytes(), key.0.as_bytes()).is_ok()
     }
 }
 
