@@ -2,10 +2,9 @@
 //! `{"error":{"code","message"}}` with the right status. Messages are written for the client;
 //! internals (SQL, stack traces, file paths) never reach them, they go to the log.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::db::pool::DbError;
 use crate::token::TokenError;
@@ -77,11 +76,29 @@ impl From<&DbError> for ApiError {
     }
 }
 
+/// The body of an error answer: `{"error":{"code","message"}}`.
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        let mut resp = (self.status, body).into_response();
-        if let Some(v) = self.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        let body = Body {
+            error: Detail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        let challenge = self.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok());
+        let mut resp = super::reply::json(self.status, &body, usize::from(challenge.is_some()));
+        if let Some(v) = challenge {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp

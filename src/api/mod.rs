@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub(crate) mod error;
 pub(crate) mod record;
+pub(crate) mod reply;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -57,9 +58,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
 ];
 
-/// `GET /`: what answers here, a body made at compile time, in a header map made large enough
-/// for the headers still to come (the router's `content-length`, the security headers), so
-/// that it is never grown and rehashed.
+/// `GET /`: what answers here, a body made at compile time.
 async fn root() -> Response {
     const BODY: &str = concat!(
         r#"{"service":"tlsward","version":""#,
@@ -68,7 +67,7 @@ async fn root() -> Response {
     );
     let mut response = Response::new(axum::body::Body::from(BODY));
     let headers = response.headers_mut();
-    headers.reserve(2 + SECURITY_HEADERS.len());
+    reply::make_room(headers, 1);
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -99,7 +98,7 @@ pub(crate) async fn get_user(
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     match seen(&state, users::get(&db, &state.metrics, id).await)? {
-        Some(u) => Ok(Json(u).into_response()),
+        Some(u) => Ok(super::reply::json(StatusCode::OK, &u, 0)),
         None => Err(ApiError::not_found(format!("no user with id {id}"))),
     }
 }
@@ -140,11 +139,11 @@ pub(crate) async fn list_users(
     } else {
         None
     };
-    Ok(Json(Page {
+    let page = Page {
         users: page,
         next_after,
-    })
-    .into_response())
+    };
+    Ok(super::reply::json(StatusCode::OK, &page, 0))
 }
 
 /// A page of `GET /users`; `next_after` is the `after` of the next page (null on the last).
@@ -263,8 +262,11 @@ pub(crate) async fn create_user(
         users::create(&db, &state.metrics, &new.username, &new.email).await,
     )? {
         Created::Ok(u) => {
-            let location = format!("/users/{}", u.id);
-            Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(u)).into_response())
+            let mut response = super::reply::json(StatusCode::CREATED, &u, 1);
+            if let Ok(location) = header::HeaderValue::from_str(&format!("/users/{}", u.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
         }
         Created::DuplicateUsername => Err(ApiError::new(
             StatusCode::CONFLICT,

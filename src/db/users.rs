@@ -28,8 +28,20 @@ pub struct User {
     /// E-mail address.
     pub email: String,
     /// Creation time, RFC 3339.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// `t` as RFC 3339, formatted into a buffer on the stack (`time::serde::rfc3339` formats into
+/// a new `String`, grown a few times, for every user it serializes).
+fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    // "2026-12-06T20:31:18.123456789+14:00" is 35 bytes; RFC 3339 years have four digits.
+    let mut buf = [0u8; 40];
+    let n = t
+        .format_into(&mut &mut buf[..], &time::format_description::well_known::Rfc3339)
+        .map_err(S::Error::custom)?;
+    s.serialize_str(std::str::from_utf8(&buf[..n]).map_err(S::Error::custom)?)
 }
 
 impl User {
@@ -175,4 +187,24 @@ pub async fn delete(db: &DbPool, m: &Metrics, id: i64) -> Result<bool, DbError> 
         Box::pin(async move { Ok(tx.execute("DELETE FROM users WHERE id = $1", &[&id]).await? == 1) })
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_at_is_serialized_as_time_formats_rfc_3339() {
+        let at = time::macros::datetime!(2026-12-06 20:31:18.123456789 +02:00);
+        let user = User {
+            id: 1,
+            username: "a".into(),
+            email: "a@example.com".into(),
+            created_at: at,
+        };
+        let want = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let json = serde_json::to_value(&user).unwrap();
+        assert_eq!(json["created_at"], want.as_str());
+        assert_eq!(want, "2026-12-06T20:31:18.123456789+02:00");
+    }
 }
