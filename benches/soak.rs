@@ -587,7 +587,7 @@ fn report(ctx: &Ctx, samples: &[Sample], exited: Option<std::process::ExitStatus
         baseline,
         worst,
         if rss_ok { "ok" } else { "grew" },
-        exited.map_or("kept running".to_string(), |s| format!("exited: {s}")),
+        exited.map_or_else(|| "kept running".to_string(), |s| format!("exited: {s}")),
         if metrics { "answered" } else { "did not answer" }
     ));
     o.push_str("| t (s) | RSS (KiB) | open fds |\n| ---: | ---: | ---: |\n");

@@ -40,7 +40,7 @@ async fn start(listen: Option<String>, extra: &[&str]) -> DbProxy {
 async fn start_for(dsn: &str, client_dir: PathBuf, db: String, listen: Option<String>, extra: &[&str]) -> DbProxy {
     let socket_dir = postgres().scratch().join("run");
     std::fs::create_dir_all(&socket_dir).unwrap();
-    let listen = listen.unwrap_or(format!("unix:{}", socket_dir.display()));
+    let listen = listen.unwrap_or_else(|| format!("unix:{}", socket_dir.display()));
     let mut args = vec!["--db-proxy-listen", listen.as_str()];
     args.extend_from_slice(extra);
     let child = spawn_proxy(dsn, &args).await;

@@ -32,7 +32,7 @@ pub(crate) fn bearer_claims(
 ) -> Result<Arc<Claims>, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
-        .ok_or(ApiError::unauthorized(TokenError::Missing))?;
+        .ok_or_else(|| ApiError::unauthorized(TokenError::Missing))?;
     let text = value
         .to_str()
         .map_err(|_| ApiError::unauthorized(TokenError::Malformed))?;
@@ -45,7 +45,7 @@ pub(crate) fn bearer_claims(
     let keys = snapshot
         .token_keys
         .as_ref()
-        .ok_or(ApiError::unauthorized(TokenError::UnknownKid))?;
+        .ok_or_else(|| ApiError::unauthorized(TokenError::UnknownKid))?;
     keys.verify(token, crate::util::now_unix(), max_ttl)
         .map_err(ApiError::unauthorized)
 }

@@ -645,7 +645,7 @@ fn describe_reload(reload: &ReloadSettings) -> String {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        reload.reload_interval.map_or("off".to_string(), h),
+        reload.reload_interval.map_or_else(|| "off".to_string(), h),
         h(reload.expiry_warning),
         reload.sources.expect_sans.join(", ")
     )
@@ -663,7 +663,7 @@ fn describe_kube(k: &KubeSettings) -> String {
         },
         k.pod
             .as_ref()
-            .map_or("-".into(), |p| format!("{}/{}", p.namespace, p.name)),
+            .map_or_else(|| "-".into(), |p| format!("{}/{}", p.namespace, p.name)),
         if k.secrets.is_empty() {
             "files".to_string()
         } else {
@@ -777,7 +777,7 @@ impl Config {
             self.listeners.admin_listen,
             self.listeners
                 .http_redirect_listen
-                .map_or("off".to_string(), |a| format!("http://{a}"))
+                .map_or_else(|| "off".to_string(), |a| format!("http://{a}"))
         );
         out.push_str(&snapshot.describe(&self.reload.sources));
         for section in [

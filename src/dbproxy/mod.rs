@@ -116,7 +116,7 @@ impl Listener {
     pub fn describe(&self) -> String {
         match self {
             Self::Unix(_, p) => format!("unix:{}", p.display()),
-            Self::Tcp(l) => l.local_addr().map_or("tcp".into(), |a| a.to_string()),
+            Self::Tcp(l) => l.local_addr().map_or_else(|_| "tcp".into(), |a| a.to_string()),
         }
     }
 }

@@ -289,7 +289,7 @@ fn aspects(r: &Report) -> Vec<(&'static str, String)> {
             "certificate",
             r.certificate
                 .as_ref()
-                .map_or("none".into(), |c| format!("serial {}", c.chain[0].serial)),
+                .map_or_else(|| "none".into(), |c| format!("serial {}", c.chain[0].serial)),
         ),
         ("findings", findings.join(", ")),
     ]

@@ -433,7 +433,9 @@ struct Handshake {
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
 async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: TlsApp) {
     let _ = tcp.set_nodelay(true);
-    let peer = tcp.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let peer = tcp
+        .peer_addr()
+        .map_or_else(|_| std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     // Only `db-proxy`'s snapshots have no server configuration, and it has no TLS listener.
     let Some(config) = hs.snapshots.load().server_config.clone() else {
         tracing::error!("no server certificate to handshake with");
@@ -461,7 +463,7 @@ async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: Tls
     let (_, session) = tls.get_ref();
     let version = session
         .protocol_version()
-        .map_or("unknown".to_string(), |v| format!("{v:?}"));
+        .map_or_else(|| "unknown".to_string(), |v| format!("{v:?}"));
     let suite = session
         .negotiated_cipher_suite()
         .map_or("unknown", crate::tls::policy::suite_name);

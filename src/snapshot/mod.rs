@@ -53,7 +53,7 @@ fn parent_dir(p: &Path) -> PathBuf {
 }
 
 fn show(p: Option<&Path>) -> String {
-    p.map_or("-".into(), |p| p.display().to_string())
+    p.map_or_else(|| "-".into(), |p| p.display().to_string())
 }
 
 /// The sources as given, before the required ones are known to be there: what
