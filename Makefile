@@ -76,7 +76,7 @@ bench-burst: release
 	bench/burst.sh $(SYSTEMS)
 
 ## make bench-instructions [SYSTEMS="old=PATH new=PATH nginx"] [API=1]: user-space instructions per request
-## under callgrind, noise-free (bench/instructions-results.md; default: this tree's release build and nginx)
+## under callgrind, noise-free (bench/instructions-results.md, -api-results.md; default: this build and nginx)
 bench-instructions: deps release
 	bench/instructions.sh $(or $(SYSTEMS),tlsward=$(or $(CARGO_TARGET_DIR),target)/release/tlsward nginx)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # instructions.sh — user-space instructions per request of tlsward builds (and nginx), counted
-# by valgrind's callgrind: the same binary, requests and environment give the same count
-# whatever else the machine is doing, so a change of a few per cent can be told from noise
-# that a req/s figure on a shared 2-core machine cannot resolve. The kernel's share (TCP,
+# by valgrind's callgrind: the same binary and requests give nearly the same count whatever
+# else the machine is doing (within 2 % between runs here: how reads and wake-ups batch still
+# depends on timing), so a change of a few per cent can be told from noise that a req/s
+# figure on a shared 2-core machine cannot resolve. The kernel's share (TCP,
 # epoll, wake-ups) is not counted: compare these figures alongside CPU time, not instead of it.
 #
 # Each server runs under callgrind with instrumentation off until the load starts; wrk (1
@@ -18,7 +19,8 @@
 #                  one process, as the static reference of `make bench`
 # env: API (0: GET /; 1: GET /users/{random id} with a token), CONNECTIONS (16), SMALL (2000),
 #      LARGE (12000), DB_PORT (26272), PORT (9643), ADMIN_PORT (9691), BENCH_WORK
-#      (bench/work/instructions); writes bench/instructions-results.md
+#      (bench/work/instructions); writes bench/instructions-results.md (static) or
+#      bench/instructions-api-results.md (API=1)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD PEER=$PWD/bench/peer
@@ -28,6 +30,7 @@ DB_PORT=${DB_PORT:-26272} PORT=${PORT:-9643} ADMIN_PORT=${ADMIN_PORT:-9691}
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work/instructions}" && cd "${BENCH_WORK:-$ROOT/bench/work/instructions}" && pwd)
 chmod 755 "$W"
 OUT=$ROOT/bench/instructions-results.md
+[ "$API" = 1 ] && OUT=$ROOT/bench/instructions-api-results.md
 need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
   [ "$(id -u)" = 0 ] || { echo "$1 is missing (apt-get install $2)" >&2; exit 1; }
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
