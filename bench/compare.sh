@@ -19,7 +19,7 @@
 # Every server runs at once; each row runs ROUNDS times with the systems alternating (A B, B A,
 # ...), and the report gives the median with min–max, and the server's CPU per request next to
 # every req/s (the figure to compare when wrk saturates a core).
-# env: BENCH_WORK (bench/work, git-ignored), DURATION (15), WARMUP (3), ROUNDS (3),
+# env: BENCH_WORK (bench/work, git-ignored), DURATION (15), WARMUP (3), ROUNDS (5),
 #      CONNECTIONS (64), BURST_CONNECTIONS (5000), DB_PORT (26259), PORT (9443),
 #      NGINX_PORT (9444), PEER_PORT (9445 and 9446), ADMIN_PORT (9490)
 # Traffic goes only to 127.0.0.1; every wrk run is bounded by -d and `timeout`.
@@ -30,7 +30,7 @@ ROOT=$PWD
 PEER=$ROOT/bench/peer
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}" && cd "${BENCH_WORK:-$ROOT/bench/work}" && pwd)
 chmod 755 "$W"
-DURATION=${DURATION:-15} WARMUP=${WARMUP:-3} CONNS=${CONNECTIONS:-64} ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15} WARMUP=${WARMUP:-3} CONNS=${CONNECTIONS:-64} ROUNDS=${ROUNDS:-5}
 BURST_CONNECTIONS=${BURST_CONNECTIONS:-5000}
 DB_PORT=${DB_PORT:-26259} PORT=${PORT:-9443} NGINX_PORT=${NGINX_PORT:-9444} PEER_PORT=${PEER_PORT:-9445}
 ADMIN_PORT=${ADMIN_PORT:-9490}
