@@ -123,15 +123,16 @@ async fn a_connection_that_sends_nothing_after_tls_is_closed_after_the_header_ti
         took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "{took:?}"
     );
-    let m = s.metrics().await;
-    assert!(
-        metric(
-            &m,
-            r#"tlsward_connections_closed_total{listener="tls",reason="first_request_timeout"}"#
-        ) >= 1.0,
-        "{m}"
-    );
+    let (closed, m) = tls_closed(&s, "first_request_timeout").await;
+    assert!(closed >= 1.0, "{m}");
     s.running.shutdown().await;
+}
+
+/// The TLS listener's `tlsward_connections_closed_total` for `reason`, and all the metrics.
+async fn tls_closed(s: &support::TestServer, reason: &str) -> (f64, String) {
+    let m = s.metrics().await;
+    let series = format!(r#"tlsward_connections_closed_total{{listener="tls",reason="{reason}"}}"#);
+    (metric(&m, &series), m)
 }
 
 #[tokio::test]
@@ -217,15 +218,8 @@ async fn a_keep_alive_request_head_that_trickles_is_closed_after_the_header_time
     }
     assert!(closed, "a trickling head kept the connection for 6 s");
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
-    let m = s.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            r#"tlsward_connections_closed_total{listener="tls",reason="header_timeout"}"#
-        ),
-        1.0,
-        "{m}"
-    );
+    let (closed, m) = tls_closed(&s, "header_timeout").await;
+    assert_eq!(closed, 1.0, "{m}");
     s.running.shutdown().await;
 }
 
