@@ -63,6 +63,9 @@ pub(crate) struct Activity {
     /// Milliseconds after `born` when bytes arrived on an HTTP/1.1 connection with no request
     /// in flight (the next head has started); `u64::MAX`: none since the last request began.
     head_started_ms: AtomicU64,
+    /// Unread request bodies being drained after their answer (see `hold`): their bytes are
+    /// not a request head, and the connection is not idle meanwhile.
+    draining: AtomicUsize,
 }
 
 const NONE_YET: u64 = u64::MAX;
@@ -75,6 +78,19 @@ impl Drop for InFlight {
         let a = &self.0;
         a.last_done_ms.store(a.elapsed_ms(), Ordering::Release);
         a.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the rest of a request body as being drained until dropped (at most `hold`'s drain
+/// time): the connection is busy, and the bytes that arrive are the body's.
+pub(super) struct Draining(Arc<Activity>);
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.head_started_ms.store(NONE_YET, Ordering::Release);
+        a.last_done_ms.store(a.elapsed_ms(), Ordering::Release);
+        a.draining.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -94,6 +110,7 @@ impl Activity {
             closing: AtomicBool::new(false),
             last_done_ms: AtomicU64::new(NONE_YET),
             head_started_ms: AtomicU64::new(NONE_YET),
+            draining: AtomicUsize::new(0),
         }
     }
 
@@ -115,13 +132,24 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// The rest of an unread request body is being drained until the guard is dropped.
+    pub(super) fn draining(self: &Arc<Self>) -> Draining {
+        self.draining.fetch_add(1, Ordering::AcqRel);
+        // What arrived since the answer was the body's, not a head.
+        self.head_started_ms.store(NONE_YET, Ordering::Release);
+        Draining(self.clone())
+    }
+
+    /// Whether a request is in flight or a request body is being drained.
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0 || self.draining.load(Ordering::Acquire) > 0
+    }
+
     /// Bytes arrived: with no request in flight on an HTTP/1.1 connection they start the next
     /// request's head, which then has the header timeout to complete. (Before the first
     /// request the first-request timeout applies; h2 reads between streams are frames.)
     fn bytes_arrived(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && !self.h2.load(Ordering::Relaxed)
-            && self.head_started_ms.load(Ordering::Relaxed) == NONE_YET
+        if !self.busy() && !self.h2.load(Ordering::Relaxed) && self.head_started_ms.load(Ordering::Relaxed) == NONE_YET
         {
             self.head_started_ms.store(self.elapsed_ms(), Ordering::Release);
         }
@@ -168,25 +196,27 @@ impl Activity {
             let activity = self.clone();
             async move {
                 let response = call.await;
+                // In flight until the response is ready: a client that does not read it is
+                // then held by the idle timeout. The rest of an unread request body is
+                // drained under a guard of its own (bounded by `hold`'s drain time).
+                drop(in_flight);
                 response.map(|mut r| {
                     if h1 && activity.closing.load(Ordering::Acquire) {
                         r.headers_mut()
                             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                     }
-                    // In flight until the response is ready, or until the rest of an unread
-                    // request body has been drained.
-                    super::hold::release_with(r, body, in_flight)
+                    super::hold::release_with(r, body, activity)
                 })
             }
         })
     }
 
-    /// Resolves when the connection has had no request in flight for `idle`, or, with none
-    /// in flight, a request has not started within `header` of the connection's start or of
-    /// its head's first bytes.
+    /// Resolves when the connection has had no request in flight (and no body draining) for
+    /// `idle`, or, with none, a request has not started within `header` of the connection's
+    /// start or of its head's first bytes.
     pub(super) async fn idle(&self, header: Duration, idle: Duration) -> Close {
         loop {
-            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
+            let wait = if self.busy() {
                 idle
             } else {
                 let last = self.last_done_ms.load(Ordering::Acquire);
@@ -299,6 +329,22 @@ mod tests {
         drop(a.begin());
         a.bytes_arrived();
         drop(a.begin());
+        let idle = a.idle(Duration::from_millis(20), Duration::from_millis(100));
+        let why = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert_eq!(why.unwrap(), Close::IdleTimeout);
+    }
+
+    #[tokio::test]
+    async fn a_body_being_drained_keeps_the_connection_busy_and_its_bytes_are_no_head() {
+        let a = Arc::new(Activity::new());
+        drop(a.begin());
+        a.bytes_arrived();
+        let draining = a.draining();
+        a.bytes_arrived();
+        let idle = a.idle(Duration::from_millis(20), Duration::from_millis(50));
+        assert!(tokio::time::timeout(Duration::from_millis(200), idle).await.is_err());
+        drop(draining);
+        // The idle clock starts when the drain ends, and no head has started.
         let idle = a.idle(Duration::from_millis(20), Duration::from_millis(100));
         let why = tokio::time::timeout(Duration::from_secs(5), idle).await;
         assert_eq!(why.unwrap(), Close::IdleTimeout);

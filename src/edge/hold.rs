@@ -56,17 +56,16 @@ const DRAIN_MAX: usize = 16 << 20;
 /// How long the rest of an unread request body may take to arrive after the response.
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A response body that also holds the request body's slot, and `keep`, until it is
-/// dropped; `keep` then lives on until the drain has ended.
-struct Holding<K: Send + 'static> {
+/// A response body that also holds the request body's slot until it is dropped; the drain
+/// that follows is reported to the connection's activity.
+struct Holding {
     inner: Body,
     request: Option<Slot>,
-    keep: Option<K>,
+    activity: Arc<super::Activity>,
 }
 
-impl<K: Send + 'static> Drop for Holding<K> {
+impl Drop for Holding {
     fn drop(&mut self) {
-        let keep = self.keep.take();
         let Some(slot) = self.request.take() else { return };
         // The handler may still hold its end (it kept the body): then it decides.
         let Ok(body) = Arc::try_unwrap(slot).map(|m| m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -76,9 +75,10 @@ impl<K: Send + 'static> Drop for Holding<K> {
         if body.is_end_stream() || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
+        let draining = self.activity.draining();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(DRAIN_FOR, drain(body)).await;
-            drop(keep);
+            drop(draining);
         });
     }
 }
@@ -95,7 +95,7 @@ async fn drain(mut body: Incoming) {
     }
 }
 
-impl<K: Send + Unpin + 'static> HttpBody for Holding<K> {
+impl HttpBody for Holding {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -126,12 +126,12 @@ pub(super) fn lend(req: hyper::Request<Incoming>) -> (hyper::Request<Body>, Opti
     )
 }
 
-/// The response, holding `slot` and `keep` until its body is dropped and the rest of the
-/// request body drained; without a slot, `keep` is dropped now.
-pub(super) fn release_with<K: Send + Unpin + 'static>(
+/// The response, holding `slot` until its body is dropped; then the rest of the request
+/// body is drained, `activity` knowing it.
+pub(super) fn release_with(
     resp: axum::response::Response,
     slot: Option<Slot>,
-    keep: K,
+    activity: Arc<super::Activity>,
 ) -> axum::response::Response {
     match slot {
         None => resp,
@@ -139,7 +139,7 @@ pub(super) fn release_with<K: Send + Unpin + 'static>(
             Body::new(Holding {
                 inner,
                 request: Some(slot),
-                keep: Some(keep),
+                activity,
             })
         }),
     }
