@@ -263,7 +263,9 @@ pub(crate) async fn create_user(
     )? {
         Created::Ok(u) => {
             let mut response = super::reply::json(StatusCode::CREATED, &u, 1);
-            if let Ok(location) = header::HeaderValue::from_str(&format!("/users/{}", u.id)) {
+            let location = header::HeaderValue::from_str(&format!("/users/{}", u.id));
+            // Not on the 500 of a user that did not serialize.
+            if let (StatusCode::CREATED, Ok(location)) = (response.status(), location) {
                 response.headers_mut().insert(header::LOCATION, location);
             }
             Ok(response)
