@@ -71,13 +71,11 @@ pub(crate) struct Activity {
 const NONE_YET: u64 = u64::MAX;
 
 /// Marks a request as in flight until dropped.
-pub(super) struct InFlight(Arc<Activity>);
+struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let a = &self.0;
-        a.last_done_ms.store(a.elapsed_ms(), Ordering::Release);
-        a.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended(&self.0.in_flight);
     }
 }
 
@@ -87,10 +85,8 @@ pub(super) struct Draining(Arc<Activity>);
 
 impl Drop for Draining {
     fn drop(&mut self) {
-        let a = &self.0;
-        a.head_started_ms.store(NONE_YET, Ordering::Release);
-        a.last_done_ms.store(a.elapsed_ms(), Ordering::Release);
-        a.draining.fetch_sub(1, Ordering::AcqRel);
+        self.0.head_started_ms.store(NONE_YET, Ordering::Release);
+        self.0.ended(&self.0.draining);
     }
 }
 
@@ -112,6 +108,12 @@ impl Activity {
             head_started_ms: AtomicU64::new(NONE_YET),
             draining: AtomicUsize::new(0),
         }
+    }
+
+    /// One of `busy`'s counts ends now: the idle clock starts from here.
+    fn ended(&self, busy: &AtomicUsize) {
+        self.last_done_ms.store(self.elapsed_ms(), Ordering::Release);
+        busy.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -140,7 +142,8 @@ impl Activity {
         Draining(self.clone())
     }
 
-    /// Whether a request is in flight or a request body is being drained.
+    /// Whether a request is in flight or a request body is being drained (`in_flight` or
+    /// `draining` above zero).
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0 || self.draining.load(Ordering::Acquire) > 0
     }
