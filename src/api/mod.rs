@@ -65,11 +65,7 @@ async fn root() -> Response {
         env!("CARGO_PKG_VERSION"),
         r#""}"#
     );
-    let mut response = Response::new(axum::body::Body::from(BODY));
-    let headers = response.headers_mut();
-    reply::make_room(headers, 1);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    reply::json_body(StatusCode::OK, axum::body::Body::from(BODY), 0)
 }
 
 async fn not_found() -> ApiError {

@@ -14,8 +14,19 @@ use super::SECURITY_HEADERS;
 const BODY_CAPACITY: usize = 160;
 
 /// Makes room in `headers` for `own` headers of the response and those added after it.
-pub(crate) fn make_room(headers: &mut HeaderMap, own: usize) {
+fn make_room(headers: &mut HeaderMap, own: usize) {
     headers.reserve(own + 1 + SECURITY_HEADERS.len());
+}
+
+/// `body`, which is JSON, as an answer with `status`; `extra` headers of the caller's still
+/// to come.
+pub(crate) fn json_body(status: StatusCode, body: Body, extra: usize) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    make_room(headers, 1 + extra);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// `value` as a JSON answer with `status`; `extra` headers of the caller's still to come.
@@ -25,12 +36,7 @@ pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T, extra: usize) ->
         // As axum's `Json` answers a value that does not serialize.
         return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
     }
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    make_room(headers, 1 + extra);
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    json_body(status, Body::from(body), extra)
 }
 
 #[cfg(test)]
