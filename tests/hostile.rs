@@ -152,13 +152,7 @@ async fn a_partial_h2_preface_is_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let s = start(serve_args(&["--idle-timeout", "1s"])).await;
-    let mut tls = tls_connect(s.port(), &[b"http/1.1"]).await.unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tls.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut tls = after_one_request(s.port()).await;
     let took = closed_within(&mut tls, Duration::from_secs(10))
         .await
         .expect("still open after 10 s");
@@ -172,13 +166,18 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_the_idle_timeout() 
 /// A TLS connection that has had one `GET /` answered.
 async fn after_one_request(port: u16) -> support::Tls {
     let mut tls = tls_connect(port, &[b"http/1.1"]).await.unwrap();
+    get_root_answered(&mut tls).await;
+    tls
+}
+
+/// Sends `GET /` on `tls` and checks that a 200 comes back.
+async fn get_root_answered(tls: &mut support::Tls) {
     tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tls.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    tls
 }
 
 #[tokio::test]
@@ -189,12 +188,7 @@ async fn an_idle_http1_keep_alive_connection_outlives_the_header_timeout() {
         closed_within(&mut tls, Duration::from_millis(2500)).await.is_none(),
         "an idle keep-alive connection closed before the idle timeout"
     );
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tls.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    get_root_answered(&mut tls).await;
     s.running.shutdown().await;
 }
 
