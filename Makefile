@@ -1,7 +1,7 @@
 # The gates and the two set-up commands. CI (.ci/run) runs `make lint` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run run-sidecar test lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation bench-burst bench-instructions soak
+.PHONY: run run-sidecar test test-fast test-cluster cluster cluster-bins lint build release image deps testssl clean-dev chart-check manifests fuzz bench bench-proxy bench-image bench-scan bench-ab bench-reload bench-db-rotation bench-burst bench-instructions bench-k8s soak
 
 ## make run: the service on its local default (dev PKI, TLS PostgreSQL on 26257, https://localhost:8443)
 run: deps build
@@ -12,11 +12,37 @@ run: deps build
 run-sidecar: deps build
 	scripts/run-sidecar.sh
 
-## make test: every test: the cargo tests (the container tests run the image of `make image`)
-## and the chart checks. Installs what is missing (Debian packages: needs root).
-test: deps image
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IMAGE_ARCHIVE = $(TARGET_DIR)/image/tlsward-$(VERSION).oci.tar
+
+## make test: every test: the cargo tests (the container tests run the image of `make image`),
+## the chart checks, and the tests on a real one-node Kubernetes cluster (tests/cluster.rs).
+## Installs what is missing (Debian packages: needs root; Go modules: scripts/cluster/build.sh).
+test: deps image cluster-bins
 	$(CARGO) test --locked --workspace --lib --bins --tests
 	scripts/check-chart.sh
+	$(MAKE) --no-print-directory test-cluster
+
+## make test-fast: the cargo tests that need neither the image nor the cluster
+test-fast:
+	$(CARGO) test --locked --workspace --lib --bins \
+		$(foreach t,$(filter-out container cluster,$(basename $(notdir $(wildcard tests/*.rs)))),--test $(t))
+
+## make test-cluster: only the cluster tests, on a cluster started for them and torn down after
+## (the image of `make image` and the binaries of scripts/cluster/build.sh must exist)
+test-cluster:
+	TLSWARD_IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) scripts/cluster/cluster.sh run "$$(mktemp -d)" \
+		$(CARGO) test --locked --test cluster -- --test-threads $${CLUSTER_TEST_THREADS:-4}
+
+## make cluster-bins: the cluster's binaries from the pinned Go modules (cached outside the repository)
+cluster-bins: deps
+	scripts/cluster/build.sh >/dev/null
+
+## make cluster: the test cluster for a person, tlsward's image imported; Ctrl-C stops it
+cluster: deps image cluster-bins
+	mkdir -p .dev/cluster
+	TLSWARD_IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) scripts/cluster/cluster.sh up .dev/cluster
 
 ## make lint: nothing outside the repository, imports only downwards (scripts/check-layers.py),
 ## at most 3 % of functions over 50 lines (scripts/check-function-length.py),
@@ -87,6 +113,12 @@ bench-reload:
 ## make bench-db-rotation: req/s and p99 while the DB client cert rotates every second (bench/db-rotation-results.md)
 bench-db-rotation: deps
 	$(CARGO) bench --locked --bench db_rotation
+
+## make bench-k8s [K8S_BENCH_ROUNDS=6]: on the test cluster, Secret update → served p50/p99 with the
+## Secret watch and with the kubelet's projection only (about a minute a round; bench/k8s-rotation-results.md)
+bench-k8s: deps image cluster-bins
+	TLSWARD_IMAGE_ARCHIVE=$(abspath $(IMAGE_ARCHIVE)) scripts/cluster/cluster.sh run "$$(mktemp -d)" \
+		$(CARGO) bench --locked --bench k8s_rotation
 
 ## make soak: SOAK_SECONDS (600) of load, rotations, DB faults and hostile clients at once (bench/soak-results.md)
 soak: deps release

@@ -4,7 +4,10 @@
 # scanner's legacy TLS client), curl, testssl.sh (the scanner's tests
 # compare verdicts with it), podman + buildah + runc (the image and its tests), python3-venv
 # and npm (the chart checks' validators), prometheus (promtool, for the alert rules), and the
-# weak test server's tlslite-ng from PyPI. Needs root (or sudo) only when something is missing.
+# weak test server's tlslite-ng from PyPI; for the real test cluster (scripts/cluster/):
+# containerd, runc, the CNI plugins, iptables, iproute2, conntrack and busybox-static (the test
+# images). Go comes from scripts/cluster/build.sh. Needs root (or sudo) only when something is
+# missing.
 set -Eeuo pipefail
 
 missing=()
@@ -20,6 +23,13 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# The test cluster's node.
+command -v containerd >/dev/null 2>&1 || missing+=(containerd)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 # promtool (the chart's alert rules and their unit tests) ships in Debian's prometheus package.

@@ -14,10 +14,14 @@
 #
 # Superuser access is only through the unix socket in DIR (mode 0700): TCP needs a client
 # certificate. As root, the cluster runs as the OS user PG_OS_USER (default postgres).
+# PG_LISTEN (default 127.0.0.1) and PG_CLIENTS (default 127.0.0.1/32) widen where it listens and
+# whom it admits with a client certificate, e.g. the test cluster's bridge gateway and its Pods.
 set -Eeuo pipefail
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
 PG_OS_USER=${PG_OS_USER:-postgres}
+PG_LISTEN=${PG_LISTEN:-127.0.0.1}
+PG_CLIENTS=${PG_CLIENTS:-127.0.0.1/32}
 
 find_pg_bin() {
   if [ -n "${PG_BIN:-}" ]; then echo "$PG_BIN"; return; fi
@@ -50,7 +54,7 @@ start)
   for f in tls.crt tls.key ca.crt; do install -m 600 "$CERTS/$f" "$DATA/server-$f"; done
   own "$DATA"
   cat > "$DATA/postgresql.auto.conf" <<CONF
-listen_addresses = '127.0.0.1'
+listen_addresses = '$PG_LISTEN'
 port = $PORT
 unix_socket_directories = '$DIR'
 unix_socket_permissions = 0700
@@ -70,7 +74,7 @@ CONF
 # superuser and setup: only over the private unix socket
 local   all  all                 trust
 # everything else: TLS + a client certificate whose CN is the role name
-hostssl all  all   127.0.0.1/32  cert clientcert=verify-full
+$(for c in ${PG_CLIENTS//,/ }; do echo "hostssl all  all   $c  cert clientcert=verify-full"; done)
 HBA
   own "$DATA"
   if ! as_db "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then

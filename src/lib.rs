@@ -44,7 +44,7 @@ pub mod dbproxy;
 pub(crate) mod edge;
 pub mod files;
 pub mod k8s;
-pub(crate) mod logs;
+pub mod logs;
 pub mod metrics;
 pub mod pki;
 pub mod proxy;

@@ -1,7 +1,8 @@
 //! Aggregated log lines: a failure that repeats (every request during a database outage,
 //! every accept while the process is out of file descriptors) is written once per interval
 //! per reason, with the number of times it happened since the previous line, so that an
-//! outage costs a bounded number of lines however many requests it fails.
+//! outage costs a bounded number of lines however many requests it fails. And the log filter,
+//! which keeps a dependency's per-retry warnings out when tlsward reports the cause itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -66,9 +67,46 @@ impl Throttle {
     }
 }
 
+/// kube-runtime's watcher warns at every back-off of a watch refused with 403, and kube-client
+/// logs every failed request at error level (every 0.8 s to 30 s, for as long as the API is
+/// unreachable or the Role misses a rule): `k8s::secrets` and `k8s::events` say each cause
+/// once, with what to fix, and count the repeats.
+/// Each as (the crate, its directive).
+const QUIET_DEPENDENCIES: [(&str, &str); 2] = [
+    ("kube_runtime", "kube_runtime::watcher=error"),
+    ("kube_client", "kube_client=off"),
+];
+
+/// The `--log` filter (tracing's EnvFilter syntax; `info` when it does not parse), with
+/// [`QUIET_DEPENDENCIES`] for each crate the filter does not name itself.
+pub fn filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    QUIET_DEPENDENCIES
+        .iter()
+        .filter(|(krate, _)| !spec.contains(krate))
+        .fold(filter, |f, (_, d)| {
+            f.add_directive(d.parse().expect("a valid directive"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_watchers_retry_warnings_are_quiet_unless_asked_for() {
+        let quiet = filter("info").to_string();
+        assert!(
+            quiet.contains("kube_runtime::watcher=error") && quiet.contains("kube_client=off"),
+            "{quiet}"
+        );
+        let asked = filter("info,kube_runtime=debug,kube_client=debug").to_string();
+        assert!(
+            !asked.contains("watcher=error") && !asked.contains("kube_client=off"),
+            "{asked}"
+        );
+    }
 
     #[test]
     fn first_occurrence_is_logged_then_one_line_per_interval_with_the_count() {

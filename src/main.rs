@@ -12,8 +12,7 @@ use clap::Parser;
 use tlsward::cli::{CertsCommand, Cli, Command, TokenCommand};
 
 fn init_tracing(filter: &str, format: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tlsward::logs::filter(filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

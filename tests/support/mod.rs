@@ -87,9 +87,37 @@ pub fn write_pair(dir: &Path, issued: &Issued, ca_pem: &str) {
     write_secret_dir(dir, issued, ca_pem).unwrap();
 }
 
-/// The shared cluster of this test binary, started on first use.
+/// The shared cluster of this test binary, started on first use, on loopback.
 pub fn postgres() -> &'static Postgres {
-    PG.get_or_init(|| {
+    PG.get_or_init(|| Postgres::start(&Reach::default()))
+}
+
+/// Where a cluster listens and whom it admits (`pg.sh`'s `PG_LISTEN` and `PG_CLIENTS`), and
+/// the names its certificate carries besides localhost and 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// Addresses it listens on, comma-separated.
+    pub listen: String,
+    /// Networks whose clients may log in with a certificate, comma-separated.
+    pub clients: String,
+    /// More DNS names or addresses of its certificate.
+    pub names: Vec<String>,
+}
+
+impl Default for Reach {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1".into(),
+            clients: "127.0.0.1/32".into(),
+            names: Vec::new(),
+        }
+    }
+}
+
+impl Postgres {
+    /// Makes the test PKI and starts a cluster that trusts it; stopped and removed when the
+    /// test process exits.
+    pub fn start(reach: &Reach) -> Self {
         tlsward::install_crypto_provider();
         let dir = std::env::temp_dir().join(unique("tlsward-test-"));
         let pki = dir.join("pki");
@@ -97,10 +125,11 @@ pub fn postgres() -> &'static Postgres {
         let ca_file = pki.join("ca.crt");
         write_file(&ca_file, &ca.cert_pem, false).unwrap();
         let db_server = pki.join("db-server");
+        let mut names = vec!["localhost", "127.0.0.1"];
+        names.extend(reach.names.iter().map(String::as_str));
         write_pair(
             &db_server,
-            &ca.issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
-                .unwrap(),
+            &ca.issue(&LeafSpec::server("node", &names)).unwrap(),
             &ca.cert_pem,
         );
         let server_dir = pki.join("server");
@@ -124,6 +153,8 @@ pub fn postgres() -> &'static Postgres {
                 db_server.to_str().unwrap(),
             ])
             .args(["--watch-pid", &std::process::id().to_string()])
+            .env("PG_LISTEN", &reach.listen)
+            .env("PG_CLIENTS", &reach.clients)
             .status()
             .expect("run scripts/pg.sh");
         assert!(status.success(), "scripts/pg.sh start failed");
@@ -136,10 +167,8 @@ pub fn postgres() -> &'static Postgres {
             client_dir,
             token_dir,
         }
-    })
-}
+    }
 
-impl Postgres {
     /// Runs SQL as the superuser in database `db`; returns psql's unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new("bash")
