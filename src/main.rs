@@ -13,8 +13,10 @@ use tlsward::cli::{CertsCommand, Cli, Command, TokenCommand};
 
 fn init_tracing(filter: &str, format: &str) {
     let filter = tlsward::logs::filter(filter);
+    // Colours only for a person at a terminal: a pipe (kubectl logs, a file) gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

@@ -15,7 +15,7 @@ use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Postgres, Reach};
+use support::{Postgres, Reach, TwoCaCluster};
 use tlsward::pki::LeafSpec;
 use tlsward_testkit::cluster::{cluster, output};
 use tlsward_testkit::{repo, wait};
@@ -460,6 +460,7 @@ fn helm_install_of_the_api_with_cert_manager_issues_tokens_and_serves_users_thro
             "db.issuerRef.name=cockroachdb-ca",
             &format!("db.database={db}"),
             "db.poolSize=4",
+            "kube.watchSecrets=true",
         ],
     );
     let helm_test = c.try_helm(&["test", RELEASE, "-n", &ns, "--timeout", "2m"]);
@@ -469,6 +470,29 @@ fn helm_install_of_the_api_with_cert_manager_issues_tokens_and_serves_users_thro
     let ca = server_ca_file(&ns);
     users_round_trip(pf.port, ca.path(), &token_from_secret(&ns, "tlsward-tokens"));
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM users WHERE username = 'ada'"), "1");
+    // The database client certificate renewed by cert-manager: a new pool, verified, on it.
+    let serial = renew_and_wait_for_a_new_serial(&ns, "tlsward-db-client", "tlsward-db-client");
+    for pod in &pods {
+        let log = || tlsward_log(&ns, pod);
+        wait::until("the new pool", Duration::from_secs(30), || {
+            let events = tlsward_events(&ns);
+            let rotated = events.iter().any(|e| {
+                e["reason"] == "DatabasePoolRotated"
+                    && e["regarding"]["name"] == pod.as_str()
+                    && e["note"].as_str().is_some_and(|n| n.contains("generation 2"))
+            });
+            if rotated { Ok(()) } else { Err(log()) }
+        });
+    }
+    let hex = serial
+        .trim_start_matches("serial=")
+        .trim_start_matches('0')
+        .to_lowercase();
+    let sessions = pg.psql(&db, "SELECT client_serial FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE datname = current_database() AND client_serial IS NOT NULL");
+    assert!(
+        sessions.lines().any(|s| support::decimal_to_hex(s) == hex),
+        "no session with the renewed certificate {hex}: {sessions}"
+    );
 }
 
 #[test]
@@ -1241,4 +1265,362 @@ fn a_role_deleted_mid_run_is_said_once_and_the_watch_resumes_when_it_is_restored
             other => Err(format!("{other:?}, applied {applied}")),
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database's material, rotated through the API for the pool and for db-proxy.
+
+/// The database as Pods see it (`cockroachdb-public:26257`) in front of the cluster on `port`.
+fn database_service_at(ns: &str, port: u16) {
+    cluster().apply(
+        ns,
+        &format!(
+            "apiVersion: v1
+kind: Service
+metadata: {{ name: {DB_HOST} }}
+spec:
+  ports: [{{ port: 26257, targetPort: {port}, protocol: TCP }}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {DB_HOST}-1
+  labels: {{ kubernetes.io/service-name: {DB_HOST} }}
+addressType: IPv4
+ports: [{{ port: {port}, protocol: TCP }}]
+endpoints: [{{ addresses: [\"{gateway}\"] }}]
+",
+            gateway = cluster().gateway()
+        ),
+    );
+}
+
+/// Replaces the data of Secret `name` (kubectl apply of the whole Secret), as a CA distributor or
+/// an operator would.
+fn write_secret(ns: &str, name: &str, files: &[(&str, &[u8])]) {
+    use base64::Engine;
+    let data: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
+            )
+        })
+        .collect();
+    let secret = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name }, "data": data });
+    cluster().apply(ns, &secret.to_string());
+}
+
+/// How many times the release's only Pod applied a new `material`.
+fn applied(ns: &str, material: &str) -> f64 {
+    let pod = server_pods(ns).remove(0);
+    sample(
+        &pod_metrics(ns, &pod),
+        &format!("tlsward_reload_total{{material=\"{material}\",outcome=\"applied\"}}"),
+    )
+}
+
+/// A query through the app's database socket (tlsward db-proxy): `psql` in the app container.
+fn through_db_proxy(ns: &str, sql: &str) -> Result<String, String> {
+    let pod = server_pods(ns).remove(0);
+    cluster()
+        .try_kubectl(&["-n", ns, "exec", &pod, "-c", "app", "--", "psql", "-X", "-tAc", sql])
+        .map(|s| s.trim().to_string())
+}
+
+#[test]
+fn a_database_ca_rotation_and_a_new_client_certificate_reach_the_pool_and_db_proxy_through_the_secret() {
+    let _shared = shared();
+    let c = cluster();
+    let db = TwoCaCluster::start_reaching(&Reach {
+        listen: format!("127.0.0.1,{}", c.gateway()),
+        clients: format!("127.0.0.1/32,{POD_NETWORK}"),
+        names: vec![DB_HOST.into()],
+    });
+    let (pool, proxied) = (c.namespace("dbca-pool"), c.namespace("dbca-proxy"));
+    let old_client = db.old.issue(&LeafSpec::client("app")).unwrap();
+    let web = db.old.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
+    let web_ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(web_ca.path(), &db.old.cert_pem).unwrap();
+    let key = tlsward::token::generate_key_text();
+    for ns in [&pool, &proxied] {
+        database_service_at(ns, db.port);
+        secret_from(
+            ns,
+            "web-tls",
+            &[
+                ("tls.crt", web.cert_pem.as_bytes()),
+                ("tls.key", web.key_pem.as_bytes()),
+            ],
+        );
+        write_secret(
+            ns,
+            "db-client",
+            &[
+                ("ca.crt", db.old.cert_pem.as_bytes()),
+                ("tls.crt", old_client.cert_pem.as_bytes()),
+                ("tls.key", old_client.key_pem.as_bytes()),
+            ],
+        );
+    }
+    secret_from(&pool, "token-keys", &[("k1", key.as_bytes())]);
+    let common = [
+        "tls.existingSecret=web-tls",
+        "db.existingSecret=db-client",
+        "db.database=app",
+        "kube.watchSecrets=true",
+        "replicaCount=1",
+        "podDisruptionBudget.enabled=false",
+    ];
+    install(
+        &pool,
+        &[&common[..], &["tokens.existingSecret=token-keys", "db.poolSize=2"]].concat(),
+    );
+    install(
+        &proxied,
+        &[
+            &common[..],
+            &[
+                "mode=sidecar",
+                "app.image=localhost/tlsward-test/app:1",
+                "app.dbProxy=true",
+            ],
+        ]
+        .concat(),
+    );
+    let pf = c.port_forward(&pool, &format!("svc/{RELEASE}"), 443);
+    let token = token_from_secret(&pool, "token-keys");
+    let users = || {
+        curl(
+            pf.port,
+            web_ca.path(),
+            "/users?limit=1",
+            &["-H", &format!("Authorization: Bearer {token}")],
+        )
+        .0
+    };
+    assert!(users().contains(" 200"), "{}", users());
+    assert_eq!(through_db_proxy(&proxied, "SELECT 1"), Ok("1".into()));
+
+    // 1. Both CAs trusted (the client certificate unchanged).
+    let before = (applied(&pool, "db_ca"), applied(&proxied, "db_ca"));
+    for ns in [&pool, &proxied] {
+        write_secret(
+            ns,
+            "db-client",
+            &[
+                ("ca.crt", db.both.as_bytes()),
+                ("tls.crt", old_client.cert_pem.as_bytes()),
+                ("tls.key", old_client.key_pem.as_bytes()),
+            ],
+        );
+    }
+    wait::until("the bundle of both CAs to be applied", Duration::from_secs(30), || {
+        let now = (applied(&pool, "db_ca"), applied(&proxied, "db_ca"));
+        if now.0 > before.0 && now.1 > before.1 {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    });
+    // 2. The database serves a certificate of the new CA: new sessions verify against the bundle.
+    db.serve_a_new_ca_certificate();
+    assert_eq!(
+        through_db_proxy(&proxied, "SELECT 2"),
+        Ok("2".into()),
+        "db-proxy trusts the new CA"
+    );
+    // 3. The new CA only, and a client certificate of the new CA.
+    let new_client = db.new.issue(&LeafSpec::client("app")).unwrap();
+    let before = (applied(&pool, "db_client"), applied(&proxied, "db_client"));
+    for ns in [&pool, &proxied] {
+        write_secret(
+            ns,
+            "db-client",
+            &[
+                ("ca.crt", db.new.cert_pem.as_bytes()),
+                ("tls.crt", new_client.cert_pem.as_bytes()),
+                ("tls.key", new_client.key_pem.as_bytes()),
+            ],
+        );
+    }
+    wait::until(
+        "the new CA and client certificate to be applied",
+        Duration::from_secs(30),
+        || {
+            let now = (applied(&pool, "db_client"), applied(&proxied, "db_client"));
+            if now.0 > before.0 && now.1 > before.1 {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    );
+    let serial = support::plain_serial(&new_client.cert_pem);
+    let sessions_of_new_client = || {
+        db.psql(
+            "postgres",
+            "SELECT client_serial FROM pg_stat_ssl WHERE client_serial IS NOT NULL",
+        )
+        .lines()
+        .filter(|s| support::decimal_to_hex(s) == serial)
+        .count()
+    };
+    wait::until(
+        "the pool to reconnect with the new client certificate",
+        Duration::from_secs(30),
+        || {
+            let n = sessions_of_new_client();
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err("no session with it yet".into())
+            }
+        },
+    );
+    assert!(users().contains(" 200"), "the API after the rotation: {}", users());
+    assert_eq!(
+        through_db_proxy(
+            &proxied,
+            "SELECT count(*) > 0 FROM pg_stat_ssl WHERE client_serial IS NOT NULL"
+        ),
+        Ok("t".into()),
+        "db-proxy opens sessions with the new client certificate"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary outside the cluster, with a kubeconfig.
+
+/// A kubeconfig for ServiceAccount `sa` of `ns`, with a token from the TokenRequest API.
+fn service_account_kubeconfig(ns: &str, sa: &str) -> tempfile::NamedTempFile {
+    let c = cluster();
+    let token = c.kubectl_ok(&["-n", ns, "create", "token", sa, "--duration", "1h"]);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{ "name": "test", "cluster": { "server": c.var("API_SERVER"), "certificate-authority": c.var("CA") } }],
+        "users": [{ "name": sa, "user": { "token": token.trim() } }],
+        "contexts": [{ "name": "test", "context": { "cluster": "test", "user": sa, "namespace": ns } }],
+        "current-context": "test",
+    });
+    std::fs::write(file.path(), config.to_string()).unwrap();
+    file
+}
+
+#[test]
+fn the_binary_with_a_kubeconfig_publishes_events_and_names_the_rbac_rule_its_secret_watch_lacks() {
+    let _shared = shared();
+    let c = cluster();
+    let ns = c.namespace("outside");
+    // A ServiceAccount that may publish Events and nothing else.
+    c.apply(
+        &ns,
+        r#"{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "outsider"}}"#,
+    );
+    c.apply(
+        &ns,
+        &json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": { "name": "events" },
+            "rules": [{ "apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"] }],
+        })
+        .to_string(),
+    );
+    c.kubectl_ok(&[
+        "-n",
+        &ns,
+        "create",
+        "rolebinding",
+        "events",
+        "--role",
+        "events",
+        &format!("--serviceaccount={}:outsider", ns.name),
+    ]);
+    let kubeconfig = service_account_kubeconfig(&ns, "outsider");
+    let pg = pods_postgres();
+    let db = pg.create_db();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_tlsward"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "--tls-dir",
+                pg.server_dir.to_str().unwrap(),
+                "--token-key-dir",
+                pg.token_dir.to_str().unwrap(),
+            ])
+            .args(["--db-url", &pg.dsn(&db, &pg.client_dir)])
+            .args([
+                "--watch-secrets",
+                "api",
+                "--kube-secret",
+                &format!("web-tls={}", pg.server_dir.display()),
+            ])
+            .env("KUBECONFIG", kubeconfig.path())
+            .env("POD_NAME", "outside-0")
+            .env("POD_NAMESPACE", &ns.name)
+            .env("TLSWARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let text = || std::fs::read_to_string(log.path()).unwrap();
+    // The Event of the first pool, through the client from KUBECONFIG.
+    wait::until("the binary's first Event", Duration::from_secs(30), || {
+        let events = tlsward_events(&ns);
+        if events
+            .iter()
+            .any(|e| e["reason"] == "DatabasePoolRotated" && e["regarding"]["name"] == "outside-0")
+        {
+            Ok(())
+        } else {
+            Err(text())
+        }
+    });
+    let said = wait::until("the refused list to be said", Duration::from_secs(30), || {
+        let t = text();
+        if t.contains("may not list Secret \"web-tls\"") {
+            Ok(t)
+        } else {
+            Err(t)
+        }
+    });
+    assert!(
+        said.contains("verbs [get, list, watch]") && said.contains(&format!("in namespace {}", ns.name)),
+        "{said}"
+    );
+    // The back-off retries (0.8 s, 1.6 s, …) are counted and say nothing more.
+    let admin = said
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin_addr="))
+        .unwrap_or_else(|| panic!("no admin address in the log: {said}"))
+        .to_string();
+    let metrics = format!("http://{admin}/metrics");
+    wait::until("three refused attempts", Duration::from_secs(30), || {
+        let m = output(Command::new("curl").args(["-sS", "--max-time", "5", &metrics]))?;
+        let errors = sample(&m, "tlsward_kube_secret_updates_total{outcome=\"error\"}");
+        if errors >= 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{errors} errors"))
+        }
+    });
+    let retried = text();
+    assert_eq!(retried.matches("may not list Secret").count(), 1, "{retried}");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "a 403 must not stop the server: {retried}"
+    );
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -1,13 +1,9 @@
-//! The Kubernetes features (Events on reloads, `--watch-secrets api`) against the two stand-ins
-//! for an API server that these machines allow (no real one can run here):
-//!
-//! - kube's own `tower_test` mock service handed to `kube::Client::new`: the tests see every
-//!   request the code makes and assert it exactly (an Event POST, then a PATCH of its series
-//!   for a repeat; a Secret list by field selector, then a watch from its resourceVersion);
-//! - a fake API server on 127.0.0.1 over HTTPS (`support::fake_api`) with a bearer token,
-//!   which streams watch events, expires a watch with 410 Gone, and answers 403 Forbidden.
-//!
-//! The last test runs against a real cluster and is `#[ignore]`d; see its comment.
+//! The shapes of the Kubernetes requests (Events on reloads, `--watch-secrets api`) against
+//! kube's own `tower_test` mock service handed to `kube::Client::new`: the tests see every
+//! request the code makes and assert it exactly (an Event POST, then a PATCH of its series for a
+//! repeat; a Secret list by field selector, then a watch from its resourceVersion); and the
+//! checks of the Kubernetes flags. What a real API server does with them (RBAC, 410 Gone,
+//! restarts, the kubelet's projection) is tested on the real cluster, in tests/cluster.rs.
 
 mod support;
 
@@ -17,8 +13,7 @@ use std::time::Duration;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
-use support::fake_api::{FakeApi, WatchPlan};
-use support::{kubelet, new_server_cert, postgres, serial_of, serve_args, served_serial, start_with_kube, wait_serial};
+use support::{kubelet, new_server_cert, postgres, serve_args, start_with_kube, wait_serial};
 use tlsward::k8s::PodRef;
 use tlsward::k8s::events::{Publisher, describe_error};
 use tlsward::pki::Issued;
@@ -281,215 +276,6 @@ async fn answer_raw(handle: &mut Handle, body: String) -> (Method, String, Strin
     (req.method().clone(), uri, String::new(), Value::Null)
 }
 
-/// Waits for an Event (POST or PATCH) with this reason whose note contains `needle`.
-async fn wait_event(api: &FakeApi, reason: &str, needle: &str, timeout: Duration) -> Value {
-    let find = || {
-        api.events()
-            .into_iter()
-            .map(|(_, b)| b)
-            .find(|b| b["reason"] == reason && b["note"].as_str().is_some_and(|n| n.contains(needle)))
-    };
-    assert_eventually!(
-        find().is_some(),
-        timeout,
-        "no {reason} Event with {needle:?}: {:?}",
-        api.events()
-    );
-    find().unwrap()
-}
-
-/// A TLS directory written as kubelet does and the fake API serving the same Secret `web-tls`.
-async fn mounted_and_served(cert: &Issued) -> (std::path::PathBuf, FakeApi) {
-    let dir = postgres().scratch().join("tls");
-    kubelet::write(&dir, &refs(&pair(cert)));
-    let api = FakeApi::start("shop", "web-tls", &refs(&pair(cert))).await;
-    (dir, api)
-}
-
-#[tokio::test]
-async fn fake_api_server_secret_rotation_beats_kubelet_survives_410_and_posts_events() {
-    let first = new_server_cert();
-    let (dir, api) = mounted_and_served(&first).await;
-    // The first watch has expired (410 Gone): the watcher must list again.
-    api.plan_watches(&[WatchPlan::Gone]);
-    let s = start_with_kube(api_args(&dir, &["--pod-uid", "u-1"]), Some(api.client().await)).await;
-
-    assert_eventually!(api.watches() >= 2, SOON, "no second watch after 410: {:?}", api.seen());
-    let secret_calls: Vec<String> = api
-        .seen()
-        .into_iter()
-        .filter(|r| r.uri.contains("/secrets"))
-        .map(|r| {
-            if r.uri.contains("watch=true") {
-                "watch".into()
-            } else {
-                "list".into()
-            }
-        })
-        .collect();
-    assert_eq!(
-        secret_calls[..4],
-        ["list", "watch", "list", "watch"],
-        "{secret_calls:?}"
-    );
-    // The DB pool's first publication is an Event too (events are on: the Pod is known).
-    wait_event(&api, "DatabasePoolRotated", "generation 1 verified", SOON).await;
-
-    // cert-manager renews: the API has it at once, kubelet would take up to a minute.
-    let second = new_server_cert();
-    let started = std::time::Instant::now();
-    api.update_secret(&refs(&pair(&second)));
-    let want = serial_of(&second.cert_pem);
-    wait_serial(&s, &second).await;
-    eprintln!("API update to new serial served in {:?}", started.elapsed());
-    assert_eq!(std::fs::read(dir.join("tls.crt")).unwrap(), first.cert_pem.as_bytes());
-    let ev = wait_event(&api, "CertificateRotated", &want, SOON).await;
-    assert_eq!(ev["type"], "Normal");
-    assert_eq!(ev["regarding"]["uid"], "u-1");
-
-    // Renewed again before kubelet wrote anything; then kubelet, a version behind, writes the
-    // second certificate from its cache: the third, latest one stays served.
-    let third = new_server_cert();
-    api.update_secret(&refs(&pair(&third)));
-    let want3 = serial_of(&third.cert_pem);
-    wait_serial(&s, &third).await;
-    let reloads = || async {
-        support::metric(
-            &s.metrics().await,
-            r#"tlsward_reload_total{material="server",outcome="applied"}"#,
-        ) + support::metric(
-            &s.metrics().await,
-            r#"tlsward_reload_total{material="server",outcome="unchanged"}"#,
-        )
-    };
-    let before = reloads().await;
-    kubelet::write(&dir, &refs(&pair(&second)));
-    assert_eventually!(
-        reloads().await > before,
-        SOON,
-        "kubelet's write did not trigger a reload"
-    );
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        want3,
-        "kubelet's older version replaced the latest"
-    );
-    assert!(s.running.files().has_overlay(&dir));
-    // kubelet catches up: the files hold the latest version, the overlay goes.
-    kubelet::write(&dir, &refs(&pair(&third)));
-    assert_eventually!(
-        !s.running.files().has_overlay(&dir),
-        SOON,
-        "overlay kept after kubelet caught up"
-    );
-    assert_eq!(served_serial(s.port()).await.unwrap(), want3);
-    // The files are the source of truth: a newer file wins without any API event.
-    let fourth = new_server_cert();
-    kubelet::write(&dir, &refs(&pair(&fourth)));
-    let want4 = serial_of(&fourth.cert_pem);
-    wait_serial(&s, &fourth).await;
-
-    // A broken Secret in the API is rejected like a broken file; a Warning Event says why.
-    let mut broken = pair(&fourth);
-    broken[1].1 = b"-----BEGIN PRIVATE KEY-----\nAAAA\n".to_vec();
-    api.update_secret(&refs(&broken));
-    let ev = wait_event(&api, "ReloadRejected", "tls.key", Duration::from_secs(15)).await;
-    assert_eq!(ev["type"], "Warning");
-    assert_eq!(
-        served_serial(s.port()).await.unwrap(),
-        want4,
-        "a broken Secret replaced the last good one"
-    );
-    let m = s.metrics().await;
-    assert!(
-        support::metric(&m, r#"tlsward_kube_events_total{outcome="published"}"#) >= 3.0,
-        "{m}"
-    );
-    assert_eq!(
-        support::metric(&m, r#"tlsward_kube_events_total{outcome="failed"}"#),
-        0.0,
-        "{m}"
-    );
-}
-
-/// The binary as deployed, watching `dir` through `api`: its client configuration is inferred
-/// (KUBECONFIG here, the service account in a Pod) and the Pod's identity comes from the
-/// environment as the downward API sets it. Returns the child and its log so far.
-async fn serve_binary(
-    api: &FakeApi,
-    dir: &Path,
-    extra: &[&str],
-) -> (tokio::process::Child, std::sync::Arc<std::sync::Mutex<String>>) {
-    let pg = postgres();
-    let kubeconfig = pg.scratch().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
-    let db = pg.create_db();
-    let mut child = tokio::process::Command::new(support::bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--tls-dir", dir.to_str().unwrap()])
-        .args(["--token-key-dir", pg.token_dir.to_str().unwrap()])
-        .args(["--db-url", &pg.dsn(&db, &pg.client_dir)])
-        .args([
-            "--watch-secrets",
-            "api",
-            "--kube-secret",
-            &format!("web-tls={}", dir.display()),
-        ])
-        .args(extra)
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAME", "tlsward-0")
-        .env("POD_NAMESPACE", "shop")
-        .env("TLSWARD_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = support::collect_log(child.stderr.take().unwrap());
-    (child, log)
-}
-
-#[tokio::test]
-async fn forbidden_secret_list_names_the_missing_verb_and_kubeconfig_is_found() {
-    // The binary as deployed: client configuration inferred (KUBECONFIG here, the service
-    // account in a Pod), the Pod's identity from the environment as the downward API sets it.
-    let dir = postgres().scratch().join("tls");
-    kubelet::write(&dir, &refs(&pair(&new_server_cert())));
-    let api = FakeApi::start("shop", "web-tls", &[]).await;
-    api.forbid_list(true);
-    let (mut child, log) = serve_binary(&api, &dir, &[]).await;
-    assert_eventually!(
-        log.lock()
-            .unwrap()
-            .contains("may not list Secret \"web-tls\" in namespace shop"),
-        Duration::from_secs(20),
-        "no clear 403 message; log:\n{}",
-        log.lock().unwrap()
-    );
-    let text = log.lock().unwrap().clone();
-    assert!(
-        text.contains("verbs [get, list, watch]") && text.contains("cannot list resource"),
-        "{text}"
-    );
-    // Repeats of the same error (every back-off) are not logged again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let text = log.lock().unwrap().clone();
-    assert_eq!(text.matches("may not list Secret").count(), 1, "{text}");
-    assert!(api.lists() >= 2, "no retry after 403: {:?}", api.seen());
-    // Events go through the client inferred from KUBECONFIG.
-    wait_event(
-        &api,
-        "DatabasePoolRotated",
-        "generation 1 verified",
-        Duration::from_secs(20),
-    )
-    .await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "a 403 must not stop the server: {text}"
-    );
-    child.kill().await.unwrap();
-}
-
 #[test]
 fn kube_flags_are_checked_with_clear_errors() {
     let pg = postgres();
@@ -544,53 +330,6 @@ fn kube_flags_are_checked_with_clear_errors() {
     );
 }
 
-/// Against a real cluster (kind, minikube, ...): publishes a rotation Event on a Pod and reads
-/// it back. Run with a kubeconfig whose user may create Events in the namespace:
-///
-/// ```text
-/// kubectl run tlsward-e2e --image=registry.k8s.io/pause:3.10 -n default
-/// TLSWARD_E2E_POD=tlsward-e2e TLSWARD_E2E_NAMESPACE=default \
-///   cargo test --test kube -- --ignored real_cluster
-/// kubectl describe pod tlsward-e2e   # shows Normal CertificateRotated (x2)
-/// ```
-#[tokio::test]
-#[ignore = "needs a real Kubernetes cluster; see the comment"]
-async fn real_cluster_event_round_trip() {
-    use k8s_openapi::api::core::v1::Pod;
-    use k8s_openapi::api::events::v1::Event;
-    tlsward::install_crypto_provider();
-    let client = kube::Client::try_default().await.expect("a kubeconfig");
-    let name = std::env::var("TLSWARD_E2E_POD").expect("TLSWARD_E2E_POD");
-    let namespace = std::env::var("TLSWARD_E2E_NAMESPACE").unwrap_or_else(|_| "default".into());
-    let pod: Pod = kube::Api::namespaced(client.clone(), &namespace)
-        .get(&name)
-        .await
-        .unwrap();
-    let pod = PodRef {
-        name,
-        namespace: namespace.clone(),
-        uid: pod.metadata.uid,
-    };
-    let publisher = Publisher::new(client.clone(), &pod);
-    let serial = format!("{:x}", rand::random::<u64>());
-    let notice = Notice::CertificateRotated {
-        material: Material::Server,
-        certs: vec![(serial.clone(), "2030-01-01T00:00:00Z".into())],
-        digest: serial.clone(),
-        generation: 1,
-    };
-    publisher.publish(&notice).await.unwrap();
-    publisher.publish(&notice).await.unwrap();
-    let events: kube::Api<Event> = kube::Api::namespaced(client, &namespace);
-    let list = events.list(&Default::default()).await.unwrap();
-    let ours = list
-        .items
-        .iter()
-        .find(|e| e.note.as_deref().is_some_and(|n| n.contains(&serial)))
-        .expect("the Event is stored");
-    assert_eq!(ours.series.as_ref().map(|s| s.count), Some(2));
-}
-
 #[tokio::test]
 async fn forcing_kube_features_without_a_client_configuration_is_a_config_error() {
     let pg = postgres();
@@ -614,9 +353,14 @@ async fn forcing_kube_features_without_a_client_configuration_is_a_config_error(
         err.contains("need a Kubernetes client configuration") && err.contains("automountServiceAccountToken"),
         "{err}"
     );
-    let api = FakeApi::start("shop", "web-tls", &[]).await;
+    // A kubeconfig is found and parsed; nothing connects to its server here (the real cluster's
+    // tests run the binary against one).
     let kubeconfig = pg.scratch().join("kubeconfig");
-    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u, namespace: shop}\ncurrent-context: c\n",
+    )
+    .unwrap();
     let found = check(&kubeconfig);
     let out = String::from_utf8_lossy(&found.stdout);
     assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
@@ -624,23 +368,4 @@ async fn forcing_kube_features_without_a_client_configuration_is_a_config_error(
         out.contains("kubernetes:\n  events: on\n  pod: shop/p\n  watch_secrets: files"),
         "{out}"
     );
-}
-
-#[tokio::test]
-async fn a_certificate_expiring_at_start_up_is_reported_at_once() {
-    // The first expiry check runs at once, while the binary is still setting up its Kubernetes
-    // client (inferred from KUBECONFIG, an await): its notice must not be lost meanwhile.
-    let cert = new_server_cert();
-    let (dir, api) = mounted_and_served(&cert).await;
-    let (mut child, log) = serve_binary(&api, &dir, &["--expiry-warning", "36500d"]).await;
-    let ev = wait_event(
-        &api,
-        "CertificateExpiringSoon",
-        &serial_of(&cert.cert_pem),
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(ev["type"], "Warning", "{}", log.lock().unwrap());
-    assert!(ev["note"].as_str().unwrap().contains("server certificate"), "{ev}");
-    child.kill().await.unwrap();
 }

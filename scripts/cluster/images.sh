@@ -3,8 +3,9 @@
 # files this machine has (no image can be pulled), each rebuilt only when its inputs change:
 #
 #   pause.oci.tar   localhost/tlsward-test/pause:1    the sandbox process (BIN_DIR/pause/pause)
-#   app.oci.tar     localhost/tlsward-test/app:1      busybox httpd on 127.0.0.1:8000 serving /www:
-#                                                     the app behind the sidecar in tests
+#   app.oci.tar     localhost/tlsward-test/app:1      busybox httpd on 127.0.0.1:8000 serving /www,
+#                                                     and psql for the database socket: the app
+#                                                     behind the sidecar in tests
 #   client.oci.tar  localhost/tlsward-test/client:1   busybox, curl and openssl with their
 #                                                     libraries: load and checks from inside
 #
@@ -53,8 +54,13 @@ image() {
 }
 
 pause_layout() { install -D -m 0755 "$BIN_DIR/pause/pause" "$1/pause"; }
+# PostgreSQL's own psql (not Debian's pg_wrapper script), for the app's database socket.
+PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+[ -x "$PSQL" ] || { echo "images.sh: psql is missing (apt-get install postgresql)" >&2; exit 1; }
 app_layout() {
   busybox_in "$1"
+  with_libs "$PSQL" "$1"
+  ln -s "$PSQL" "$1/bin/psql"
   printf '<!doctype html><title>app</title><p>hello from the app behind tlsward</p>\n' |
     install -D -m 0644 /dev/stdin "$1/www/index.html"
   printf 'ok\n' | install -D -m 0644 /dev/stdin "$1/www/healthz"
@@ -68,5 +74,5 @@ client_layout() {
 command -v curl >/dev/null && command -v openssl >/dev/null \
   || { echo "images.sh: curl and openssl are needed for the client image" >&2; exit 1; }
 image pause '["/pause"]' pause_layout "$BIN_DIR/pause/pause"
-image app '["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8000", "-h", "/www"]' app_layout "$BUSYBOX"
+image app '["/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8000", "-h", "/www"]' app_layout "$BUSYBOX" "$PSQL"
 image client '["/bin/sh"]' client_layout "$BUSYBOX" "$(command -v curl)" "$(command -v openssl)"

@@ -171,17 +171,7 @@ impl Postgres {
 
     /// Runs SQL as the superuser in database `db`; returns psql's unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new("bash")
-            .arg(script("pg.sh"))
-            .args(["psql", self.dir.to_str().unwrap(), "-d", db, "-tA", "-c", sql])
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        psql_in(&self.dir, db, sql)
     }
 
     /// A new empty database owned by `app`.
@@ -355,6 +345,21 @@ pub fn metric(text: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Runs SQL as the superuser in database `db` of the cluster in `dir`; psql's unaligned output.
+pub fn psql_in(dir: &Path, db: &str, sql: &str) -> String {
+    let out = Command::new("bash")
+        .arg(script("pg.sh"))
+        .args(["psql", dir.to_str().unwrap(), "-d", db, "-tA", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Another cluster of the same CA with its own server certificate (for name-mismatch tests).
 pub fn extra_cluster(server_sans: &[&str]) -> (PathBuf, u16) {
     let pg = postgres();
@@ -379,17 +384,28 @@ fn pg_sh(args: &[&str]) {
 /// Another cluster whose server Secret (`tls.crt`, `tls.key`, `ca.crt` = the client CAs) is
 /// `certs`; removed when the test process exits.
 pub fn extra_cluster_with(certs: &Path) -> (PathBuf, u16) {
+    extra_cluster_reaching(certs, &Reach::default())
+}
+
+/// [`extra_cluster_with`], listening and admitting as `reach` says.
+pub fn extra_cluster_reaching(certs: &Path, reach: &Reach) -> (PathBuf, u16) {
     let dir = std::env::temp_dir().join(unique("tlsward-test-extra-"));
     let port = free_port();
     let pid = std::process::id().to_string();
-    pg_sh(&[
-        "start",
-        dir.to_str().unwrap(),
-        &port.to_string(),
-        certs.to_str().unwrap(),
-        "--watch-pid",
-        &pid,
-    ]);
+    let status = Command::new("bash")
+        .arg(script("pg.sh"))
+        .args([
+            "start",
+            dir.to_str().unwrap(),
+            &port.to_string(),
+            certs.to_str().unwrap(),
+        ])
+        .args(["--watch-pid", &pid])
+        .env("PG_LISTEN", &reach.listen)
+        .env("PG_CLIENTS", &reach.clients)
+        .status()
+        .expect("run scripts/pg.sh");
+    assert!(status.success(), "scripts/pg.sh start failed");
     (dir, port)
 }
 
@@ -439,19 +455,26 @@ pub struct TwoCaCluster {
     /// Its port.
     pub port: u16,
     node_dir: PathBuf,
+    names: Vec<String>,
 }
 
 impl TwoCaCluster {
-    /// Starts the cluster with a node certificate of the old CA.
+    /// Starts the cluster on loopback with a node certificate of the old CA.
     pub fn start() -> Self {
+        Self::start_reaching(&Reach::default())
+    }
+
+    /// [`TwoCaCluster::start`], listening, admitting and named as `reach` says.
+    pub fn start_reaching(reach: &Reach) -> Self {
         let (old, new) = (
             Ca::new("db CA 1", KeyType::Ecdsa).unwrap(),
             Ca::new("db CA 2", KeyType::Ecdsa).unwrap(),
         );
         let both = format!("{}{}", old.cert_pem, new.cert_pem);
         let node_dir = postgres().scratch();
-        write_pair(&node_dir, &Self::node(&old), &both);
-        let (dir, port) = extra_cluster_with(&node_dir);
+        let names = reach.names.clone();
+        write_pair(&node_dir, &Self::node(&old, &names), &both);
+        let (dir, port) = extra_cluster_reaching(&node_dir, reach);
         Self {
             old,
             new,
@@ -459,18 +482,25 @@ impl TwoCaCluster {
             dir,
             port,
             node_dir,
+            names,
         }
     }
 
-    fn node(ca: &Ca) -> Issued {
-        ca.issue(&LeafSpec::server("node", &["localhost", "127.0.0.1"]))
-            .unwrap()
+    fn node(ca: &Ca, names: &[String]) -> Issued {
+        let mut sans = vec!["localhost", "127.0.0.1"];
+        sans.extend(names.iter().map(String::as_str));
+        ca.issue(&LeafSpec::server("node", &sans)).unwrap()
     }
 
     /// Re-issues the cluster's own certificate by the new CA (PostgreSQL reloads it on SIGHUP).
     pub fn serve_a_new_ca_certificate(&self) {
-        write_pair(&self.node_dir, &Self::node(&self.new), &self.both);
+        write_pair(&self.node_dir, &Self::node(&self.new, &self.names), &self.both);
         reload_cluster_certs(&self.dir, &self.node_dir);
+    }
+
+    /// Runs SQL as the superuser in database `db` of this cluster.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        psql_in(&self.dir, db, sql)
     }
 }
 
@@ -531,7 +561,6 @@ impl Proxy {
     }
 }
 
-pub mod fake_api;
 pub mod kubelet;
 
 /// Sends SIGTERM to process `pid`.
