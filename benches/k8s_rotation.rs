@@ -141,7 +141,7 @@ fn main() {
     let c = cluster();
     let (watch, files, per_round) = rt.block_on(measure(c));
     let text = format!(
-        "{}\n\
+        "{}\
          A Secret of one release per mode is updated (a new server certificate), then a full TLS handshake through `kubectl port-forward` is repeated until the new serial is presented; the clock starts before the PATCH is sent. The releases run side by side: each round updates both Secrets at once and, while the kubelet's projection is awaited, rotates the watched one again every {}s.\n\n\
          | what | n | p50 ms | p99 ms | min ms | max ms |\n| --- | --- | --- | --- | --- | --- |\n{}{}\n\
          Per round (files ms; watch p50 ms of the round): {}.\n\n\
