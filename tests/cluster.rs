@@ -1190,11 +1190,12 @@ fn an_api_server_restart_with_etcd_compacted_while_down_misses_no_renewal_and_re
         let compacted = etcd("kv/compaction", &json!({ "revision": revision, "physical": true }));
         assert!(compacted["header"].is_object(), "{compacted}");
     });
-    // The watches list again (after their back-off, 30 s at most) on 410 Gone.
+    // The watches list again on 410 Gone, after their back-off (30 s at most, up to twice that
+    // with its jitter).
     for pod in &pods {
         wait::until(
             &format!("{pod} to list its Secret again"),
-            Duration::from_secs(60),
+            Duration::from_secs(100),
             || {
                 if tlsward_log(&ns, pod).contains("410 Gone") {
                     Ok(())
@@ -1255,16 +1256,20 @@ fn a_role_deleted_mid_run_is_said_once_and_the_watch_resumes_when_it_is_restored
     let serial = renew_and_wait_for_a_new_serial(&ns, "tlsward-tls", "tlsward-tls");
     let ca = server_ca_file(&ns);
     let pf = c.port_forward(&ns, &format!("pod/{pod}"), 8443);
-    wait::until("the renewal through the resumed watch", Duration::from_secs(45), || {
-        let applied = sample(
-            &pod_metrics(&ns, &pod),
-            "tlsward_kube_secret_updates_total{outcome=\"applied\"}",
-        );
-        match served_serial(pf.port, ca.path()) {
-            Ok(s) if s == serial && applied > applied_before => Ok(()),
-            other => Err(format!("{other:?}, applied {applied}")),
-        }
-    });
+    wait::until(
+        "the renewal through the resumed watch",
+        Duration::from_secs(100),
+        || {
+            let applied = sample(
+                &pod_metrics(&ns, &pod),
+                "tlsward_kube_secret_updates_total{outcome=\"applied\"}",
+            );
+            match served_serial(pf.port, ca.path()) {
+                Ok(s) if s == serial && applied > applied_before => Ok(()),
+                other => Err(format!("{other:?}, applied {applied}")),
+            }
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -415,6 +415,21 @@ remove_kube_chains() {
   done
 }
 
+remove_pod_networks() {
+  local name
+  for name in $(ip netns list 2>/dev/null | awk '/^cni-/ { print $1 }'); do ip netns delete "$name" 2>/dev/null || true; done
+}
+
+# What a cluster whose holder was SIGKILLed leaves on the machine, without its directory:
+# kube-proxy's and the kubelet's chains, the Pods' network namespaces, the bridge.
+remove_leftovers() {
+  set +e +o pipefail
+  remove_kube_chains
+  remove_pod_networks
+  ip link delete "$BRIDGE" 2>/dev/null
+  set -e -o pipefail
+}
+
 unmount_under() {
   local m
   for m in $(awk -v d="$1" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
@@ -443,7 +458,7 @@ teardown() {
     "$BIN/kubernetes/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
   remove_kube_chains
-  for name in $(ip netns list 2>/dev/null | awk '/^cni-/ { print $1 }'); do ip netns delete "$name" 2>/dev/null || true; done
+  remove_pod_networks
   if grep -qx "bridge $BRIDGE" "$DIR/made" 2>/dev/null; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
   [ -f "$DIR/ip_forward.before" ] && cat "$DIR/ip_forward.before" >/proc/sys/net/ipv4/ip_forward
   unmount_under "$DIR/"
@@ -456,7 +471,10 @@ teardown() {
 bring_up() {
   [ "$(id -u)" = 0 ] || die "needs root: containerd, network namespaces and iptables"
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    die "the bridge $BRIDGE exists: another test cluster runs, or one was killed (cluster.sh down DIR removes what it left)"
+    pgrep -f 'tlsward-cluster/' >/dev/null \
+      && die "the bridge $BRIDGE exists and a test cluster's processes run: another test cluster is up"
+    log "the bridge $BRIDGE was left by a cluster that was killed; removing what it left"
+    remove_leftovers
   fi
   for tool in containerd runc ctr iptables ip openssl curl python3; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/deps.sh installs it)"
