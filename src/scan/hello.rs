@@ -8,16 +8,7 @@ use tls_parser::{
     parse_tls_record_with_header,
 };
 
-/// SSLv3.
-pub(crate) const SSL3: u16 = 0x0300;
-/// TLS 1.0.
-pub(crate) const TLS10: u16 = 0x0301;
-/// TLS 1.1.
-pub(crate) const TLS11: u16 = 0x0302;
-/// TLS 1.2.
-pub(crate) const TLS12: u16 = 0x0303;
-/// TLS 1.3.
-pub(crate) const TLS13: u16 = 0x0304;
+pub(crate) use super::version::{SSL3, TLS10, TLS11, TLS12, TLS13};
 
 /// The last 8 bytes of a TLS 1.2 ServerHello random from a TLS 1.3 server (RFC 8446 §4.1.3).
 const DOWNGRADE_TLS12: [u8; 8] = *b"DOWNGRD\x01";

@@ -18,6 +18,7 @@ pub(crate) mod policy;
 pub(crate) mod probe;
 pub mod report;
 pub(crate) mod suites;
+pub(crate) mod version;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

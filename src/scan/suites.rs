@@ -205,7 +205,7 @@ pub(crate) fn tls13() -> impl Iterator<Item = &'static Suite> {
 /// The suites of SSLv3 to TLS 1.2 that can be negotiated at `version`.
 pub(crate) fn legacy(version: u16) -> impl Iterator<Item = &'static Suite> {
     ALL.iter()
-        .filter(move |s| s.kx != Kx::Tls13 && (version >= super::hello::TLS12 || !s.tls12_only))
+        .filter(move |s| s.kx != Kx::Tls13 && (version >= super::version::TLS12 || !s.tls12_only))
 }
 
 /// The suite with this id.
@@ -251,10 +251,10 @@ mod tests {
         ] {
             assert!(t13.contains(&want), "{want}");
         }
-        let l12 = names(&mut legacy(super::super::hello::TLS12));
+        let l12 = names(&mut legacy(super::super::version::TLS12));
         assert!(l12.contains(&"TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8") && l12.contains(&"TLS_PSK_WITH_AES_128_CCM_8"));
         assert!(!l12.iter().any(|n| n.ends_with("_SCSV")));
-        let l10 = names(&mut legacy(super::super::hello::TLS10));
+        let l10 = names(&mut legacy(super::super::version::TLS10));
         assert!(l10.contains(&"TLS_RSA_WITH_AES_128_CBC_SHA") && !l10.contains(&"TLS_RSA_WITH_AES_128_GCM_SHA256"));
         assert!(by_id(0x0034).unwrap().ffdh && by_id(0x0033).unwrap().ffdh && !by_id(0xc018).unwrap().ffdh);
         assert_eq!(by_id(0xc02b).unwrap().name, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
