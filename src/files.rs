@@ -1,6 +1,6 @@
 //! The one place reloadable material is read from: [`Files`], the mounted directories with an
 //! optional overlay per directory. One value is shared by the reload path (which reads) and the
-//! Secret watches (which lay overlays); [`Files::disk`] reads the directories only.
+//! Secret watches (which lay overlays); [`Files::disk`] makes one with no overlay yet.
 //!
 //! With `--watch-secrets api` the Secret a directory is mounted from is watched through the
 //! Kubernetes API, and its latest data is laid over the directory the moment it changes,

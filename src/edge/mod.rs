@@ -1,6 +1,5 @@
 //! The edge: every listener's accept loop and the life of each connection, with the limits
-//! that keep a hostile client from holding the process (DESIGN §4, "bounded by
-//! construction"):
+//! that keep a hostile client from holding the process (every limit bounded by construction):
 //!
 //! - a cap on open connections per listener (`--max-connections`): beyond it a new
 //!   connection is accepted and closed at once, and counted;

@@ -48,7 +48,7 @@ pub(crate) trait Reporter: Send + Sync {
 pub(crate) struct Reporters(Vec<Arc<dyn Reporter>>);
 
 impl Reporters {
-    /// The reporters of `serve`: status, metrics, log, notices.
+    /// The reporters of a command (`serve`, `proxy`, `db-proxy`), in the order given.
     pub(crate) fn new(list: Vec<Arc<dyn Reporter>>) -> Self {
         Self(list)
     }

@@ -1,6 +1,7 @@
-//! The running server: our own TLS accept loop (one task per connection, handshake under a
-//! timeout, hyper-util auto HTTP/1.1 + h2, graceful drain), the admin and redirect listeners,
-//! and the task that verifies the DB pool before the server turns ready.
+//! The running server: composes the parts of `serve` and `proxy` — the TLS listener (whose
+//! accept loop is `edge::Edge::run`: one task per connection, handshake under a timeout,
+//! hyper-util auto HTTP/1.1 + h2, graceful drain), the admin and redirect listeners, the reload
+//! task, the DB manager or the proxy, the reporters — and starts them in order.
 
 pub(crate) mod admin;
 pub mod command;

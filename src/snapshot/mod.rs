@@ -1,5 +1,6 @@
 //! One immutable snapshot of everything that reloads: the server certificate and key, the
-//! cipher policy, the client CAs and the token keys, read in one pass and validated together.
+//! cipher policy, the client CAs, the token keys and the database material (its CA bundle, the
+//! client certificate and key), read in one pass, each material validated on its own.
 //! The running server publishes it through one pointer; established connections keep the
 //! `ServerConfig` they handshook with.
 //!

@@ -1,6 +1,7 @@
-//! Everything rustls: the cipher policy, certificate material, and the only two config
-//! builders (the HTTPS server's and the database client's), and where a rustls error is found
-//! in an error chain. One provider: aws-lc-rs.
+//! Everything rustls: the cipher policy, certificate material, the config builders of the
+//! product's own connections (the HTTPS server's and the database client's; the scanner builds
+//! its probing clients in `scan`), and where a rustls error is found in an error chain. One
+//! provider: aws-lc-rs.
 
 pub(crate) mod client;
 pub mod material;

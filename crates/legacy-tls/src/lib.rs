@@ -4,8 +4,8 @@
 //! server that offers only CBC, DHE or other legacy suites.
 //!
 //! It is a separate crate because asking OpenSSL to renegotiate needs one FFI call
-//! (`SSL_renegotiate`, which the `openssl` crate does not wrap); `tlsward` itself forbids
-//! `unsafe`. The client never verifies the peer: it probes, it does not trust.
+//! (`SSL_renegotiate`, which the `openssl` crate does not wrap), kept apart from `tlsward`,
+//! which denies `unsafe` everywhere but its one `malloc_trim` call (`src/edge/trim.rs`). The client never verifies the peer: it probes, it does not trust.
 
 #![warn(unreachable_pub)]
 
