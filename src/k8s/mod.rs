@@ -102,9 +102,16 @@ pub fn required_client_config(settings: &KubeSettings) -> Result<Option<kube::Co
         .enable_all()
         .build()
         .map_err(|e| format!("cannot check the Kubernetes client configuration: {e}"))?;
-    rt.block_on(kube::Config::infer()).map(Some).map_err(|e| {
+    rt.block_on(infer_config()).map(Some)
+}
+
+/// The client configuration as kube infers it (a kubeconfig from `KUBECONFIG` or
+/// `~/.kube/config`, else the in-cluster service account), or what is missing, said once for
+/// both callers.
+async fn infer_config() -> Result<kube::Config, String> {
+    kube::Config::infer().await.map_err(|e| {
         format!(
-            "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: the service account token mounted in the Pod (is automountServiceAccountToken off?) or a kubeconfig: {e}"
+            "--kube-events on (TLSWARD_KUBE_EVENTS) / --watch-secrets api (TLSWARD_WATCH_SECRETS) need a Kubernetes client configuration: the service account token mounted in the Pod (is automountServiceAccountToken off?) or a kubeconfig (KUBECONFIG): {e}"
         )
     })
 }
@@ -136,7 +143,8 @@ pub struct Handles {
 }
 
 /// Starts the Kubernetes features the settings ask for, with `client` or one inferred from
-/// the environment (in-cluster service account, else `KUBECONFIG`). Fails only when a feature was asked for explicitly
+/// the environment as kube does (a kubeconfig from `KUBECONFIG` or `~/.kube/config`, else the
+/// in-cluster service account). Fails only when a feature was asked for explicitly
 /// and no client configuration is found. Without a client, `notices` is dropped, so nothing
 /// queues up.
 pub async fn start(
@@ -150,13 +158,12 @@ pub async fn start(
     }
     let client = match client {
         Some(c) => c,
-        None => match kube::Client::try_default().await {
+        None => match infer_config()
+            .await
+            .and_then(|c| kube::Client::try_from(c).map_err(|e| e.to_string()))
+        {
             Ok(c) => c,
-            Err(e) if settings.required() => {
-                return Err(format!(
-                    "--kube-events on / --watch-secrets api need a Kubernetes client configuration (the service account token mounted in the Pod — automountServiceAccountToken — or KUBECONFIG): {e}"
-                ));
-            }
+            Err(e) if settings.required() => return Err(e),
             Err(e) => {
                 tracing::info!(error = %e, "no Kubernetes client configuration; Events are off (--kube-events auto)");
                 return Ok(());
