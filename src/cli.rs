@@ -72,13 +72,51 @@ pub enum TokenCommand {
     NewKey(TokenNewKeyArgs),
 }
 
-/// Arguments of `proxy`: the TLS edge's flags of `serve` (the database and token flags are
-/// not used: `--token-key-dir` is refused until `--require-token` exists) and where the app is.
+/// Arguments of `proxy`: the TLS edge of `serve` (listeners, the edge's limits, the served TLS
+/// material, reload, Kubernetes, the drain), where the app is, the token check (with
+/// `--require-token`) and the database proxy (with `--db-proxy-listen`). No pool flag: proxy
+/// opens no pool.
 #[derive(Debug, Args, Clone)]
 pub struct ProxyArgs {
-    /// The edge's flags, as for `serve`.
+    /// Where it listens.
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub listen: ListenArgs,
+    /// The served certificate, policy and client CAs.
+    #[command(flatten)]
+    pub tls: TlsSourceArgs,
+    /// The app.
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    /// The token keys (with --require-token).
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    /// The database proxy (off unless --db-proxy-listen is given).
+    #[command(flatten)]
+    pub db_proxy: DbProxyFlags,
+    /// The database the database proxy opens.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Connection and request limits.
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+    /// When the sources are re-read.
+    #[command(flatten)]
+    pub reload: ReloadArgs,
+    /// Kubernetes Events and Secret watch.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The drain on shutdown.
+    #[command(flatten)]
+    pub stop: StopArgs,
+    /// Check the configuration and every file as `proxy` would, print the effective
+    /// configuration and exit (0; or 64 listing every problem), without listening.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The app behind `proxy`, and what reaches it.
+#[derive(Debug, Args, Clone)]
+pub struct UpstreamArgs {
     /// The app: `http://127.0.0.1:PORT` or `unix:/PATH` (uvicorn `--uds`).
     #[arg(long, env = "TLSWARD_UPSTREAM")]
     pub upstream: Option<String>,
@@ -109,13 +147,6 @@ pub struct ProxyArgs {
     /// appended to; from anyone else they are replaced.
     #[arg(long, env = "TLSWARD_TRUST_FORWARDED_FROM", value_delimiter = ',')]
     pub trust_forwarded_from: Vec<String>,
-    /// The database proxy (off unless --db-proxy-listen is given).
-    #[command(flatten)]
-    pub db_proxy: DbProxyFlags,
-    /// Check the configuration and every file as `proxy` would, print the effective
-    /// configuration and exit (0; or 64 listing every problem), without listening.
-    #[arg(long)]
-    pub check: bool,
 }
 
 /// The database proxy's own flags (`proxy --db-proxy-listen`, `db-proxy`).
@@ -165,15 +196,57 @@ pub struct DbProxyArgs {
 /// Arguments of `serve` and `check-config`.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
+    /// Where it listens.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// The served certificate, policy and client CAs.
+    #[command(flatten)]
+    pub tls: TlsSourceArgs,
+    /// The token keys.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+    /// The database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The pool of database connections.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// Connection and request limits.
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+    /// When the sources are re-read.
+    #[command(flatten)]
+    pub reload: ReloadArgs,
+    /// Kubernetes Events and Secret watch.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The drain on shutdown.
+    #[command(flatten)]
+    pub stop: StopArgs,
+    /// Check the configuration and every file as `serve` would, print the effective
+    /// configuration and exit (0; or 64 listing every problem), without listening: what
+    /// `check-config` does, and `proxy --check` and `db-proxy --check` for theirs.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The listeners of `serve` and `proxy`.
+#[derive(Debug, Args, Clone)]
+pub struct ListenArgs {
     /// HTTPS listen address.
     #[arg(long, env = "TLSWARD_LISTEN", default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
-    /// Admin listener (plain HTTP: /livez, /readyz, /metrics).
+    /// Admin listener (plain HTTP: /livez, /readyz, /metrics, /reload-status).
     #[arg(long, env = "TLSWARD_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
     /// Optional plain-HTTP listener that only redirects (308) to https.
     #[arg(long, env = "TLSWARD_HTTP_REDIRECT_LISTEN")]
     pub http_redirect_listen: Option<SocketAddr>,
+}
+
+/// The TLS material a listener serves (`serve`, `proxy`).
+#[derive(Debug, Args, Clone)]
+pub struct TlsSourceArgs {
     /// Server certificate directory: tls.crt (leaf first, then intermediates) and tls.key.
     #[arg(long, env = "TLSWARD_TLS_DIR")]
     pub tls_dir: Option<PathBuf>,
@@ -183,19 +256,26 @@ pub struct ServeArgs {
     /// Directory with ca.crt of the CAs that issue client certificates (for client_auth).
     #[arg(long, env = "TLSWARD_CLIENT_CA_DIR")]
     pub client_ca_dir: Option<PathBuf>,
-    /// Directory of token signing keys (file name = key id).
-    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
-    pub token_key_dir: Option<PathBuf>,
     /// A SAN the server certificate must carry; a reload without it is rejected (repeatable,
     /// or comma-separated in the environment).
     #[arg(long = "expect-san", env = "TLSWARD_EXPECT_SAN", value_delimiter = ',')]
     pub expect_sans: Vec<String>,
-    /// When the sources are re-read.
-    #[command(flatten)]
-    pub reload: ReloadArgs,
-    /// The database.
-    #[command(flatten)]
-    pub db: DbArgs,
+}
+
+/// The bearer tokens' keys and lifetime (`serve`; `proxy --require-token`).
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    /// Directory of token signing keys (file name = key id).
+    #[arg(long, env = "TLSWARD_TOKEN_KEY_DIR")]
+    pub token_key_dir: Option<PathBuf>,
+    /// Longest token lifetime (exp - iat) accepted; longer-lived tokens get 401.
+    #[arg(long, env = "TLSWARD_TOKEN_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_max_ttl: std::time::Duration,
+}
+
+/// `serve`'s pool of database connections.
+#[derive(Debug, Args, Clone)]
+pub struct PoolArgs {
     /// Largest number of DB connections.
     #[arg(long, env = "TLSWARD_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
@@ -217,9 +297,11 @@ pub struct ServeArgs {
     /// Run the schema migration at start-up.
     #[arg(long, env = "TLSWARD_DB_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub db_migrate: bool,
-    /// Longest token lifetime (exp - iat) the API accepts; longer-lived tokens get 401.
-    #[arg(long, env = "TLSWARD_TOKEN_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub token_max_ttl: std::time::Duration,
+}
+
+/// The limits of the TLS listener's connections and requests (`serve`, `proxy`).
+#[derive(Debug, Args, Clone)]
+pub struct EdgeArgs {
     /// Time limit of a TLS handshake.
     #[arg(long, env = "TLSWARD_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub handshake_timeout: std::time::Duration,
@@ -250,16 +332,10 @@ pub struct ServeArgs {
     /// open-files limit (nofile) is lower: that limit minus 256 for everything else.
     #[arg(long, env = "TLSWARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Kubernetes Events and Secret watch.
-    #[command(flatten)]
-    pub kube: KubeArgs,
     /// Connections older than this (±10 %) are closed after their current request, so that
     /// clients move to the current certificate, policy and replicas (0s: never).
     #[arg(long, env = "TLSWARD_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
     pub max_connection_age: std::time::Duration,
-    /// The drain on shutdown.
-    #[command(flatten)]
-    pub stop: StopArgs,
 }
 
 /// The database a command opens: serve's pool, the database proxies.
@@ -280,10 +356,10 @@ pub struct DbArgs {
 /// When the sources (certificates, keys, policy) are re-read.
 #[derive(Debug, Args, Clone)]
 pub struct ReloadArgs {
-    /// Also re-read every source at this interval (for filesystems without inotify); off by
-    /// default: file events and SIGHUP trigger reloads.
-    #[arg(long, env = "TLSWARD_RELOAD_INTERVAL", value_parser = humantime::parse_duration)]
-    pub reload_interval: Option<std::time::Duration>,
+    /// Re-read every source at this interval, besides the reloads that file events and SIGHUP
+    /// trigger (shorter for filesystems without inotify).
+    #[arg(long, env = "TLSWARD_RELOAD_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub reload_interval: std::time::Duration,
     /// Watch the source directories for changes (inotify); `false` for filesystems where
     /// events do not arrive (then use SIGHUP or --reload-interval).
     #[arg(long, env = "TLSWARD_FILE_WATCH", default_value_t = true, action = clap::ArgAction::Set)]

@@ -26,7 +26,10 @@ fn init_tracing(filter: &str, format: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     init_tracing(&cli.log, &cli.log_format);
     tlsward::install_crypto_provider();
     match run(cli.command) {
@@ -38,9 +41,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// What clap says instead of running: `--help` and `--version` exit 0; a usage error (an
+/// unknown flag, a flag another command reads, a bad value) exits 64 (EX_USAGE), as a
+/// configuration error does, in every command.
+fn usage(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(tlsward::config::EXIT_CONFIG as u8)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig(args) => Ok(tlsward::server::command::check_config(&args)),
+        Command::Serve(args) if args.check => Ok(tlsward::server::command::check_config(&args)),
         Command::Serve(args) => tlsward::server::command::serve(&args),
         Command::Proxy(args) => tlsward::server::command::proxy(&args),
         Command::DbProxy(args) => tlsward::server::command::db_proxy(&args),

@@ -380,3 +380,149 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
     assert!(reqwest::get(&ready).await.is_err(), "the admin listener is closed");
 }
+
+/// `--flag` → (env, default) as `tlsward COMMAND --help` shows them.
+fn help_flags(command: &str) -> std::collections::BTreeMap<String, (Option<String>, Option<String>)> {
+    let o = run(&[command, "--help"], &[]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut flags = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t
+            .strip_prefix("--")
+            .filter(|_| line.starts_with("      --") || line.starts_with("  -"))
+        {
+            let name = rest.split([' ', '=', '<']).next().unwrap().to_string();
+            flags.insert(format!("--{name}"), (None, None));
+            current = Some(format!("--{name}"));
+        } else if let Some(c) = &current {
+            let entry = flags.get_mut(c).unwrap();
+            if let Some(env) = t.strip_prefix("[env: ") {
+                entry.0 = Some(env.split(['=', ']']).next().unwrap().to_string());
+            } else if let Some(d) = t.strip_prefix("[default: ") {
+                entry.1 = Some(d.trim_end_matches(']').to_string());
+            }
+        }
+    }
+    flags.retain(|f, _| !matches!(f.as_str(), "--help" | "--version" | "--check"));
+    flags
+}
+
+/// The rows of the README's flag table: `--flag` → (env, default).
+fn readme_flags() -> std::collections::BTreeMap<String, (String, String)> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme
+        .split("| flag | env | default | meaning |")
+        .nth(1)
+        .expect("the flag table");
+    let cell = |c: &str| c.trim().trim_matches('`').to_string();
+    let mut rows = std::collections::BTreeMap::new();
+    for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.split('|').collect();
+        // Rows naming several flags (`--pod-name`, `--pod-namespace`, …) list them together,
+        // each value in backticks (a value may hold a comma: `info,rustls=error`).
+        let split = |c: &str| -> Vec<String> { c.split("`, `").map(cell).collect() };
+        let flags = split(cells[1]);
+        let envs = split(cells[2]);
+        let defaults = split(cells[3]);
+        for (i, flag) in flags.iter().enumerate() {
+            let env = envs.get(i).or_else(|| envs.last()).unwrap().clone();
+            let default = if flags.len() == defaults.len() {
+                defaults[i].clone()
+            } else {
+                cell(cells[3])
+            };
+            rows.insert(flag.clone(), (env, default));
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_readme_flag_table_matches_serve_help() {
+    let help = help_flags("serve");
+    let readme = readme_flags();
+    for (flag, (env, default)) in &help {
+        let (r_env, r_default) = readme
+            .get(flag)
+            .unwrap_or_else(|| panic!("{flag} of `serve --help` is not in the README's flag table"));
+        if let Some(env) = env {
+            assert_eq!(r_env, env, "{flag}: the README's environment variable");
+        }
+        match default {
+            Some(d) => assert_eq!(r_default, d, "{flag}: the README's default"),
+            // No default in --help: the README describes the value (required, none, computed),
+            // it does not claim a literal one.
+            None => assert!(
+                !r_default.chars().all(|c| c.is_ascii_alphanumeric() || ".:".contains(c))
+                    || matches!(r_default.as_str(), "required" | "none" | "off" | "false"),
+                "{flag}: the README gives {r_default:?} as the default, `serve --help` none"
+            ),
+        }
+    }
+    for flag in readme.keys() {
+        assert!(help.contains_key(flag), "the README's {flag} is not a flag of `serve`");
+    }
+}
+
+#[test]
+fn proxy_lists_only_what_it_reads_and_refuses_a_pool_flag() {
+    let help = help_flags("proxy");
+    for pool_flag in [
+        "--db-pool-size",
+        "--db-statement-timeout",
+        "--db-checkout-timeout",
+        "--db-conn-max-lifetime",
+        "--db-unready-after",
+        "--db-health-interval",
+        "--db-migrate",
+    ] {
+        assert!(
+            !help.contains_key(pool_flag),
+            "proxy --help lists {pool_flag}, which only serve reads"
+        );
+        assert!(help_flags("serve").contains_key(pool_flag));
+    }
+    for edge_flag in [
+        "--upstream",
+        "--tls-dir",
+        "--max-connections",
+        "--db-proxy-listen",
+        "--db-url",
+        "--require-token",
+    ] {
+        assert!(help.contains_key(edge_flag), "proxy --help lacks {edge_flag}");
+    }
+    let o = run(
+        &["proxy", "--upstream", "http://127.0.0.1:8000", "--db-pool-size", "4"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(64), "a usage error exits 64: {}", out(&o));
+    assert!(out(&o).contains("--db-pool-size"), "{}", out(&o));
+}
+
+#[test]
+fn usage_errors_exit_64_in_every_command_and_help_exits_0() {
+    for args in [
+        &["serve", "--no-such-flag"][..],
+        &["check-config", "--listen", "not an address"],
+        &["db-proxy", "--upstream", "http://127.0.0.1:1"],
+        &["scan"],
+        &["token", "issue"],
+        &["certs", "dev", "--key-type", "dsa"],
+        &["no-such-command"],
+    ] {
+        let o = run(args, &[]);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", out(&o));
+    }
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["proxy", "--help"],
+        &["scan", "--help"],
+    ] {
+        assert_eq!(run(args, &[]).status.code(), Some(0), "{args:?}");
+    }
+}

@@ -1,4 +1,4 @@
-//! `ServeArgs` → a checked [`Config`] plus the first [`Snapshot`]. Every problem is collected
+//! `serve`'s and `proxy`'s arguments → a checked [`Config`] plus the first [`Snapshot`]. Every problem is collected
 //! and reported at once, each naming the flag, its environment variable or the file, and the
 //! fix. `check-config` runs exactly this and prints [`Config::describe`].
 
@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::api::RequestLimits;
-use crate::cli::{DbArgs, DbProxyFlags, KubeArgs, ReloadArgs, ServeArgs};
+use crate::cli::{
+    DbArgs, DbProxyFlags, EdgeArgs, KubeArgs, ListenArgs, PoolArgs, ProxyArgs, ReloadArgs, ServeArgs, StopArgs,
+    TlsSourceArgs, TokenArgs, UpstreamArgs,
+};
 use crate::db::dsn::{DbTarget, SslMode};
 pub use crate::db::manager::Settings as DbSettings;
 use crate::db::pool::PoolSettings;
@@ -76,8 +79,44 @@ pub enum Front {
 
 /// Which command's configuration is loaded.
 enum Mode<'a> {
-    Api,
-    Proxy(&'a crate::cli::ProxyArgs),
+    Api(&'a ServeArgs),
+    Proxy(&'a ProxyArgs),
+}
+
+/// The argument groups `serve` and `proxy` share: the TLS listener and what it serves.
+struct Shared<'a> {
+    listen: &'a ListenArgs,
+    edge: &'a EdgeArgs,
+    tls: &'a TlsSourceArgs,
+    tokens: &'a TokenArgs,
+    reload: &'a ReloadArgs,
+    kube: &'a KubeArgs,
+    stop: &'a StopArgs,
+}
+
+impl<'a> Mode<'a> {
+    fn shared(&self) -> Shared<'a> {
+        match *self {
+            Mode::Api(a) => Shared {
+                listen: &a.listen,
+                edge: &a.edge,
+                tls: &a.tls,
+                tokens: &a.tokens,
+                reload: &a.reload,
+                kube: &a.kube,
+                stop: &a.stop,
+            },
+            Mode::Proxy(a) => Shared {
+                listen: &a.listen,
+                edge: &a.edge,
+                tls: &a.tls,
+                tokens: &a.tokens,
+                reload: &a.reload,
+                kube: &a.kube,
+                stop: &a.stop,
+            },
+        }
+    }
 }
 
 /// The listen addresses.
@@ -106,12 +145,20 @@ pub struct EdgeSettings {
     pub shutdown_grace: Duration,
 }
 
-/// `--flag (ENV)` of an argument of `serve` or `proxy` (which has every flag `db-proxy` has),
-/// from its clap definition (`id` is the field name).
+/// `--flag (ENV)` of an argument of `serve`, `proxy` or `db-proxy`, from its clap definition
+/// (`id` is the field name).
 pub fn flag(id: &str) -> String {
-    static COMMAND: std::sync::LazyLock<clap::Command> =
-        std::sync::LazyLock::new(|| <crate::cli::ProxyArgs as clap::Args>::augment_args(clap::Command::new("proxy")));
-    let Some(arg) = COMMAND.get_arguments().find(|a| a.get_id() == id) else {
+    static COMMANDS: std::sync::LazyLock<[clap::Command; 3]> = std::sync::LazyLock::new(|| {
+        [
+            <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve")),
+            <ProxyArgs as clap::Args>::augment_args(clap::Command::new("proxy")),
+            <crate::cli::DbProxyArgs as clap::Args>::augment_args(clap::Command::new("db-proxy")),
+        ]
+    });
+    let Some(arg) = COMMANDS
+        .iter()
+        .find_map(|c| c.get_arguments().find(|a| a.get_id() == id))
+    else {
         return id.to_string();
     };
     let long = arg.get_long().map_or_else(|| id.to_string(), |l| format!("--{l}"));
@@ -258,7 +305,7 @@ fn list_dirs(dirs: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn listeners(a: &ServeArgs, p: &mut Vec<String>) -> Listeners {
+fn listeners(a: &ListenArgs, p: &mut Vec<String>) -> Listeners {
     let ports = [Some(a.listen), Some(a.admin_listen), a.http_redirect_listen];
     for (i, x) in ports.iter().enumerate() {
         for y in ports.iter().skip(i + 1) {
@@ -277,28 +324,16 @@ fn listeners(a: &ServeArgs, p: &mut Vec<String>) -> Listeners {
     }
 }
 
-/// Every duration that must be positive, by argument id.
-fn positive_durations(a: &ServeArgs) -> [(Duration, &'static str); 7] {
-    [
-        (a.db.db_connect_timeout, "db_connect_timeout"),
-        (a.db_checkout_timeout, "db_checkout_timeout"),
-        (a.handshake_timeout, "handshake_timeout"),
-        (a.db_health_interval, "db_health_interval"),
-        (a.header_timeout, "header_timeout"),
-        (a.body_timeout, "body_timeout"),
-        (a.idle_timeout, "idle_timeout"),
-    ]
-}
-
-fn check_positive(a: &ServeArgs, p: &mut Vec<String>) {
-    for (d, id) in positive_durations(a) {
+/// Each duration (with its argument id) that is 0, a problem.
+fn check_positive(durations: &[(Duration, &str)], p: &mut Vec<String>) {
+    for (d, id) in durations {
         if d.is_zero() {
             p.push(format!("{} is 0; give a positive duration such as 3s", flag(id)));
         }
     }
 }
 
-fn max_header_bytes(a: &ServeArgs, p: &mut Vec<String>) -> usize {
+fn max_header_bytes(a: &EdgeArgs, p: &mut Vec<String>) -> usize {
     // hyper's HTTP/1.1 read buffer cannot be smaller than 8 KiB.
     if !(8192..=1 << 20).contains(&a.max_header_bytes) {
         p.push(format!(
@@ -311,7 +346,16 @@ fn max_header_bytes(a: &ServeArgs, p: &mut Vec<String>) -> usize {
     a.max_header_bytes
 }
 
-fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
+fn edge_settings(a: &EdgeArgs, stop: &StopArgs, p: &mut Vec<String>) -> EdgeSettings {
+    check_positive(
+        &[
+            (a.handshake_timeout, "handshake_timeout"),
+            (a.header_timeout, "header_timeout"),
+            (a.body_timeout, "body_timeout"),
+            (a.idle_timeout, "idle_timeout"),
+        ],
+        p,
+    );
     EdgeSettings {
         handshake_timeout: a.handshake_timeout,
         header_timeout: a.header_timeout,
@@ -323,8 +367,8 @@ fn edge_settings(a: &ServeArgs, p: &mut Vec<String>) -> EdgeSettings {
             max_age: a.max_connection_age,
             max_header_bytes: max_header_bytes(a, p),
         },
-        drain_delay: a.stop.drain_delay,
-        shutdown_grace: a.stop.shutdown_grace,
+        drain_delay: stop.drain_delay,
+        shutdown_grace: stop.shutdown_grace,
     }
 }
 
@@ -333,9 +377,9 @@ pub const API_MAX_BODY: usize = 16 * 1024;
 /// The default of `--max-body-bytes` for proxy.
 pub const PROXY_MAX_BODY: usize = 64 * 1024 * 1024;
 
-fn request_limits(a: &ServeArgs, default_body: usize, p: &mut Vec<String>) -> RequestLimits {
+fn request_limits(a: &EdgeArgs, t: &TokenArgs, default_body: usize, p: &mut Vec<String>) -> RequestLimits {
     let max_body_bytes = a.max_body_bytes.unwrap_or(default_body);
-    if a.token_max_ttl.is_zero() || a.token_max_ttl > crate::token::MAX_TTL {
+    if t.token_max_ttl.is_zero() || t.token_max_ttl > crate::token::MAX_TTL {
         p.push(format!(
             "{}: tokens must be short-lived; use 1s to 24h",
             flag("token_max_ttl")
@@ -350,7 +394,7 @@ fn request_limits(a: &ServeArgs, default_body: usize, p: &mut Vec<String>) -> Re
     RequestLimits {
         max_body_bytes,
         body_timeout: a.body_timeout,
-        token_max_ttl: a.token_max_ttl,
+        token_max_ttl: t.token_max_ttl,
     }
 }
 
@@ -376,7 +420,15 @@ fn db_target(a: &DbArgs, p: &mut Vec<String>) -> Option<Arc<DbTarget>> {
     Some(Arc::new(target))
 }
 
-fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
+fn pool_settings(a: &PoolArgs, db: &DbArgs, p: &mut Vec<String>) -> PoolSettings {
+    check_positive(
+        &[
+            (db.db_connect_timeout, "db_connect_timeout"),
+            (a.db_checkout_timeout, "db_checkout_timeout"),
+            (a.db_health_interval, "db_health_interval"),
+        ],
+        p,
+    );
     if a.db_pool_size == 0 || a.db_pool_size > 1024 {
         p.push(format!("{} is {}; use 1 to 1024", flag("db_pool_size"), a.db_pool_size));
     }
@@ -385,7 +437,7 @@ fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
     }
     PoolSettings {
         max_size: a.db_pool_size,
-        connect_timeout: a.db.db_connect_timeout,
+        connect_timeout: db.db_connect_timeout,
         statement_timeout: a.db_statement_timeout,
         checkout_timeout: a.db_checkout_timeout,
         max_lifetime: a.db_conn_max_lifetime,
@@ -393,13 +445,14 @@ fn pool_settings(a: &ServeArgs, p: &mut Vec<String>) -> PoolSettings {
 }
 
 /// The sources as given, for checking the materials when a required directory is missing.
-fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snapshot::GivenSources<'a> {
+fn given_sources<'a>(a: &Shared<'a>, db: Option<&'a DbTarget>) -> crate::snapshot::GivenSources<'a> {
+    let (t, tokens) = (a.tls, a.tokens);
     crate::snapshot::GivenSources {
-        tls_dir: a.tls_dir.as_deref(),
-        token_key_dir: a.token_key_dir.as_deref(),
-        policy_file: a.policy_file.as_deref(),
-        client_ca_dir: a.client_ca_dir.as_deref(),
-        expect_sans: &a.expect_sans,
+        tls_dir: t.tls_dir.as_deref(),
+        token_key_dir: tokens.token_key_dir.as_deref(),
+        policy_file: t.policy_file.as_deref(),
+        client_ca_dir: t.client_ca_dir.as_deref(),
+        expect_sans: &t.expect_sans,
         db,
     }
 }
@@ -407,7 +460,7 @@ fn given_sources<'a>(a: &'a ServeArgs, db: Option<&'a DbTarget>) -> crate::snaps
 /// How changes are noticed (the sources are filled in by the caller). Checked before any
 /// required source is, so that its problem is reported with theirs.
 fn reload_triggers(a: &ReloadArgs, p: &mut Vec<String>) -> ReloadSettings {
-    if a.reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
+    if a.reload_interval < Duration::from_millis(100) {
         p.push(format!("{} is below 100ms; use e.g. 30s", flag("reload_interval")));
     }
     ReloadSettings {
@@ -421,33 +474,34 @@ fn reload_triggers(a: &ReloadArgs, p: &mut Vec<String>) -> ReloadSettings {
 /// The reload settings: the checked sources (`None` when a required directory is not set,
 /// which is reported) and how changes are noticed.
 fn reload_settings(
-    a: &ServeArgs,
+    a: &Shared<'_>,
     db: Option<&Arc<DbTarget>>,
     tokens_required: bool,
     p: &mut Vec<String>,
 ) -> Option<ReloadSettings> {
-    let triggers = reload_triggers(&a.reload, p);
+    let triggers = reload_triggers(a.reload, p);
+    let tls = a.tls;
     let tls_dir = need(
-        &a.tls_dir,
+        &tls.tls_dir,
         "tls_dir",
         "point it at the directory with tls.crt and tls.key",
         p,
     );
     let token_key_dir = if tokens_required {
         Some(need(
-            &a.token_key_dir,
+            &a.tokens.token_key_dir,
             "token_key_dir",
             "point it at the directory of token signing keys",
             p,
         )?)
     } else {
-        a.token_key_dir.clone()
+        a.tokens.token_key_dir.clone()
     };
     Some(ReloadSettings {
         sources: Sources {
-            policy_file: a.policy_file.clone(),
-            client_ca_dir: a.client_ca_dir.clone(),
-            expect_sans: a.expect_sans.clone(),
+            policy_file: tls.policy_file.clone(),
+            client_ca_dir: tls.client_ca_dir.clone(),
+            expect_sans: tls.expect_sans.clone(),
             db: db.cloned(),
             token_key_dir,
             ..Sources::new(tls_dir?)
@@ -457,12 +511,9 @@ fn reload_settings(
 }
 
 /// `proxy`'s own settings; DB flags given to it are problems (it opens no database).
-fn proxy_settings(
-    a: &crate::cli::ProxyArgs,
-    max_body_bytes: usize,
-    p: &mut Vec<String>,
-) -> Option<crate::proxy::ProxySettings> {
-    match (a.require_token, a.serve.token_key_dir.is_some()) {
+fn proxy_settings(pa: &ProxyArgs, max_body_bytes: usize, p: &mut Vec<String>) -> Option<crate::proxy::ProxySettings> {
+    let a = &pa.upstream;
+    match (a.require_token, pa.tokens.token_key_dir.is_some()) {
         (true, false) => p.push(format!(
             "--require-token (TLSWARD_REQUIRE_TOKEN) needs {}: the directory of token signing keys",
             flag("token_key_dir")
@@ -508,7 +559,7 @@ fn proxy_settings(
         idle_timeout: a.upstream_idle_timeout,
         max_body_bytes,
         trusted,
-        require_token: a.require_token.then_some(a.serve.token_max_ttl),
+        require_token: a.require_token.then_some(pa.tokens.token_max_ttl),
         health_path: health_path(a, p),
         unready_after: a.upstream_unready_after,
     })
@@ -572,13 +623,10 @@ fn db_proxy_settings(
 
 /// `proxy`'s database proxy, if `--db-proxy-listen` turns it on (`--db-url` is refused
 /// without it), and the database target it opens.
-fn proxy_db(
-    pa: &crate::cli::ProxyArgs,
-    p: &mut Vec<String>,
-) -> (Option<Arc<DbTarget>>, Option<crate::dbproxy::DbProxySettings>) {
-    let a = &pa.serve;
+fn proxy_db(pa: &ProxyArgs, p: &mut Vec<String>) -> (Option<Arc<DbTarget>>, Option<crate::dbproxy::DbProxySettings>) {
+    let l = &pa.listen;
     if pa.db_proxy.db_proxy_listen.is_none() {
-        if a.db.db_url.is_some() {
+        if pa.db.db_url.is_some() {
             p.push(format!(
                 "{} is used by proxy only with {}; add it or remove the URL",
                 flag("db_url"),
@@ -587,16 +635,23 @@ fn proxy_db(
         }
         return (None, None);
     }
-    let target = db_target(&a.db, p);
-    let others: Vec<SocketAddr> = [Some(a.listen), Some(a.admin_listen), a.http_redirect_listen]
+    let target = db_target(&pa.db, p);
+    let others: Vec<SocketAddr> = [Some(l.listen), Some(l.admin_listen), l.http_redirect_listen]
         .into_iter()
         .flatten()
         .collect();
-    let settings = db_proxy_settings(&pa.db_proxy, &a.db, target.as_ref(), a.stop.shutdown_grace, &others, p);
+    let settings = db_proxy_settings(
+        &pa.db_proxy,
+        &pa.db,
+        target.as_ref(),
+        pa.stop.shutdown_grace,
+        &others,
+        p,
+    );
     (target, settings)
 }
 
-fn health_path(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<String> {
+fn health_path(a: &UpstreamArgs, p: &mut Vec<String>) -> Option<String> {
     let path = a.upstream_health_path.clone()?;
     if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
         p.push(format!(
@@ -610,7 +665,7 @@ fn health_path(a: &crate::cli::ProxyArgs, p: &mut Vec<String>) -> Option<String>
 /// The first snapshot, or (when a required directory is missing) the problems of every
 /// material that is given.
 fn first_snapshot(
-    a: &ServeArgs,
+    a: &Shared<'_>,
     reload: Option<&ReloadSettings>,
     target: Option<&DbTarget>,
     p: &mut Vec<String>,
@@ -645,7 +700,7 @@ fn describe_reload(reload: &ReloadSettings) -> String {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        reload.reload_interval.map_or_else(|| "off".to_string(), h),
+        h(reload.reload_interval),
         h(reload.expiry_warning),
         reload.sources.expect_sans.join(", ")
     )
@@ -703,9 +758,9 @@ type ModeParts = (
     Option<(crate::proxy::ProxySettings, Option<crate::dbproxy::DbProxySettings>)>,
 );
 
-fn mode_parts(a: &ServeArgs, mode: Mode<'_>, requests: &RequestLimits, p: &mut Vec<String>) -> ModeParts {
-    match mode {
-        Mode::Api => (db_target(&a.db, p), Some(pool_settings(a, p)), None),
+fn mode_parts(mode: &Mode<'_>, requests: &RequestLimits, p: &mut Vec<String>) -> ModeParts {
+    match *mode {
+        Mode::Api(a) => (db_target(&a.db, p), Some(pool_settings(&a.pool, &a.db, p)), None),
         Mode::Proxy(pa) => {
             let (target, db) = proxy_db(pa, p);
             let http = proxy_settings(pa, requests.max_body_bytes, p);
@@ -718,41 +773,41 @@ impl Config {
     /// Checks the arguments of `serve` and loads the first snapshot; every problem is
     /// reported at once.
     pub fn load(a: &ServeArgs) -> Result<(Self, Snapshot), ConfigErrors> {
-        Self::load_mode(a, Mode::Api)
+        Self::load_mode(&Mode::Api(a))
     }
 
     /// [`Config::load`] for `proxy`.
-    pub fn load_proxy(a: &crate::cli::ProxyArgs) -> Result<(Self, Snapshot), ConfigErrors> {
-        Self::load_mode(&a.serve, Mode::Proxy(a))
+    pub fn load_proxy(a: &ProxyArgs) -> Result<(Self, Snapshot), ConfigErrors> {
+        Self::load_mode(&Mode::Proxy(a))
     }
 
-    fn load_mode(a: &ServeArgs, mode: Mode<'_>) -> Result<(Self, Snapshot), ConfigErrors> {
+    fn load_mode(mode: &Mode<'_>) -> Result<(Self, Snapshot), ConfigErrors> {
         let mut p = Vec::new();
-        check_positive(a, &mut p);
-        let listeners = listeners(a, &mut p);
-        let edge = edge_settings(a, &mut p);
+        let a = mode.shared();
+        let listeners = listeners(a.listen, &mut p);
+        let edge = edge_settings(a.edge, a.stop, &mut p);
         let default_body = match mode {
-            Mode::Api => API_MAX_BODY,
+            Mode::Api(_) => API_MAX_BODY,
             Mode::Proxy(_) => PROXY_MAX_BODY,
         };
-        let requests = request_limits(a, default_body, &mut p);
-        let (target, pool, proxy) = mode_parts(a, mode, &requests, &mut p);
+        let requests = request_limits(a.edge, a.tokens, default_body, &mut p);
+        let (target, pool, proxy) = mode_parts(mode, &requests, &mut p);
         let api = pool.is_some();
-        let reload = reload_settings(a, target.as_ref(), api, &mut p);
+        let reload = reload_settings(&a, target.as_ref(), api, &mut p);
         let source_dirs = reload.as_ref().map(|r| r.sources.dirs());
-        let kube = kube_settings(&a.kube, source_dirs.as_deref(), &mut p);
-        let snapshot = first_snapshot(a, reload.as_ref(), target.as_deref(), &mut p);
-        let front = match (target, pool, proxy) {
-            (Some(target), Some(pool), _) => Some(Front::Api {
+        let kube = kube_settings(a.kube, source_dirs.as_deref(), &mut p);
+        let snapshot = first_snapshot(&a, reload.as_ref(), target.as_deref(), &mut p);
+        let front = match (target, pool, proxy, mode) {
+            (Some(target), Some(pool), _, Mode::Api(s)) => Some(Front::Api {
                 db: DbSettings {
                     target,
                     pool,
-                    migrate: a.db_migrate,
-                    health_interval: a.db_health_interval,
+                    migrate: s.pool.db_migrate,
+                    health_interval: s.pool.db_health_interval,
                 },
-                db_unready_after: a.db_unready_after,
+                db_unready_after: s.pool.db_unready_after,
             }),
-            (_, _, Some((http, db))) => Some(Front::Proxy { http, db }),
+            (_, _, Some((http, db)), _) => Some(Front::Proxy { http, db }),
             _ => None,
         };
         let (Some(front), Some(reload), Some(snapshot), true) = (front, reload, snapshot, p.is_empty()) else {
@@ -791,7 +846,8 @@ impl Config {
         out
     }
 
-    /// The `database:` section.
+    /// The `database:` section (`serve`), or the `proxy:` section with the database proxy's
+    /// (`proxy`).
     fn describe_db(&self) -> String {
         let h = |d: Duration| humantime::format_duration(d).to_string();
         let (db, db_unready_after) = match &self.front {
@@ -848,3 +904,6 @@ impl Config {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

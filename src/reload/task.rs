@@ -46,8 +46,8 @@ pub struct Settings {
     pub sources: Sources,
     /// Watch the directories (`--file-watch`).
     pub file_watch: bool,
-    /// Re-read every source this often (`--reload-interval`; hourly without it).
-    pub reload_interval: Option<Duration>,
+    /// Re-read every source this often (`--reload-interval`, hourly by default).
+    pub reload_interval: Duration,
     /// Warn about certificates expiring within this (`--expiry-warning`).
     pub expiry_warning: Duration,
 }
@@ -117,8 +117,7 @@ fn sighup() -> Option<tokio::signal::unix::Signal> {
 fn spawn_triggers(r: Arc<Reloader>, tx: UnboundedSender<()>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut hup = sighup();
-        // Every source is re-read at least hourly even without --reload-interval.
-        let period = r.settings.reload_interval.unwrap_or(Duration::from_secs(3600));
+        let period = r.settings.reload_interval;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + EXPIRY_CHECK, EXPIRY_CHECK);
         loop {
