@@ -320,30 +320,7 @@ const DB_HOST: &str = "cockroachdb-public";
 /// The database as Pods see it: `cockroachdb-public:26257`, a Service without a selector whose
 /// EndpointSlice is the test PostgreSQL on the bridge's gateway.
 fn database_service(ns: &str) {
-    let c = cluster();
-    let pg = pods_postgres();
-    c.apply(
-        ns,
-        &format!(
-            "apiVersion: v1
-kind: Service
-metadata: {{ name: {DB_HOST} }}
-spec:
-  ports: [{{ port: 26257, targetPort: {port}, protocol: TCP }}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {DB_HOST}-1
-  labels: {{ kubernetes.io/service-name: {DB_HOST} }}
-addressType: IPv4
-ports: [{{ port: {port}, protocol: TCP }}]
-endpoints: [{{ addresses: [\"{gateway}\"] }}]
-",
-            port = pg.port,
-            gateway = c.gateway()
-        ),
-    );
+    database_service_at(ns, pods_postgres().port);
 }
 
 /// cert-manager CA Issuers named `names` in `ns`, signing with the test PostgreSQL's CA (the
@@ -1275,7 +1252,8 @@ fn a_role_deleted_mid_run_is_said_once_and_the_watch_resumes_when_it_is_restored
 // ---------------------------------------------------------------------------------------------
 // The database's material, rotated through the API for the pool and for db-proxy.
 
-/// The database as Pods see it (`cockroachdb-public:26257`) in front of the cluster on `port`.
+/// The database as Pods see it (`cockroachdb-public:26257`) in front of the cluster on `port`
+/// of the bridge's gateway.
 fn database_service_at(ns: &str, port: u16) {
     cluster().apply(
         ns,

@@ -143,21 +143,7 @@ impl Postgres {
         write_pair(&client_dir, &ca.issue(&LeafSpec::client("app")).unwrap(), &ca.cert_pem);
         let token_dir = pki.join("tokens");
         write_file(&token_dir.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
-        let port = free_port();
-        let status = Command::new("bash")
-            .arg(script("pg.sh"))
-            .args([
-                "start",
-                dir.to_str().unwrap(),
-                &port.to_string(),
-                db_server.to_str().unwrap(),
-            ])
-            .args(["--watch-pid", &std::process::id().to_string()])
-            .env("PG_LISTEN", &reach.listen)
-            .env("PG_CLIENTS", &reach.clients)
-            .status()
-            .expect("run scripts/pg.sh");
-        assert!(status.success(), "scripts/pg.sh start failed");
+        let port = start_cluster(&dir, &db_server, reach);
         Postgres {
             dir,
             port,
@@ -390,8 +376,14 @@ pub fn extra_cluster_with(certs: &Path) -> (PathBuf, u16) {
 /// [`extra_cluster_with`], listening and admitting as `reach` says.
 pub fn extra_cluster_reaching(certs: &Path, reach: &Reach) -> (PathBuf, u16) {
     let dir = std::env::temp_dir().join(unique("tlsward-test-extra-"));
+    let port = start_cluster(&dir, certs, reach);
+    (dir, port)
+}
+
+/// `pg.sh start` of a cluster in `dir` on a free port (returned) with the server Secret `certs`,
+/// stopped and removed when the test process exits.
+fn start_cluster(dir: &Path, certs: &Path, reach: &Reach) -> u16 {
     let port = free_port();
-    let pid = std::process::id().to_string();
     let status = Command::new("bash")
         .arg(script("pg.sh"))
         .args([
@@ -400,13 +392,13 @@ pub fn extra_cluster_reaching(certs: &Path, reach: &Reach) -> (PathBuf, u16) {
             &port.to_string(),
             certs.to_str().unwrap(),
         ])
-        .args(["--watch-pid", &pid])
+        .args(["--watch-pid", &std::process::id().to_string()])
         .env("PG_LISTEN", &reach.listen)
         .env("PG_CLIENTS", &reach.clients)
         .status()
         .expect("run scripts/pg.sh");
     assert!(status.success(), "scripts/pg.sh start failed");
-    (dir, port)
+    port
 }
 
 /// Installs new server TLS files in a cluster and reloads it (SIGHUP).
