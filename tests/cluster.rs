@@ -1225,28 +1225,36 @@ fn a_role_deleted_mid_run_is_said_once_and_the_watch_resumes_when_it_is_restored
     let log = refused_several_times(&ns, &pod);
     let said = log.lines().filter(|l| l.contains("forbidden")).count();
     assert_eq!(said, 1, "said once:\n{log}");
+    let updates = |outcome: &str| {
+        sample(
+            &pod_metrics(&ns, &pod),
+            &format!("tlsward_kube_secret_updates_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    let unchanged_before = updates("unchanged");
     c.apply(&ns, &role.to_string());
-    let applied_before = sample(
-        &pod_metrics(&ns, &pod),
-        "tlsward_kube_secret_updates_total{outcome=\"applied\"}",
-    );
+    // The watch resumes at its next attempt (its back-off, up to a minute with jitter): it lists
+    // the Secret again and finds what the files hold.
+    wait::until("the watch to resume", Duration::from_secs(100), || {
+        let unchanged = updates("unchanged");
+        if unchanged > unchanged_before {
+            Ok(())
+        } else {
+            Err(format!("{unchanged} unchanged"))
+        }
+    });
+    let applied_before = updates("applied");
     let serial = renew_and_wait_for_a_new_serial(&ns, "tlsward-tls", "tlsward-tls");
     let ca = server_ca_file(&ns);
     let pf = c.port_forward(&ns, &format!("pod/{pod}"), 8443);
-    wait::until(
-        "the renewal through the resumed watch",
-        Duration::from_secs(100),
-        || {
-            let applied = sample(
-                &pod_metrics(&ns, &pod),
-                "tlsward_kube_secret_updates_total{outcome=\"applied\"}",
-            );
-            match served_serial(pf.port, ca.path()) {
-                Ok(s) if s == serial && applied > applied_before => Ok(()),
-                other => Err(format!("{other:?}, applied {applied}")),
-            }
-        },
-    );
+    // Through the watch: well before the kubelet's projection (about a minute).
+    wait::until("the renewal through the resumed watch", Duration::from_secs(20), || {
+        let applied = updates("applied");
+        match served_serial(pf.port, ca.path()) {
+            Ok(s) if s == serial && applied > applied_before => Ok(()),
+            other => Err(format!("{other:?}, applied {applied}")),
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
