@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{
-    ConfigErrors, ReloadSettings, db_proxy_settings, db_target, describe_db_proxy, describe_kube, describe_reload,
-    kube_settings, reload_triggers,
-};
+use super::db::{db_proxy_settings, db_target};
+use super::describe::{describe_db_proxy, describe_kube, describe_reload};
+use super::kube::kube_settings;
+use super::sources::reload_triggers;
+use super::{ConfigErrors, ReloadSettings};
 use crate::cli::DbProxyArgs;
 use crate::dbproxy::DbProxySettings;
 use crate::k8s::KubeSettings;

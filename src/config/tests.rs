@@ -3,7 +3,7 @@
 
 use clap::Parser;
 
-use super::{Config, Front};
+use super::{Config, DbProxyConfig, Front};
 use crate::cli::{Cli, Command};
 use crate::pki::{DevPkiLayout, DevPkiOptions, KeyType, generate_dev};
 
@@ -48,6 +48,18 @@ impl Pki {
             other => panic!("not serve or proxy: {other:?}"),
         };
         loaded.map(|(config, _)| config).map_err(|e| e.to_string())
+    }
+
+    /// `db-proxy`'s load of `argv` (after the command name): its `--check` output, or the problems.
+    fn load_db_proxy(&self, argv: &[&str]) -> Result<String, String> {
+        let mut full = vec!["tlsward".to_string(), "db-proxy".to_string()];
+        full.extend(argv.iter().map(|a| self.fill(a)));
+        let Command::DbProxy(a) = Cli::try_parse_from(&full).map_err(|e| e.to_string())?.command else {
+            panic!("not db-proxy: {full:?}");
+        };
+        DbProxyConfig::load(&a)
+            .map(|(config, snapshot)| config.describe(&snapshot))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -176,4 +188,87 @@ fn each_command_loads_the_front_it_serves() {
         .load(&with(PROXY, &["--require-token", "--token-key-dir", "{tokens}"]))
         .unwrap();
     assert!(matches!(&tokens.front, Front::Proxy { http, .. } if http.require_token.is_some()));
+}
+
+#[test]
+fn db_proxy_loads_only_the_database_side() {
+    let pki = Pki::new();
+    let ok = pki
+        .load_db_proxy(&["--db-proxy-listen", "127.0.0.1:0", "--db-url", "{db}"])
+        .unwrap();
+    for want in [
+        "db_proxy:\n  listen: 127.0.0.1:0",
+        "sslmode: verify-full",
+        "drain_delay:",
+    ] {
+        assert!(ok.contains(want), "{want:?} missing in\n{ok}");
+    }
+    assert!(
+        !ok.contains("listen: https://"),
+        "db-proxy serves no TLS listener:\n{ok}"
+    );
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["--db-url", "{db}"],
+            "--db-proxy-listen (TLSWARD_DB_PROXY_LISTEN) is not set",
+        ),
+        (
+            &["--db-proxy-listen", "127.0.0.1:0"],
+            "--db-url (TLSWARD_DB_URL) is not set",
+        ),
+        (
+            &[
+                "--db-proxy-listen",
+                "127.0.0.1:0",
+                "--db-url",
+                "postgresql://app@localhost/app?sslmode=disable",
+                "--db-allow-insecure",
+            ],
+            "the database proxy exists to encrypt the hop",
+        ),
+        (&["--tls-dir", "{tls}"], "unexpected argument '--tls-dir'"),
+    ];
+    for (argv, want) in table {
+        match pki.load_db_proxy(argv) {
+            Ok(out) => panic!("{argv:?} loaded:\n{out}"),
+            Err(e) => assert!(e.contains(want), "{argv:?}: want {want:?} in\n{e}"),
+        }
+    }
+}
+
+#[test]
+fn check_describes_every_section_of_each_command() {
+    let pki = Pki::new();
+    let describe = |argv: &[&str]| {
+        let mut full = vec!["tlsward".to_string()];
+        full.extend(argv.iter().map(|a| pki.fill(a)));
+        let (config, snapshot) = match Cli::try_parse_from(&full).unwrap().command {
+            Command::Serve(a) => Config::load(&a),
+            Command::Proxy(a) => Config::load_proxy(&a),
+            other => panic!("not serve or proxy: {other:?}"),
+        }
+        .unwrap();
+        config.describe(&snapshot)
+    };
+    let serve = describe(SERVE);
+    for want in [
+        "listen: https://",
+        "database:\n",
+        "reload:\n",
+        "kubernetes:\n",
+        "http:\n  token_max_ttl",
+    ] {
+        assert!(serve.contains(want), "serve: {want:?} missing in\n{serve}");
+    }
+    assert!(!serve.contains("proxy:\n"), "serve has no proxy section:\n{serve}");
+    let proxy = describe(PROXY);
+    for want in [
+        "proxy:\n  upstream: http://127.0.0.1:8000",
+        "db_proxy: off",
+        "reload:\n",
+        "http:\n",
+    ] {
+        assert!(proxy.contains(want), "proxy: {want:?} missing in\n{proxy}");
+    }
+    assert!(!proxy.contains("database:\n"), "proxy opens no pool:\n{proxy}");
 }
