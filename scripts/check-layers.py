@@ -14,9 +14,9 @@ LAYERS = [
     ["tls", "token", "edge"],       # TLS material and configs, tokens, the accept loop
     ["pki", "scan", "db"],          # dev PKI, the scanner, the database side (pool, manager)
     ["snapshot"],                   # the validated snapshot and its store
-    ["reload", "dbproxy"],          # the reload task, its status and notices; the database proxy
-    ["k8s", "api"],                 # Kubernetes Events and Secret watches; the users API
-    ["cli", "proxy"],               # flags; the proxy's forwarding (uses the API's headers)
+    ["reload", "dbproxy", "web"],   # the reload task, its status and notices; the database proxy; the HTTP edge
+    ["k8s", "api", "proxy"],        # Kubernetes Events and Secret watches; the users API; the proxy's forwarding
+    ["cli"],                        # flags
     ["config"],                     # flags -> checked configuration + first snapshot
     ["server"],                     # composes the handles and runs the listeners
 ]

@@ -19,7 +19,9 @@
 //! 2. **snapshot → accept loop.** [`edge`] accepts connections (limits, timeouts, drain,
 //!    maximum age); [`server`] loads the current snapshot once per connection from a
 //!    [`snapshot::Snapshots`] read handle, handshakes with its rustls `ServerConfig` ([`tls`])
-//!    and serves the [`api`] router (bearer [`token`]s checked against the same snapshot).
+//!    and serves the [`api`] router or, for `tlsward proxy`, the [`proxy`]'s forwarding; both
+//!    answer through one HTTP edge (`web`: security headers, JSON errors, the bearer
+//!    [`token`] check against the same snapshot).
 //! 3. **snapshot → DB manager → pool.** [`db::manager`] watches the snapshot's DB material,
 //!    builds a `verify-full` pool with client certificates, verifies it (`SELECT 1`) and only
 //!    then publishes it through [`db::handle::DbPublisher`]; handlers take the current pool
@@ -55,6 +57,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod token;
 pub mod util;
+pub mod web;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (idempotent).
 pub fn install_crypto_provider() {

@@ -273,7 +273,7 @@ async fn every_tls_response_has_security_headers() {
             req = req.bearer_auth(s.token());
         }
         let resp = req.send().await.unwrap();
-        for (name, value) in tlsward::api::SECURITY_HEADERS {
+        for (name, value) in tlsward::web::SECURITY_HEADERS {
             assert_eq!(
                 resp.headers().get(name).map(|v| v.to_str().unwrap()),
                 Some(value),

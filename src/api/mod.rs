@@ -1,27 +1,27 @@
 //! The HTTPS router: `/users` (bearer token required), `/` (a static, DB-free answer), JSON
-//! errors for unknown routes, request metrics, body limit and security headers on every
-//! response.
+//! errors for unknown routes, request metrics, body limit and (from [`crate::web`]) the
+//! security headers on every response.
 
 pub(crate) mod auth;
 pub(crate) mod error;
 pub(crate) mod record;
-pub(crate) mod reply;
 pub(crate) mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::db::handle::Db;
 use crate::logs::Throttle;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshots;
-use error::ApiError;
+use crate::web::reply;
+use crate::web::{HttpError, with_security_headers};
 
 /// What the handlers of the users API read: the served snapshot (token keys), the served DB
 /// pool, the metrics they record to, their limits and the throttle of their failure logs.
@@ -49,15 +49,6 @@ pub struct RequestLimits {
     pub token_max_ttl: std::time::Duration,
 }
 
-/// Headers set on every response of the TLS listener.
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
-    ("x-content-type-options", "nosniff"),
-    ("cache-control", "no-store"),
-    ("referrer-policy", "no-referrer"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
-];
-
 /// `GET /`: what answers here, a body made at compile time.
 async fn root() -> Response {
     const BODY: &str = concat!(
@@ -68,12 +59,12 @@ async fn root() -> Response {
     reply::json_body(StatusCode::OK, axum::body::Body::from(BODY), 0)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
+async fn not_found() -> HttpError {
+    HttpError::not_found("no such route")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
+async fn method_not_allowed() -> HttpError {
+    HttpError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "method not allowed on this route",
@@ -106,44 +97,6 @@ pub fn router(state: Arc<ApiState>) -> Api {
     )
 }
 
-/// The security headers on every response, replacing any the handler set (one layer for
-/// all of them: a layer per header was a future per header per request).
-fn with_security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
-    }
-    response
-}
-
-/// The router of the optional plain-HTTP listener: everything is a 308 to https.
-pub fn redirect_router(https_port: u16) -> Router {
-    Router::new().fallback(move |req: Request| async move {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| strip_port(h).to_string())
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
-            .unwrap_or_else(|| "localhost".into());
-        let port = if https_port == 443 {
-            String::new()
-        } else {
-            format!(":{https_port}")
-        };
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let location = format!("https://{host}{port}{path}");
-        (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
-    })
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    host.split(':').next().unwrap_or(host)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,8 +106,11 @@ mod tests {
         let r = root().await;
         let room = r.headers().capacity() - r.headers().len();
         // the content length and the security headers
-        assert!(room > SECURITY_HEADERS.len(), "room for {room} more headers");
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert!(
+            room > crate::web::SECURITY_HEADERS.len(),
+            "room for {room} more headers"
+        );
+        assert_eq!(r.headers()[axum::http::header::CONTENT_TYPE], "application/json");
         let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(

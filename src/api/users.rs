@@ -1,6 +1,6 @@
 //! The `/users` handlers. Input is checked here, before any SQL: ids are positive 64-bit
 //! integers, usernames 1–64 of `[a-z0-9_.-]`, e-mail addresses of a conservative form.
-//! Extractor failures are turned into [`ApiError`]s so every answer is JSON.
+//! Extractor failures are turned into [`HttpError`]s so every answer is JSON.
 
 use std::sync::Arc;
 
@@ -11,22 +11,22 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
-use super::error::ApiError;
 use crate::db::pool::{DbError, DbPool};
 use crate::db::users::{self, Created};
+use crate::web::{HttpError, reply};
 
 /// Default and largest page size of `GET /users`.
 const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
 const MAX_LIMIT: i64 = 1000;
 
-fn pool(state: &ApiState) -> Result<Arc<DbPool>, ApiError> {
-    state.db.current().ok_or_else(ApiError::db_unavailable)
+fn pool(state: &ApiState) -> Result<Arc<DbPool>, HttpError> {
+    state.db.current().ok_or_else(HttpError::db_unavailable)
 }
 
 /// Notes the database as up or down (for `/readyz`), logs failures (one line per kind per
 /// interval, with a count) and turns them into API errors.
-fn seen<T>(state: &ApiState, r: Result<T, DbError>) -> Result<T, ApiError> {
+fn seen<T>(state: &ApiState, r: Result<T, DbError>) -> Result<T, HttpError> {
     let e = match r {
         Ok(v) => {
             state.db.reachable(true);
@@ -47,14 +47,14 @@ fn seen<T>(state: &ApiState, r: Result<T, DbError>) -> Result<T, ApiError> {
             tracing::error!(error = %e, suppressed, "{kind}: answering 500 (suppressed = the same failure since the previous line)");
         }
     }
-    Err(ApiError::from(&e))
+    Err(HttpError::from(&e))
 }
 
 /// Parses a path id.
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
+fn parse_id(raw: &str) -> Result<i64, HttpError> {
     match raw.parse::<i64>() {
         Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
-        _ => Err(ApiError::bad_request("bad_id", "id must be a positive 64-bit integer")),
+        _ => Err(HttpError::bad_request("bad_id", "id must be a positive 64-bit integer")),
     }
 }
 
@@ -94,12 +94,12 @@ fn valid_email(s: &str) -> bool {
 pub(crate) async fn get_user(
     State(state): State<Arc<ApiState>>,
     Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     match seen(&state, users::get(&db, &state.metrics, id).await)? {
-        Some(u) => Ok(super::reply::json(StatusCode::OK, &u, 0)),
-        None => Err(ApiError::not_found(format!("no user with id {id}"))),
+        Some(u) => Ok(reply::json(StatusCode::OK, &u, 0)),
+        None => Err(HttpError::not_found(format!("no user with id {id}"))),
     }
 }
 
@@ -107,25 +107,25 @@ pub(crate) async fn get_user(
 pub(crate) async fn list_users(
     State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let (mut limit, mut after) = (DEFAULT_LIMIT, 0i64);
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
             "limit" => {
                 limit = v.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                    ApiError::bad_request("bad_query", format!("limit must be an integer from 1 to {MAX_LIMIT}"))
+                    HttpError::bad_request("bad_query", format!("limit must be an integer from 1 to {MAX_LIMIT}"))
                 })?;
             }
             "after" => {
                 after = v.parse().ok().filter(|a| *a >= 0).ok_or_else(|| {
-                    ApiError::bad_request(
+                    HttpError::bad_request(
                         "bad_query",
                         "after must be a non-negative 64-bit integer (the last id of the previous page)",
                     )
                 })?;
             }
             other => {
-                return Err(ApiError::bad_request(
+                return Err(HttpError::bad_request(
                     "bad_query",
                     format!("unknown query parameter {other:?}; use limit and after"),
                 ));
@@ -143,7 +143,7 @@ pub(crate) async fn list_users(
         users: page,
         next_after,
     };
-    Ok(super::reply::json(StatusCode::OK, &page, 0))
+    Ok(reply::json(StatusCode::OK, &page, 0))
 }
 
 /// A page of `GET /users`; `next_after` is the `after` of the next page (null on the last).
@@ -167,10 +167,10 @@ struct NewUser {
 
 /// Reads the whole body within `--body-timeout`: 413 beyond `--max-body-bytes` (at once when
 /// `Content-Length` says so), 408 when it does not arrive in time.
-async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Bytes, HttpError> {
     let limit = state.limits.max_body_bytes;
     let too_large = || {
-        ApiError::new(
+        HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("the body is larger than the limit of {limit} bytes"),
@@ -184,7 +184,7 @@ async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<
         return Err(too_large());
     }
     match tokio::time::timeout(state.limits.body_timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(ApiError::new(
+        Err(_) => Err(HttpError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             format!(
@@ -194,7 +194,7 @@ async fn read_body(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<
         )),
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::bad_request("bad_body", "the request body could not be read")),
+        Ok(Err(_)) => Err(HttpError::bad_request("bad_body", "the request body could not be read")),
     }
 }
 
@@ -209,7 +209,7 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -218,7 +218,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     if is_json {
         return Ok(());
     }
-    Err(ApiError::new(
+    Err(HttpError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
         "send the body as Content-Type: application/json",
@@ -226,15 +226,15 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The user object of a `POST /users` body, checked; every field problem at once.
-fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
+fn parse_new_user(body: &[u8]) -> Result<NewUser, HttpError> {
     let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request(
+        HttpError::bad_request(
             "invalid_json",
             format!("the body is not valid UTF-8 (at byte {})", e.valid_up_to()),
         )
     })?;
     let new: NewUser = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not a valid user object: {e}")))?;
+        .map_err(|e| HttpError::bad_request("invalid_json", format!("the body is not a valid user object: {e}")))?;
     let mut problems = Vec::new();
     if !valid_username(&new.username) {
         problems.push("username must be 1-64 characters of a-z, 0-9, _ . -");
@@ -243,7 +243,7 @@ fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
         problems.push("email must be a valid address such as name@example.com");
     }
     if !problems.is_empty() {
-        return Err(ApiError::bad_request("validation_failed", problems.join("; ")));
+        return Err(HttpError::bad_request("validation_failed", problems.join("; ")));
     }
     Ok(new)
 }
@@ -253,7 +253,7 @@ pub(crate) async fn create_user(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     require_json(&headers)?;
     let new = parse_new_user(&read_body(&state, &headers, body).await?)?;
     let db = pool(&state)?;
@@ -262,7 +262,7 @@ pub(crate) async fn create_user(
         users::create(&db, &state.metrics, &new.username, &new.email).await,
     )? {
         Created::Ok(u) => {
-            let mut response = super::reply::json(StatusCode::CREATED, &u, 1);
+            let mut response = reply::json(StatusCode::CREATED, &u, 1);
             let location = header::HeaderValue::from_str(&format!("/users/{}", u.id));
             // Not on the 500 of a user that did not serialize.
             if let (StatusCode::CREATED, Ok(location)) = (response.status(), location) {
@@ -270,7 +270,7 @@ pub(crate) async fn create_user(
             }
             Ok(response)
         }
-        Created::DuplicateUsername => Err(ApiError::new(
+        Created::DuplicateUsername => Err(HttpError::new(
             StatusCode::CONFLICT,
             "conflict",
             format!("username {:?} is taken", new.username),
@@ -282,13 +282,13 @@ pub(crate) async fn create_user(
 pub(crate) async fn delete_user(
     State(state): State<Arc<ApiState>>,
     Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let id = parse_id(&raw)?;
     let db = pool(&state)?;
     if seen(&state, users::delete(&db, &state.metrics, id).await)? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::not_found(format!("no user with id {id}")))
+        Err(HttpError::not_found(format!("no user with id {id}")))
     }
 }
 

@@ -214,7 +214,7 @@ fn append(h: &mut HeaderMap, name: HeaderName, value: &str) {
 
 /// Adds each of `serve`'s security headers the app did not set itself.
 pub(crate) fn add_security_headers(h: &mut HeaderMap) {
-    for (name, value) in crate::api::SECURITY_HEADERS {
+    for (name, value) in crate::web::SECURITY_HEADERS {
         if !h.contains_key(name) {
             h.insert(name, HeaderValue::from_static(value));
         }

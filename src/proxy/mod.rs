@@ -235,7 +235,7 @@ impl Forwarder {
         let (Some(max_ttl), Some(snapshots)) = (self.settings.require_token, &self.snapshots) else {
             return Ok(None);
         };
-        let claims = crate::api::auth::bearer_claims(h, snapshots, max_ttl).map_err(|e| Box::new(e.into_response()))?;
+        let claims = crate::web::auth::bearer_claims(h, snapshots, max_ttl).map_err(|e| Box::new(e.into_response()))?;
         Ok(HeaderValue::from_str(&claims.sub).ok())
     }
 
@@ -402,7 +402,7 @@ fn splice(client: hyper::upgrade::OnUpgrade, app: hyper::upgrade::OnUpgrade) {
 /// The edge's own answer, in the shape of every tlsward error (`serve`'s and the proxy's 401):
 /// `{"error": {"code": …, "message": …}}`.
 fn error(status: StatusCode, code: &'static str, message: &str) -> Response {
-    crate::api::error::ApiError::new(status, code, message).into_response()
+    crate::web::HttpError::new(status, code, message).into_response()
 }
 
 /// The connection requests come on: its peer and, with `client_auth`, the verified client

@@ -136,18 +136,18 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
                 limits: config.requests,
                 throttle: crate::logs::Throttle::default(),
             }));
-            (TlsApp::Api(api), Readiness::new(db.clone(), *db_unready_after))
+            (FrontService::Api(api), Readiness::new(db.clone(), *db_unready_after))
         }
         Front::Proxy { http: p, .. } => {
             let f = Arc::new(crate::proxy::Forwarder::new(p.clone(), Some(snapshots.clone())));
             let readiness = Readiness::for_upstream(f.health(), p.unready_after);
-            (TlsApp::Proxy(f), readiness)
+            (FrontService::Proxy(f), readiness)
         }
     };
     let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
     let (status, notices, files) = (control.status.clone(), control.notices.clone(), control.files.clone());
     let (tx, rx) = watch::channel(false);
-    let apps = Apps {
+    let services = Services {
         tls: tls_app,
         handshake: Arc::new(Handshake {
             snapshots: snapshots.clone(),
@@ -161,14 +161,14 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
             db: db.clone(),
         }),
     };
-    if let TlsApp::Proxy(f) = &apps.tls {
+    if let FrontService::Proxy(f) = &services.tls {
         tokio::spawn(f.clone().probe_until(rx.clone()));
     }
     let db_proxy = match &config.front {
         Front::Proxy { db: Some(d), .. } => Some((d, crate::dbproxy::Listener::bind(&d.listen).await?)),
         _ => None,
     };
-    let mut tasks = listeners.serve(&config, apps, &metrics, &rx);
+    let mut tasks = listeners.serve(&config, services, &metrics, &rx);
     if let Some((settings, listener)) = db_proxy {
         let proxy = crate::dbproxy::DbProxy::new(settings.clone(), snapshots.clone(), metrics.clone());
         tasks.push(proxy.spawn(listener, rx.clone()));
@@ -271,9 +271,9 @@ struct Listeners {
     redirect: Option<TcpListener>,
 }
 
-/// What the TLS listener serves.
+/// What the TLS listener serves: the running form of the configured [`Front`].
 #[derive(Clone)]
-enum TlsApp {
+enum FrontService {
     /// The users API.
     Api(crate::api::Api),
     /// The proxy to the app (a service per connection, which knows the peer and its
@@ -284,7 +284,7 @@ enum TlsApp {
 /// A TLS connection after its handshake.
 type Tls = tokio_rustls::server::TlsStream<hello::FirstBytes<TcpStream>>;
 
-impl TlsApp {
+impl FrontService {
     /// Serves one connection from `peer` after its handshake: the API's router, or the
     /// proxy's service for this connection (which reads the verified client certificate once).
     async fn serve(&self, conn: Conn, tls: Tls, peer: std::net::IpAddr) {
@@ -299,9 +299,9 @@ impl TlsApp {
     }
 }
 
-/// What the listeners serve.
-struct Apps {
-    tls: TlsApp,
+/// What the listeners serve: the front, the handshake before it, the admin router.
+struct Services {
+    tls: FrontService,
     handshake: Arc<Handshake>,
     admin: Arc<AdminState>,
 }
@@ -328,14 +328,14 @@ impl Listeners {
     fn serve(
         self,
         config: &Config,
-        apps: Apps,
+        services: Services,
         metrics: &Arc<Metrics>,
         stop: &watch::Receiver<bool>,
     ) -> Vec<JoinHandle<()>> {
         let grace = config.edge.shutdown_grace;
         let https_port = self.tls.local_addr().map_or(443, |a| a.port());
         let tls_edge = Edge::new("tls", config.edge.tls_limits, metrics.clone());
-        let (app, handshake) = (apps.tls, apps.handshake);
+        let (app, handshake) = (services.tls, services.handshake);
         let mut tasks = vec![tokio::spawn(tls_edge.run(
             self.tls,
             stop.clone(),
@@ -343,7 +343,7 @@ impl Listeners {
             move |tcp, conn| tls_connection(tcp, conn, handshake.clone(), app.clone()),
         ))];
         let plain = plain_limits(config.edge.header_timeout, config.edge.tls_limits.max_header_bytes);
-        let admin_app = admin::router(apps.admin);
+        let admin_app = admin::router(services.admin);
         let admin_edge = Edge::new("admin", plain, metrics.clone());
         tasks.push(tokio::spawn(admin_edge.run(
             self.admin,
@@ -352,7 +352,7 @@ impl Listeners {
             move |tcp, conn| conn.serve_http(tcp, admin_app.clone()),
         )));
         if let Some(l) = self.redirect {
-            let app = crate::api::redirect_router(https_port);
+            let app = crate::web::redirect_router(https_port);
             let edge = Edge::new("redirect", plain, metrics.clone());
             tasks.push(tokio::spawn(edge.run(l, stop.clone(), grace, move |tcp, conn| {
                 conn.serve_http(tcp, app.clone())
@@ -432,7 +432,7 @@ struct Handshake {
 
 /// One TLS connection: the handshake under a timeout with the current snapshot's
 /// `ServerConfig` (counted by version and suite, failures by reason), then HTTP.
-async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: TlsApp) {
+async fn tls_connection(tcp: TcpStream, conn: Conn, hs: Arc<Handshake>, app: FrontService) {
     let _ = tcp.set_nodelay(true);
     let peer = tcp
         .peer_addr()

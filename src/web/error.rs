@@ -6,12 +6,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::db::pool::DbError;
 use crate::token::TokenError;
 
-/// An API error: status, stable code, client-safe message.
+/// An error answer of the TLS listener (the API's and the proxy's): status, stable code,
+/// client-safe message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
+pub(crate) struct HttpError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable machine-readable code.
@@ -22,7 +22,7 @@ pub(crate) struct ApiError {
     pub www_authenticate: Option<String>,
 }
 
-impl ApiError {
+impl HttpError {
     /// A new error.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -43,15 +43,6 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 503 `database_unavailable`.
-    pub(crate) fn db_unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database is unavailable; retry later",
-        )
-    }
-
     /// 401 for a refused token.
     pub(crate) fn unauthorized(err: TokenError) -> Self {
         let challenge = match err {
@@ -61,17 +52,6 @@ impl ApiError {
         Self {
             www_authenticate: Some(challenge),
             ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
-        }
-    }
-}
-
-/// The answer to a database error (logged by the caller, aggregated: see `crate::logs`).
-impl From<&DbError> for ApiError {
-    fn from(e: &DbError) -> Self {
-        if e.is_unavailable() {
-            Self::db_unavailable()
-        } else {
-            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
     }
 }
@@ -88,7 +68,7 @@ struct Detail<'a> {
     message: &'a str,
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let body = Body {
             error: Detail {
