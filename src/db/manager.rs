@@ -13,13 +13,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::dsn::DbTarget;
 use super::handle::{Db, DbPublisher};
 use super::material::DbTls;
 use super::pool::{self, DbError, DbPool, PoolSettings};
 use crate::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
 
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
 pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(200);
@@ -47,7 +46,8 @@ pub struct Settings {
     pub health_interval: Duration,
 }
 
-/// The outcome of one rebuild, for `/reload-status`, logs and Events.
+/// The outcome of one rebuild, handed to the reload's reporters (`/reload-status`, metrics,
+/// Events) with the reload outcomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolOutcome {
     /// A new pool was verified and is served.
@@ -68,14 +68,14 @@ pub enum PoolOutcome {
 pub(crate) struct Outputs<R> {
     /// The writer of the served pool.
     pub publisher: DbPublisher,
-    /// Rebuild and checkout metrics.
+    /// Checkout metrics (the rebuilds are counted by whoever hears `report`).
     pub metrics: Arc<Metrics>,
     /// Told about every rebuild.
     pub report: R,
 }
 
 /// Starts the manager.
-pub(crate) fn spawn<F, R>(settings: Settings, feed: F, outputs: Outputs<R>, stop: watch::Receiver<bool>)
+pub(crate) fn spawn<F, R>(settings: Settings, feed: F, outputs: Outputs<R>, stop: CancellationToken)
 where
     F: MaterialFeed,
     R: Fn(PoolOutcome) + Send + 'static,
@@ -125,15 +125,15 @@ enum Wake {
     Stop,
 }
 
-async fn wait<F: MaterialFeed>(feed: &mut F, stop: &mut watch::Receiver<bool>, delay: Duration) -> Wake {
+async fn wait<F: MaterialFeed>(feed: &mut F, stop: &CancellationToken, delay: Duration) -> Wake {
     tokio::select! {
         r = feed.changed() => if r { Wake::Retry } else { Wake::Stop },
-        _ = stop.changed() => Wake::Stop,
+        _ = stop.cancelled() => Wake::Stop,
         _ = tokio::time::sleep(delay) => Wake::Retry,
     }
 }
 
-async fn run<F, R>(cfg: Settings, mut feed: F, out: Outputs<R>, mut stop: watch::Receiver<bool>)
+async fn run<F, R>(cfg: Settings, mut feed: F, out: Outputs<R>, stop: CancellationToken)
 where
     F: MaterialFeed,
     R: Fn(PoolOutcome) + Send + 'static,
@@ -149,7 +149,7 @@ where
             backoff = retry_delays();
             tokio::select! {
                 r = feed.changed() => if !r { return },
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(cfg.health_interval) => {
                     // Idle probe: a checkout pings the connection (or opens a new one).
                     db.reachable(serving.get(&out.metrics).await.is_ok());
@@ -167,7 +167,6 @@ where
                     took_ms = started.elapsed().as_millis() as u64,
                     "database pool verified and published"
                 );
-                out.metrics.db_pool_rebuilt("applied", generation);
                 out.publisher.publish(pool);
                 (out.report)(PoolOutcome::Rotated { generation });
                 backoff = retry_delays();
@@ -175,7 +174,7 @@ where
             Err(e) => {
                 let delay = backoff.next().unwrap_or(MAX_RETRY);
                 report_failure(&out, &e, current.as_ref().map_or(0, |p| p.generation), delay);
-                if let Wake::Stop = wait(&mut feed, &mut stop, delay).await {
+                if let Wake::Stop = wait(&mut feed, &stop, delay).await {
                     return;
                 }
             }
@@ -185,7 +184,6 @@ where
 
 fn report_failure<R: Fn(PoolOutcome)>(out: &Outputs<R>, e: &DbError, serving: u64, retry_in: Duration) {
     tracing::error!(error = %e, ?retry_in, still_serving_generation = serving, "database pool not usable; keeping the current one");
-    out.metrics.db_pool_rebuilt("failed", serving);
     (out.report)(PoolOutcome::Failed {
         serving_generation: serving,
         reason: e.to_string(),

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::dsn::DbTarget;
 use crate::metrics::Metrics;
@@ -156,9 +156,9 @@ impl DbProxy {
         })
     }
 
-    /// Accepts until `stop` turns true, then gives open sessions up to the shutdown grace to
+    /// Accepts until `stop` is cancelled, then gives open sessions up to the shutdown grace to
     /// become idle (each is closed at its first idle moment).
-    pub fn spawn(self: Arc<Self>, listener: Listener, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn spawn(self: Arc<Self>, listener: Listener, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             tracing::info!(listen = %listener.describe(), target = %self.settings.target.redacted(), "database proxy listening");
             let mut sessions = JoinSet::new();
@@ -176,16 +176,11 @@ impl DbProxy {
         })
     }
 
-    async fn accept_until(
-        self: &Arc<Self>,
-        listener: &Listener,
-        sessions: &mut JoinSet<()>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn accept_until(self: &Arc<Self>, listener: &Listener, sessions: &mut JoinSet<()>, stop: CancellationToken) {
         loop {
             let accepted = tokio::select! {
                 a = accept(listener) => a,
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
             };
             while sessions.try_join_next().is_some() {}
             match accepted {
@@ -203,7 +198,7 @@ impl DbProxy {
         }
     }
 
-    async fn session<S>(self: Arc<Self>, mut app: S, stop: watch::Receiver<bool>)
+    async fn session<S>(self: Arc<Self>, mut app: S, stop: CancellationToken)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -234,7 +229,7 @@ impl DbProxy {
         }
     }
 
-    async fn relay<S>(&self, mut app: S, mut startup: Startup, stop: watch::Receiver<bool>)
+    async fn relay<S>(&self, mut app: S, mut startup: Startup, stop: CancellationToken)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {

@@ -14,8 +14,9 @@ use std::sync::Mutex;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::wire::{self, Framer};
 
@@ -68,7 +69,7 @@ pub(crate) struct Ends {
     /// The session's maximum age reached (none: no limit).
     pub deadline: Option<Instant>,
     /// Turns true at shutdown.
-    pub stop: watch::Receiver<bool>,
+    pub stop: CancellationToken,
 }
 
 /// The bytes counters of each direction.
@@ -189,7 +190,7 @@ where
 
 /// Waits for the deadline or the stop, then for the first idle moment; marks the session
 /// closing (nothing more is forwarded) and says why.
-async fn close_when_idle(shared: &Shared, mut ends: Ends) -> Closed {
+async fn close_when_idle(shared: &Shared, ends: Ends) -> Closed {
     let deadline = async {
         match ends.deadline {
             Some(d) => tokio::time::sleep_until(d).await,
@@ -198,11 +199,7 @@ async fn close_when_idle(shared: &Shared, mut ends: Ends) -> Closed {
     };
     let reason = tokio::select! {
         () = deadline => Closed::MaxAge,
-        () = async {
-            if ends.stop.wait_for(|s| *s).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        } => Closed::Shutdown,
+        () = ends.stop.cancelled() => Closed::Shutdown,
     };
     loop {
         let quiet_left = {
@@ -260,15 +257,11 @@ mod tests {
     ) {
         let (app, app_peer) = tokio::io::duplex(1 << 16);
         let (db, db_peer) = tokio::io::duplex(1 << 16);
-        let (_tx, stop) = watch::channel(false);
         let ends = Ends {
             deadline: Some(Instant::now() + after),
-            stop,
+            stop: CancellationToken::new(),
         };
-        let task = tokio::spawn(async move {
-            let _tx = _tx;
-            relay(app_peer, db_peer, ends, &bytes()).await
-        });
+        let task = tokio::spawn(async move { relay(app_peer, db_peer, ends, &bytes()).await });
         (app, db, task)
     }
 

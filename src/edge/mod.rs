@@ -34,7 +34,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use activity::Activity;
 
@@ -115,7 +116,7 @@ pub(crate) struct Conn {
     edge: Arc<Edge>,
     _slot: OwnedSemaphorePermit,
     _open: mpsc::Sender<()>,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 }
 
 impl Edge {
@@ -153,7 +154,7 @@ impl Edge {
     pub(crate) async fn run<F, Fut>(
         self: Arc<Self>,
         listener: TcpListener,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
         grace: Duration,
         serve: F,
     ) where
@@ -163,7 +164,7 @@ impl Edge {
         let (open, mut all_closed) = mpsc::channel::<()>(1);
         let throttle = Throttle::default();
         let mut backoff = AcceptBackoff::default();
-        let mut stopping = stop.clone();
+        let stopping = stop.clone();
         let mut trim = tokio::time::interval(trim::EVERY);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -180,7 +181,7 @@ impl Edge {
                     }
                     Err(e) => self.accept_failed(&e, &throttle, &mut backoff).await,
                 },
-                _ = wait_true(&mut stopping) => break,
+                _ = stopping.cancelled() => break,
             }
         }
         drop(listener);
@@ -209,7 +210,7 @@ impl Edge {
     }
 
     /// A slot under the cap, or `None` (the connection is to be closed, and is counted).
-    fn admit(self: &Arc<Self>, open: &mpsc::Sender<()>, stop: &watch::Receiver<bool>) -> Option<Conn> {
+    fn admit(self: &Arc<Self>, open: &mpsc::Sender<()>, stop: &CancellationToken) -> Option<Conn> {
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             self.metrics.connection_refused(self.name, "max_connections");
             return None;
@@ -275,18 +276,10 @@ impl AcceptBackoff {
     }
 }
 
-async fn wait_true(rx: &mut watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 impl Conn {
     /// Serves HTTP/1.1 or h2 (with upgrades) on `io` with `app` until the client closes,
     /// the connection turns idle, or the server shuts down.
-    pub(crate) async fn serve_http<I, A>(mut self, io: I, app: A)
+    pub(crate) async fn serve_http<I, A>(self, io: I, app: A)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         A: App,
@@ -317,7 +310,7 @@ impl Conn {
                         break Close::MaxAge;
                     }
                 }
-                _ = wait_true(&mut self.stop) => break Close::Shutdown,
+                _ = self.stop.cancelled() => break Close::Shutdown,
             }
         };
         if closing != Close::MaxAge {

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use tokio::sync::watch;
 
 use super::PodRef;
 use crate::metrics::Metrics;
 use crate::reload::Notice;
+use tokio_util::sync::CancellationToken;
 
 /// Notices waiting to be published; more are dropped (and counted).
 pub const QUEUE: usize = 256;
@@ -99,7 +99,7 @@ pub fn spawn(
     mut rx: tokio::sync::mpsc::Receiver<Notice>,
     client: kube::Client,
     pod: PodRef,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let publisher = Publisher::new(client, &pod);
     tracing::info!(pod = %pod.name, namespace = %pod.namespace, "publishing Kubernetes Events on reloads");
@@ -108,7 +108,7 @@ pub fn spawn(
         loop {
             let notice = tokio::select! {
                 n = rx.recv() => match n { Some(n) => n, None => return },
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             };
             match publisher.publish(&notice).await {
                 Ok(()) => {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -150,7 +150,7 @@ pub struct Handles {
 pub async fn start(
     settings: KubeSettings,
     handles: Handles,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     client: Option<kube::Client>,
 ) -> Result<(), String> {
     if !settings.wanted() {

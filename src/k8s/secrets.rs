@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::files::Files;
 use crate::metrics::Metrics;
@@ -75,21 +75,14 @@ pub(crate) fn spawn(
     namespace: &str,
     secret: &str,
     dir: &Path,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let (ns, name, dir) = (namespace.to_string(), secret.to_string(), dir.to_path_buf());
     tokio::spawn(run(out, api, ns, name, dir, stop));
 }
 
-async fn run(
-    out: Outputs,
-    api: Api<Secret>,
-    namespace: String,
-    name: String,
-    dir: PathBuf,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run(out: Outputs, api: Api<Secret>, namespace: String, name: String, dir: PathBuf, stop: CancellationToken) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher(api, config).default_backoff().boxed();
     tracing::info!(secret = %name, %namespace, dir = %dir.display(), "watching the Secret through the Kubernetes API");
@@ -97,7 +90,7 @@ async fn run(
     loop {
         let event = tokio::select! {
             e = events.next() => match e { Some(e) => e, None => return },
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         };
         match event {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {

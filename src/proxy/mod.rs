@@ -27,6 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
 
 use headers::Peer;
 
@@ -194,13 +195,13 @@ impl Forwarder {
         self.health.clone()
     }
 
-    /// Probes the app every [`PROBE_EVERY`] until `stop` turns true.
-    pub async fn probe_until(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Probes the app every [`PROBE_EVERY`] until `stop` is cancelled.
+    pub async fn probe_until(self: Arc<Self>, stop: CancellationToken) {
         let mut tick = tokio::time::interval(PROBE_EVERY);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.probe().await,
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }

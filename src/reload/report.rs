@@ -1,18 +1,19 @@
-//! What a reload did, as one value ([`Event`]) handed to every reporter: `/reload-status`
-//! ([`Status`]), the metrics, the log and the notices for Events each record it in their
-//! own way. The reload task decides what happened and reports it once; it does not know who
-//! listens, and a reporter sees only the event, never the task.
+//! What a reload or a DB pool rebuild did, as one value ([`Event`]) handed to every reporter:
+//! `/reload-status` ([`Status`]), the metrics, the log and the notices for Events each record
+//! it in their own way. The reload task and the DB manager decide what happened and report it
+//! once; they do not know who listens, and a reporter sees only the event, never the task.
 
 use std::sync::Arc;
 
 use super::notice::{Notice, Notices};
 use super::status::{Outcome, ReloadStatus, Status};
+use crate::db::manager::PoolOutcome;
 use crate::metrics::Metrics;
 use crate::snapshot::{Material, Problem, Snapshot};
 use crate::tls::material::CertInfo;
 use crate::util::now_unix;
 
-/// One thing a reload did.
+/// One thing a reload or a DB pool rebuild did.
 pub(crate) enum Event<'a> {
     /// The reload task starts with `snapshot` served.
     Started { snapshot: &'a Snapshot },
@@ -35,6 +36,8 @@ pub(crate) enum Event<'a> {
         log: bool,
         notify: bool,
     },
+    /// The DB manager rebuilt the pool, or failed to (the last good pool keeps serving).
+    Pool(&'a PoolOutcome),
 }
 
 /// Something that records reload events.
@@ -82,6 +85,7 @@ impl Reporter for Status {
                 }
             }
             Event::Rejected(p) => status.record(p.material, Outcome::Rejected, Some(p.to_string())),
+            Event::Pool(o) => status.record_db_pool(o, now),
             Event::Expiry { .. } => {}
         }
     }
@@ -113,6 +117,10 @@ impl Reporter for Metrics {
             }
             Event::Rejected(p) => self.reload_outcome(p.material.as_str(), Outcome::Rejected.as_str()),
             Event::Expiry { material, soon, .. } => self.set_expiring_soon(material.as_str(), *soon),
+            Event::Pool(PoolOutcome::Rotated { generation }) => self.db_pool_rebuilt("applied", *generation),
+            Event::Pool(PoolOutcome::Failed { serving_generation, .. }) => {
+                self.db_pool_rebuilt("failed", *serving_generation)
+            }
         }
     }
 }
@@ -215,6 +223,7 @@ impl Reporter for Notices {
                 serial: cert.serial.clone(),
                 not_after: cert.not_after_rfc3339(),
             }),
+            Event::Pool(o) => self.send(Notice::from(*o)),
             _ => {}
         }
     }
@@ -274,6 +283,20 @@ mod tests {
         assert!(line.contains("material=\"server\"") && line.ends_with(" 1"), "{line}");
     }
 
+    #[test]
+    fn a_failed_pool_rebuild_reaches_status_and_metrics_with_the_generation_still_served() {
+        let (status, metrics) = (Status::default(), Metrics::new());
+        let failed = PoolOutcome::Failed {
+            serving_generation: 3,
+            reason: "connection refused".into(),
+        };
+        let reporters = Reporters::new(vec![Arc::new(status.clone()), Arc::new(metrics)]);
+        reporters.report(&Event::Pool(&failed));
+        let pool = status.get().db_pool;
+        assert_eq!((pool.generation, pool.last_outcome), (3, Some("failed")));
+        assert_eq!(pool.last_error.as_deref(), Some("connection refused"));
+    }
+
     /// Records the kind of every event it hears.
     struct Recorder(Mutex<Vec<&'static str>>);
 
@@ -285,6 +308,7 @@ mod tests {
                 Event::Unchanged { .. } => "unchanged",
                 Event::Rejected(_) => "rejected",
                 Event::Expiry { .. } => "expiry",
+                Event::Pool(_) => "pool",
             };
             self.0.lock().unwrap().push(kind);
         }
@@ -302,8 +326,9 @@ mod tests {
             unchanged: &[],
             all_valid: true,
         });
+        reporters.report(&Event::Pool(&PoolOutcome::Rotated { generation: 2 }));
         for r in [a, b] {
-            assert_eq!(*r.0.lock().unwrap(), ["rejected", "unchanged"]);
+            assert_eq!(*r.0.lock().unwrap(), ["rejected", "unchanged", "pool"]);
         }
     }
 }

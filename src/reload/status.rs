@@ -76,6 +76,29 @@ pub struct DbPoolStatus {
 }
 
 impl ReloadStatus {
+    /// Records the outcome of a DB pool rebuild at `now`.
+    pub(crate) fn record_db_pool(&mut self, outcome: &crate::db::manager::PoolOutcome, now: i64) {
+        use crate::db::manager::PoolOutcome;
+        let p = &mut self.db_pool;
+        p.last_attempt = Some(now);
+        match outcome {
+            PoolOutcome::Rotated { generation } => {
+                p.generation = *generation;
+                p.last_applied = Some(now);
+                p.last_outcome = Some("applied");
+                p.last_error = None;
+            }
+            PoolOutcome::Failed {
+                serving_generation,
+                reason,
+            } => {
+                p.generation = *serving_generation;
+                p.last_outcome = Some("failed");
+                p.last_error = Some(reason.clone());
+            }
+        }
+    }
+
     /// The status right after start-up.
     pub fn initial(snapshot: &Snapshot, now: i64) -> Self {
         let mut s = Self {
@@ -145,29 +168,5 @@ impl Status {
     /// A copy to show.
     pub fn get(&self) -> ReloadStatus {
         self.lock().clone()
-    }
-
-    /// Records the outcome of a DB pool rebuild at `now`.
-    pub fn record_db_pool(&self, outcome: &crate::db::manager::PoolOutcome, now: i64) {
-        use crate::db::manager::PoolOutcome;
-        let mut status = self.lock();
-        let p = &mut status.db_pool;
-        p.last_attempt = Some(now);
-        match outcome {
-            PoolOutcome::Rotated { generation } => {
-                p.generation = *generation;
-                p.last_applied = Some(now);
-                p.last_outcome = Some("applied");
-                p.last_error = None;
-            }
-            PoolOutcome::Failed {
-                serving_generation,
-                reason,
-            } => {
-                p.generation = *serving_generation;
-                p.last_outcome = Some("failed");
-                p.last_error = Some(reason.clone());
-            }
-        }
     }
 }

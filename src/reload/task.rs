@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::report::{Event, Reporters};
 use super::watcher::DirWatcher;
@@ -89,7 +89,7 @@ impl Reloader {
 
     /// Starts the watcher, the SIGHUP and interval triggers and the reload task; the returned
     /// sender asks for a reload.
-    pub(crate) fn spawn(self, stop: watch::Receiver<bool>) -> UnboundedSender<()> {
+    pub(crate) fn spawn(self, stop: CancellationToken) -> UnboundedSender<()> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let watcher = self.start_watcher(&tx);
         let this = Arc::new(self);
@@ -114,7 +114,7 @@ fn sighup() -> Option<tokio::signal::unix::Signal> {
         .ok()
 }
 
-fn spawn_triggers(r: Arc<Reloader>, tx: UnboundedSender<()>, mut stop: watch::Receiver<bool>) {
+fn spawn_triggers(r: Arc<Reloader>, tx: UnboundedSender<()>, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut hup = sighup();
         let period = r.settings.reload_interval;
@@ -130,7 +130,7 @@ fn spawn_triggers(r: Arc<Reloader>, tx: UnboundedSender<()>, mut stop: watch::Re
                     r.check_expiry();
                     continue;
                 }
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
             if tx.send(()).is_err() {
                 return;
@@ -143,13 +143,13 @@ async fn run(
     r: Arc<Reloader>,
     mut rx: UnboundedReceiver<()>,
     mut watcher: Option<DirWatcher>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     r.check_expiry();
     loop {
         tokio::select! {
             got = rx.recv() => if got.is_none() { return },
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
         coalesce(&mut rx).await;
         r.reload_with_retries(&mut rx).await;

@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::admin::{self, AdminState};
 use super::readiness::Readiness;
 use super::{Control, Stopper, bind, plain_limits};
@@ -17,6 +15,7 @@ use crate::db::handle::Db;
 use crate::edge::Edge;
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
+use tokio_util::sync::CancellationToken;
 
 /// The admin listener's request-header time limit.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +52,7 @@ pub async fn start(
     let snapshots = store.reader();
     let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
     let readiness = Readiness::unless_draining();
-    let (stop, stopped) = watch::channel(false);
+    let stop = CancellationToken::new();
     let app = admin::router(Arc::new(AdminState {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
@@ -64,21 +63,21 @@ pub async fn start(
     let grace = config.db.shutdown_grace;
     let proxy = crate::dbproxy::DbProxy::new(config.db.clone(), snapshots, metrics.clone());
     let tasks = vec![
-        tokio::spawn(edge.run(admin, stopped.clone(), grace, move |tcp, conn| {
+        tokio::spawn(edge.run(admin, stop.clone(), grace, move |tcp, conn| {
             conn.serve_http(tcp, app.clone())
         })),
-        proxy.spawn(listener, stopped.clone()),
+        proxy.spawn(listener, stop.clone()),
     ];
     // The reload sender it returns is not needed here: SIGHUP, the file watcher and the
     // interval trigger reloads, each with its own sender.
-    let _ = control.start(&config.kube, &metrics, &stopped, kube).await?;
+    let _ = control.start(&config.kube, &metrics, &stop, kube).await?;
     tracing::info!(%admin_addr, "db-proxy serving");
     Ok(RunningDbProxy {
         admin_addr,
         stopper: Stopper {
             readiness,
             drain_delay: config.drain_delay,
-            shutdown: stop,
+            shutdown: stop.drop_guard(),
             tasks,
         },
     })

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::api::ApiState;
 use crate::config::{Config, Front};
@@ -80,7 +80,8 @@ impl Running {
 struct Stopper {
     readiness: Readiness,
     drain_delay: Duration,
-    shutdown: watch::Sender<bool>,
+    /// Every task's stop signal; dropped with the server, it stops them too.
+    shutdown: DropGuard,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -98,7 +99,7 @@ impl Stopper {
             tokio::time::sleep(delay).await;
         }
         tracing::info!("no longer accepting connections; closing the open ones gracefully");
-        let _ = self.shutdown.send(true);
+        self.shutdown.disarm().cancel();
         for t in self.tasks {
             let _ = t.await;
         }
@@ -145,8 +146,8 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         }
     };
     let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
-    let (status, notices, files) = (control.status.clone(), control.notices.clone(), control.files.clone());
-    let (tx, rx) = watch::channel(false);
+    let (status, reporters, files) = (control.status.clone(), control.reporters.clone(), control.files.clone());
+    let stop = CancellationToken::new();
     let services = Services {
         tls: tls_app,
         handshake: Arc::new(Handshake {
@@ -162,28 +163,25 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         }),
     };
     if let FrontService::Proxy(f) = &services.tls {
-        tokio::spawn(f.clone().probe_until(rx.clone()));
+        tokio::spawn(f.clone().probe_until(stop.clone()));
     }
     let db_proxy = match &config.front {
         Front::Proxy { db: Some(d), .. } => Some((d, crate::dbproxy::Listener::bind(&d.listen).await?)),
         _ => None,
     };
-    let mut tasks = listeners.serve(&config, services, &metrics, &rx);
+    let mut tasks = listeners.serve(&config, services, &metrics, &stop);
     if let Some((settings, listener)) = db_proxy {
         let proxy = crate::dbproxy::DbProxy::new(settings.clone(), snapshots.clone(), metrics.clone());
-        tasks.push(proxy.spawn(listener, rx.clone()));
+        tasks.push(proxy.spawn(listener, stop.clone()));
     }
-    let reload = control.start(&config.kube, &metrics, &rx, kube).await?;
+    let reload = control.start(&config.kube, &metrics, &stop, kube).await?;
     let outputs = db::manager::Outputs {
         publisher: db_publisher,
         metrics,
-        report: move |o: db::manager::PoolOutcome| {
-            status.record_db_pool(&o, crate::util::now_unix());
-            notices.send((&o).into());
-        },
+        report: move |o: db::manager::PoolOutcome| reporters.report(&crate::reload::report::Event::Pool(&o)),
     };
     if let Front::Api { db: settings, .. } = &config.front {
-        db::manager::spawn(settings.clone(), snapshots.clone(), outputs, rx);
+        db::manager::spawn(settings.clone(), snapshots.clone(), outputs, stop.clone());
     }
     tracing::info!(%tls_addr, %admin_addr, "serving");
     Ok(Running {
@@ -196,19 +194,19 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         stopper: Stopper {
             readiness,
             drain_delay: config.edge.drain_delay,
-            shutdown: tx,
+            shutdown: stop.drop_guard(),
             tasks,
         },
         reload,
     })
 }
 
-/// The reload task before it starts, and what hears its outcomes: `/reload-status`, the
-/// metrics, the log and the notices (Kubernetes Events when they are on).
+/// The reload task before it starts, and what hears its and the DB manager's outcomes:
+/// `/reload-status`, the metrics, the log and the notices (Kubernetes Events when they are on).
 struct Control {
     reloader: crate::reload::task::Reloader,
     status: crate::reload::Status,
-    notices: Notices,
+    reporters: crate::reload::report::Reporters,
     heard: Option<tokio::sync::mpsc::Receiver<crate::reload::Notice>>,
     files: crate::files::Files,
 }
@@ -231,11 +229,11 @@ impl Control {
             Arc::new(crate::reload::report::Log),
             Arc::new(notices.clone()),
         ]);
-        let reloader = crate::reload::task::Reloader::new(settings, files.clone(), store, reporters);
+        let reloader = crate::reload::task::Reloader::new(settings, files.clone(), store, reporters.clone());
         Self {
             reloader,
             status,
-            notices,
+            reporters,
             heard,
             files,
         }
@@ -247,7 +245,7 @@ impl Control {
         self,
         kube: &crate::k8s::KubeSettings,
         metrics: &Arc<Metrics>,
-        stop: &watch::Receiver<bool>,
+        stop: &CancellationToken,
         client: Option<kube::Client>,
     ) -> std::io::Result<tokio::sync::mpsc::UnboundedSender<()>> {
         let reload = self.reloader.spawn(stop.clone());
@@ -324,13 +322,13 @@ impl Listeners {
         Ok((self.tls.local_addr()?, self.admin.local_addr()?, redirect))
     }
 
-    /// One accept loop per listener, each stopping when `stop` turns true.
+    /// One accept loop per listener, each stopping when `stop` is cancelled.
     fn serve(
         self,
         config: &Config,
         services: Services,
         metrics: &Arc<Metrics>,
-        stop: &watch::Receiver<bool>,
+        stop: &CancellationToken,
     ) -> Vec<JoinHandle<()>> {
         let grace = config.edge.shutdown_grace;
         let https_port = self.tls.local_addr().map_or(443, |a| a.port());
