@@ -82,14 +82,20 @@ pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$DIR/pids" 2>/dev
 # holder, blocked reading its input, reaps it).
 alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
 
-# stop NAME: SIGTERM, then SIGKILL after 10 s.
+# stop NAME: SIGTERM, then SIGKILL after 10 s; returns once the process is gone (a `start`
+# right after would otherwise find it still alive and start nothing).
 stop() {
   local pid; pid=$(pid_of "$1")
   [ -n "$pid" ] && alive "$pid" || return 0
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + 10))
   while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+  alive "$pid" || return 0
   kill -KILL "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 10))
+  while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+  alive "$pid" && die "$1 (pid $pid) survived SIGKILL"
+  return 0
 }
 
 running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && alive "$pid"; }
