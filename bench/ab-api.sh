@@ -13,6 +13,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD PEER=$PWD/bench/peer
+. bench/lib.sh
 [ $# -ge 2 ] || { sed -n '7,9p' "$0" >&2; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2") LA=${3:-A} LB=${4:-B}
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-15} WARMUP=${WARMUP:-3} CONNS=${CONNECTIONS:-64}
@@ -29,9 +30,7 @@ TOKEN=$("$B" token issue --sub bench --ttl 30m --token-key-dir "$W/tokens")
 export TLSWARD_LISTEN=127.0.0.1:$PORT TLSWARD_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT TLSWARD_TLS_DIR=$W/db/pki/server
 export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_DB_URL=$DSN TLSWARD_LOG=warn
 PID=
-stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
 trap 'stop; "$PEER/setup-db.sh" stop "$W/db" >/dev/null 2>&1 || true' EXIT
-ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 ROWS=$W/rounds.tsv; : >"$ROWS"
 wrk_run() { TOKEN=$TOKEN timeout $(($1 + 30)) wrk -t1 -c"$CONNS" --timeout 5s -s "$ROOT/bench/wrk.lua" -d "$1s" --latency "https://localhost:$PORT"; }

@@ -13,6 +13,7 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3} N=${BURST_CONNECTIONS:-5000} SETTLE=${SETTLE:-10}
 PORT=${PORT:-9643} ADMIN_PORT=${ADMIN_PORT:-9691}
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work/burst}" && cd "${BENCH_WORK:-$ROOT/bench/work/burst}" && pwd)
@@ -29,7 +30,6 @@ export TLSWARD_LISTEN=127.0.0.1:$PORT TLSWARD_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT
 export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_LOG=warn TLSWARD_DB_MIGRATE=false
 export TLSWARD_DB_URL="postgresql://app@localhost:1/app?sslmode=verify-full&sslrootcert=$W/pki/ca/ca.crt"
 PID=
-stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
 trap stop EXIT
 ROWS=$W/rounds.tsv; : >"$ROWS"
 for round in $(seq "$ROUNDS"); do

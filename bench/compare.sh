@@ -27,6 +27,7 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 PEER=$ROOT/bench/peer
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}" && cd "${BENCH_WORK:-$ROOT/bench/work}" && pwd)
 chmod 755 "$W"
@@ -37,9 +38,6 @@ ADMIN_PORT=${ADMIN_PORT:-9490}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 OUT=$ROOT/bench/RESULTS.md
 
-need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
-  [ "$(id -u)" = 0 ] || { echo "$1 is missing (apt-get install $2)" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk; need nginx nginx; need python3 python3; need cc gcc
 [ -x "$BIN" ] || cargo build --release --locked
 # The idle burst needs a descriptor per connection, on both sides.
@@ -59,8 +57,6 @@ export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_DB_URL=$DSN TLSWARD_LOG=warn
 PID=
 wait_up() { for _ in $(seq 480); do curl -fsS -k --max-time 2 -o /dev/null ${3:+-H "Authorization: Bearer $3"} "$1$2" 2>/dev/null && return 0
   kill -0 "$PID" 2>/dev/null || { echo "server exited; see $W/*.log" >&2; return 1; }; sleep 0.5; done; return 1; }
-tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" || true); do tree "$c"; done; }
-ticks() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 rss_kib() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
 pg_pid() { head -1 "$W/db/pg/data/postmaster.pid"; }
 HZ=$(getconf CLK_TCK)

@@ -16,15 +16,13 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/db-proxy" && cd "${BENCH_WORK:-$ROOT/bench/work}/db-proxy" && pwd)
 chmod 755 "$W"
 DURATION=${DURATION:-10} ROUNDS=${ROUNDS:-3} CLIENTS=${CLIENTS:-16} CONNECT_CLIENTS=${CONNECT_CLIENTS:-4}
 DB_PORT=${DB_PORT:-26261} PGB_PORT=${PGBOUNCER_PORT:-6433}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 OUT=$ROOT/bench/db-proxy-results.md
-need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
-  [ "$(id -u)" = 0 ] || { echo "$1 is missing (apt-get install $2)" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need pgbouncer pgbouncer
 [ -x "$BIN" ] || cargo build --release --locked
 PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
@@ -83,7 +81,6 @@ for c in "$DIRECT" "$VIA_TLSWARD" "$VIA_PGB"; do
 done
 
 HZ=$(getconf CLK_TCK)
-ticks() { [ "$1" = - ] && { echo 0; return; }; awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 RESULTS=$W/results.tsv; : >"$RESULTS"
 # run SYSTEM PID MODE ROUND CONNINFO -> system mode round tps p50_ms p99_ms failed cpu_us_per_tx
 run() {

@@ -24,6 +24,7 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD PEER=$PWD/bench/peer
+. bench/lib.sh
 [ $# -ge 1 ] || { sed -n '15,22p' "$0" >&2; exit 2; }
 API=${API:-0} CONNS=${CONNECTIONS:-16} SMALL=${SMALL:-2000} LARGE=${LARGE:-12000}
 DB_PORT=${DB_PORT:-26272} PORT=${PORT:-9643} ADMIN_PORT=${ADMIN_PORT:-9691}
@@ -31,9 +32,6 @@ W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work/instructions}" && cd "${BENCH_WORK:
 chmod 755 "$W"
 OUT=$ROOT/bench/instructions-results.md
 [ "$API" = 1 ] && OUT=$ROOT/bench/instructions-api-results.md
-need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
-  [ "$(id -u)" = 0 ] || { echo "$1 is missing (apt-get install $2)" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need valgrind valgrind; need wrk wrk; need curl curl
 for s in "$@"; do [ "$s" != nginx ] || need nginx nginx; done
 FIRST=
@@ -49,7 +47,6 @@ export TLSWARD_TOKEN_KEY_DIR=$W/tokens TLSWARD_DB_URL=$DSN TLSWARD_LOG=warn
 # Under callgrind a start-up takes seconds: longer timeouts than a real deployment's.
 export TLSWARD_HANDSHAKE_TIMEOUT=60s TLSWARD_HEADER_TIMEOUT=60s
 PID=
-stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi; }
 trap 'stop; "$PEER/setup-db.sh" stop "$W/db" >/dev/null 2>&1 || true' EXIT
 CG=(valgrind --tool=callgrind --instr-atstart=no)
 up() { for _ in $(seq 600); do curl -fsSk --max-time 5 -o /dev/null "$1" 2>/dev/null && return 0

@@ -15,6 +15,7 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 PEER=$ROOT/bench/peer
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/proxy-e2e" && cd "${BENCH_WORK:-$ROOT/bench/work}/proxy-e2e" && pwd)
 chmod 755 "$W"
@@ -28,13 +29,9 @@ BIN=$BIN "$PEER/setup-db.sh" "$W/db" "$DB_PORT" >/dev/null
 PKI=$W/db/pki
 
 PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 trap 'stop_all; "$PEER/setup-db.sh" stop "$W/db" >/dev/null 2>&1 || true' EXIT
 wait_up() { for _ in $(seq 240); do curl -fsS -k --max-time 2 -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.5; done
   echo "nothing answers $1; see $W/*.log" >&2; return 1; }
-tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" || true); do tree "$c"; done; }
-ticks() { local t=0 p q; for p in "$@"; do for q in $(tree "$p"); do
-  t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$q/stat" 2>/dev/null || echo 0))); done; done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 RESULTS=$W/results.tsv; : >"$RESULTS"
 # run SYSTEM ROUND URL PID… -> one TSV line: system round rps p50 p99 errors cpu_us_per_request

@@ -19,6 +19,7 @@ set -Eeuo pipefail
 trap 'echo "$(basename "$0"): failed (exit $?) at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 W=$(mkdir -p "${BENCH_WORK:-$ROOT/bench/work}/proxy" && cd "${BENCH_WORK:-$ROOT/bench/work}/proxy" && pwd)
 DURATION=${DURATION:-10} WARMUP=${WARMUP:-3} ROUNDS=${ROUNDS:-3}
 CONNS=${CONNECTIONS:-64} CLOSE_CONNS=${CLOSE_CONNECTIONS:-16}
@@ -27,9 +28,6 @@ UP=$BASE TW=$((BASE + 1)) NG=$((BASE + 2)) HA=$((BASE + 3)) TW_ADMIN=$((BASE + 4
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/tlsward
 OUT=$ROOT/bench/proxy-results.md
 
-need() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || {
-  [ "$(id -u)" = 0 ] || { echo "$1 is missing (apt-get install $2)" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need wrk wrk; need nginx nginx; need haproxy haproxy; need cc gcc; need python3 python3
 [ -x "$BIN" ] || cargo build --release --locked
 NGINX=$(command -v nginx || echo /usr/sbin/nginx) HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -115,8 +113,6 @@ for port in $TW $NG $HA; do
   curl -fsk -o /dev/null "https://127.0.0.1:$port/" || { echo "nothing answers on $port; see $W/*.log" >&2; exit 1; }
 done
 
-tree() { local p=$1; echo "$p"; for c in $(pgrep -P "$p" || true); do tree "$c"; done; }
-ticks() { local t=0 p; for p in $(tree "$1"); do t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 HZ=$(getconf CLK_TCK)
 RESULTS=$W/results.tsv; : >"$RESULTS"
 # run SYSTEM PID PORT MODE CONNS ROUND -> one TSV line: system mode round rps p50 p99 errors cpu_us_per_request
