@@ -11,6 +11,7 @@
 pub(crate) mod cert;
 pub mod command;
 pub mod export;
+mod findings;
 pub(crate) mod groups;
 pub(crate) mod hello;
 mod legacy;
@@ -31,7 +32,7 @@ use tokio::sync::Semaphore;
 use hello::{Answer, Hello, ServerHello, TLS10, TLS11, TLS12, TLS13};
 use probe::{ProbeError, Starttls};
 use report::{AcceptedSuite, Finding, PROTOCOLS, Report, SCHEMA, Severity};
-use suites::{Enc, Kx, Suite};
+use suites::{Kx, Suite};
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -98,6 +99,31 @@ fn unanswered(e: &ProbeError) -> bool {
 }
 
 impl Ctx {
+    /// The probes' context for `addr`: the SNI is `--sni`, else the host when it is a name.
+    fn new(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Self {
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let sni = opts.sni.clone().unwrap_or_else(|| host.to_string());
+        Self {
+            addr,
+            starttls: opts.starttls,
+            sni_in_hello: (opts.sni.is_some() || !is_ip).then(|| sni.clone()),
+            sni,
+            timeout: opts.timeout,
+            permits: Semaphore::new(opts.concurrency.max(1)),
+            inconclusive: Default::default(),
+        }
+    }
+
+    /// What could not be determined so far.
+    fn take_inconclusive(&self) -> Vec<report::Inconclusive> {
+        std::mem::take(
+            &mut *self
+                .inconclusive
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// One probe, tried a second time when the first got no answer.
     async fn legacy(&self, hello: &Hello) -> Result<Answer, ProbeError> {
         let _p = self.permits.acquire().await.expect("semaphore open");
@@ -453,192 +479,71 @@ pub async fn scan_addresses(opts: &ScanOptions, host: &str, addrs: &[SocketAddr]
 /// Scans one address of the target.
 async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Result<Report, ScanError> {
     let started = Instant::now();
-    let host = host.to_string();
     let roots = roots(opts.ca.as_ref())?;
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    let sni = opts.sni.clone().unwrap_or_else(|| host.clone());
-    let ctx = Arc::new(Ctx {
-        addr,
-        starttls: opts.starttls,
-        sni_in_hello: (opts.sni.is_some() || !is_ip).then(|| sni.clone()),
-        sni,
-        timeout: opts.timeout,
-        permits: Semaphore::new(opts.concurrency.max(1)),
-        inconclusive: Default::default(),
-    });
+    let ctx = Arc::new(Ctx::new(opts, host, addr));
     probe::connect(addr, opts.starttls, opts.timeout)
         .await
         .map_err(|e| ScanError::Unreachable(format!("{}: {e}", opts.target)))?;
-
     progress(opts, "protocols and cipher suites");
-    let legacy_versions = [hello::SSL3, TLS10, TLS11, TLS12];
-    let (legacy, tls13) = tokio::join!(
-        futures_util::future::join_all(legacy_versions.iter().map(|v| enumerate(&ctx, *v))),
-        enumerate_tls13(&ctx)
-    );
-    let mut protocols = BTreeMap::new();
-    let mut cipher_suites = BTreeMap::new();
-    let mut hellos: BTreeMap<u16, ServerHello> = BTreeMap::new();
-    let mut last_error = String::from("no protocol accepted");
-    for ((name, v), result) in PROTOCOLS.iter().zip(legacy) {
-        match result {
-            Ok((acc, first)) if !acc.is_empty() => {
-                protocols.insert(*name, true);
-                cipher_suites.insert(*name, acc);
-                if let Some(h) = first {
-                    hellos.insert(*v, h);
-                }
-            }
-            Ok(_) => {
-                protocols.insert(*name, false);
-            }
-            Err(e) => {
-                last_error = e.to_string();
-                protocols.insert(*name, false);
-            }
-        }
-    }
-    let modern13 = match tls13 {
-        Ok((acc, h)) if !acc.is_empty() => {
-            protocols.insert("TLSv1.3", true);
-            cipher_suites.insert("TLSv1.3", acc);
-            h
-        }
-        other => {
-            if let Err(e) = other {
-                last_error = e.to_string();
-            }
-            protocols.insert("TLSv1.3", false);
-            None
-        }
-    };
+    let offered = Offered::enumerate(&ctx).await;
     progress(opts, "key-exchange groups");
-    let no_suites = Vec::new();
-    let (groups13, groups12) = tokio::join!(
-        enumerate_groups13(&ctx, cipher_suites.get("TLSv1.3").unwrap_or(&no_suites)),
-        enumerate_groups12(&ctx, cipher_suites.get("TLSv1.2").unwrap_or(&no_suites))
-    );
-    let mut key_exchange = BTreeMap::new();
-    for (proto, list) in [("TLSv1.3", groups13), ("TLSv1.2", groups12)] {
-        if !list.groups.is_empty() {
-            key_exchange.insert(proto, list);
-        }
+    let groups = offered.groups(&ctx).await;
+    if !offered.protocols.values().any(|on| *on) {
+        return Err(ScanError::NotTls(opts.target.clone(), offered.last_error));
     }
-    if !protocols.values().any(|on| *on) {
-        return Err(ScanError::NotTls(opts.target.clone(), last_error));
-    }
-
     progress(opts, "certificate, HSTS and downgrade protection");
-    // The certificate and `GET /` through one full rustls handshake (TLS 1.3, else 1.2);
-    // a legacy-only server's chain comes from its Certificate message.
-    let modern_version = if modern13.is_some() {
-        Some(true)
-    } else {
-        hellos.contains_key(&TLS12).then_some(false)
-    };
-    let modern = match modern_version {
-        Some(tls13) => {
-            let suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
-            cert::handshake(
-                addr,
-                opts.starttls,
-                &ctx.sni,
-                tls13,
-                suites,
-                opts.starttls.is_none(),
-                opts.timeout,
-            )
-            .await
-            .ok()
-        }
-        None => None,
-    };
-    let chain: Vec<rustls_pki_types::CertificateDer<'static>> = match &modern {
-        Some(m) if !m.chain.is_empty() => m.chain.clone(),
-        _ => hellos
-            .values()
-            .rev()
-            .find(|h| !h.certificates.is_empty())
-            .map(|h| {
-                h.certificates
-                    .iter()
-                    .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
+    let modern = modern_handshake(&ctx, &offered).await;
+    let chain = served_chain(modern.as_ref(), &offered.hellos);
     let certificate = cert::check_chain(&chain, &ctx.sni, &roots, crate::util::now_unix());
     let http = modern.and_then(|m| m.hsts);
-    let mut legacy = legacy::check(legacy::Request {
-        addr,
-        sni: ctx.sni_in_hello.clone().unwrap_or_else(|| addr.ip().to_string()),
-        starttls: opts.starttls,
-        timeout: opts.timeout,
-        protocols: PROTOCOLS
-            .iter()
-            .filter(|(p, _)| *p != "TLSv1.3" && protocols.get(p).copied().unwrap_or(false))
-            .map(|(p, _)| *p)
-            .collect(),
-        http: http.is_none() && opts.starttls.is_none(),
-    })
-    .await;
+    let mut legacy = legacy_check(&ctx, &offered.protocols, http.is_none()).await;
     let http = http.or_else(|| legacy.http.take());
-
-    let mut findings = Vec::new();
-    protocol_findings(&protocols, &cipher_suites, &hellos, &mut findings);
-    group_findings(&key_exchange, &mut findings);
-    fallback_findings(&ctx, &protocols, &cipher_suites, &hellos, &mut findings).await;
+    let mut found = Vec::new();
+    findings::protocol_findings(&offered.protocols, &offered.cipher_suites, &offered.hellos, &mut found);
+    findings::group_findings(&groups, &mut found);
+    fallback_findings(
+        &ctx,
+        &offered.protocols,
+        &offered.cipher_suites,
+        &offered.hellos,
+        &mut found,
+    )
+    .await;
     if let Some(c) = &certificate {
-        cert_findings(c, &ctx.sni, &mut findings);
+        findings::cert_findings(c, &ctx.sni, &mut found);
     }
     if let Some(h) = &http {
-        match h.hsts.as_deref() {
-            None => findings.push(Finding {
-                id: "hsts_missing",
-                severity: Severity::Low,
-                title: "no HSTS header",
-                evidence: format!("GET / answered {} without Strict-Transport-Security", h.status),
-            }),
-            Some(v) if cert::hsts_max_age(v).unwrap_or(0) < 15_552_000 => findings.push(Finding {
-                id: "hsts_short",
-                severity: Severity::Low,
-                title: "HSTS max-age below 180 days",
-                evidence: format!("Strict-Transport-Security: {v}"),
-            }),
-            Some(_) => {}
-        }
+        findings::hsts_findings(h, &mut found);
     }
-    legacy.findings(&mut findings);
+    legacy.findings(&mut found);
     if opts.progress {
         eprint!("\r\x1b[K");
     }
-    let mut report = Report {
+    let report = Report {
         schema: SCHEMA,
         target: opts.target.clone(),
         address: addr.to_string(),
         sni: ctx.sni.clone(),
         starttls: opts.starttls,
         duration_ms: started.elapsed().as_millis() as u64,
-        protocols,
-        cipher_suites,
-        groups: key_exchange,
+        protocols: offered.protocols,
+        cipher_suites: offered.cipher_suites,
+        groups,
         certificate,
         http,
         client_renegotiation: legacy.client_renegotiation,
-        findings,
+        findings: found,
         max_severity: None,
-        inconclusive: std::mem::take(
-            &mut *ctx
-                .inconclusive
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-        .into_iter()
-        .chain(legacy.inconclusive)
-        .collect(),
+        inconclusive: ctx.take_inconclusive().into_iter().chain(legacy.inconclusive).collect(),
         policy: opts.policy.as_ref().map(|(name, _)| name.clone()),
         not_checked: legacy.not_checked,
     };
+    Ok(judged(report, opts))
+}
+
+/// `report` with its policy deviations (`--policy`) added and its findings ordered, most
+/// severe first.
+fn judged(mut report: Report, opts: &ScanOptions) -> Report {
     if let Some((_, p)) = &opts.policy {
         let deviations = policy::deviations(&report, p);
         report.findings.extend(deviations);
@@ -647,155 +552,135 @@ async fn scan_address(opts: &ScanOptions, host: &str, addr: SocketAddr) -> Resul
         .findings
         .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
     report.max_severity = report.findings.first().map(|f| f.severity);
-    Ok(report)
+    report
 }
 
-fn names(list: &[&AcceptedSuite]) -> String {
-    list.iter().map(|a| a.suite.name).collect::<Vec<_>>().join(", ")
+/// What the protocol phase found: which protocols the server accepts, their suites, the
+/// ServerHello of each legacy version's first suite and whether TLS 1.3 answered.
+struct Offered {
+    protocols: BTreeMap<&'static str, bool>,
+    cipher_suites: BTreeMap<&'static str, Vec<AcceptedSuite>>,
+    hellos: BTreeMap<u16, ServerHello>,
+    tls13: bool,
+    /// Why the last protocol was refused (the error when none is accepted).
+    last_error: String,
 }
 
-fn protocol_findings(
-    protocols: &BTreeMap<&'static str, bool>,
-    suites: &BTreeMap<&'static str, Vec<AcceptedSuite>>,
-    hellos: &BTreeMap<u16, ServerHello>,
-    out: &mut Vec<Finding>,
-) {
-    let on = |p: &str| protocols.get(p).copied().unwrap_or(false);
-    let mut add = |id, severity, title, evidence: String| out.push(Finding::new(id, severity, title, evidence));
-    if on("SSLv3") {
-        add(
-            "poodle",
-            Severity::High,
-            "SSLv3 accepted (POODLE)",
-            "the server completed an SSLv3 ServerHello".into(),
+impl Offered {
+    /// Every protocol's suites, the legacy versions and TLS 1.3 at once.
+    async fn enumerate(ctx: &Ctx) -> Self {
+        let legacy_versions = [hello::SSL3, TLS10, TLS11, TLS12];
+        let (legacy, tls13) = tokio::join!(
+            futures_util::future::join_all(legacy_versions.iter().map(|v| enumerate(ctx, *v))),
+            enumerate_tls13(ctx)
         );
+        let mut offered = Self {
+            protocols: BTreeMap::new(),
+            cipher_suites: BTreeMap::new(),
+            hellos: BTreeMap::new(),
+            tls13: false,
+            last_error: String::from("no protocol accepted"),
+        };
+        for ((name, v), result) in PROTOCOLS.iter().zip(legacy) {
+            if let Some(hello) = offered.record(name, result) {
+                offered.hellos.insert(*v, hello);
+            }
+        }
+        offered.tls13 = offered.record("TLSv1.3", tls13).is_some();
+        offered
     }
-    if on("TLSv1.0") {
-        add(
-            "tls10",
-            Severity::Medium,
-            "TLS 1.0 accepted (deprecated, RFC 8996)",
-            "the server answered a TLS 1.0 hello".into(),
-        );
-    }
-    if on("TLSv1.1") {
-        add(
-            "tls11",
-            Severity::Medium,
-            "TLS 1.1 accepted (deprecated, RFC 8996)",
-            "the server answered a TLS 1.1 hello".into(),
-        );
-    }
-    let all: Vec<(&str, &AcceptedSuite)> = suites
-        .iter()
-        .flat_map(|(p, l)| l.iter().map(move |a| (*p, a)))
-        .collect();
-    // Each suite once, whatever number of protocols accepted it.
-    let pick = |f: &dyn Fn(&str, &AcceptedSuite) -> bool| -> Vec<&AcceptedSuite> {
-        let mut seen = std::collections::HashSet::new();
-        all.iter()
-            .filter(|(p, a)| f(p, a) && seen.insert(a.suite.id))
-            .map(|(_, a)| *a)
-            .collect()
-    };
-    // Suite rules: (id, severity, title, which accepted suites (protocol, suite) it is about).
-    type Rule = (&'static str, Severity, &'static str, fn(&str, &AcceptedSuite) -> bool);
-    let rules: [Rule; 8] = [
-        (
-            "beast",
-            Severity::Medium,
-            "CBC suites on TLS 1.0/SSLv3 (BEAST)",
-            |p, a| (p == "SSLv3" || p == "TLSv1.0") && matches!(a.suite.enc, Enc::Cbc | Enc::Block64),
-        ),
-        (
-            "cbc_cipher",
-            Severity::Low,
-            "CBC suites on TLS 1.1/1.2 (Lucky13-class; not BEAST)",
-            |p, a| (p == "TLSv1.1" || p == "TLSv1.2") && a.suite.enc == Enc::Cbc,
-        ),
-        ("rc4", Severity::High, "RC4 suites (RFC 7465)", |_, a| {
-            a.suite.enc == Enc::Rc4
-        }),
-        ("sweet32", Severity::Medium, "64-bit block ciphers (SWEET32)", |_, a| {
-            a.suite.enc == Enc::Block64
-        }),
-        ("null_cipher", Severity::High, "NULL suites (no encryption)", |_, a| {
-            a.suite.enc == Enc::Null
-        }),
-        (
-            "export_cipher",
-            Severity::High,
-            "EXPORT suites (FREAK/Logjam)",
-            |_, a| a.suite.export,
-        ),
-        (
-            "anon_cipher",
-            Severity::High,
-            "anonymous suites (no server authentication)",
-            |_, a| a.suite.kx == Kx::Anon,
-        ),
-        (
-            "no_forward_secrecy",
-            Severity::Low,
-            "suites without forward secrecy",
-            |_, a| matches!(a.suite.kx, Kx::Rsa | Kx::StaticDh | Kx::Psk | Kx::Srp | Kx::Krb5),
-        ),
-    ];
-    for (id, severity, title, applies) in rules {
-        let hits = pick(&applies);
-        if !hits.is_empty() {
-            add(id, severity, title, names(&hits));
+
+    /// Records one protocol's enumeration; the ServerHello of its first suite, if accepted.
+    fn record(
+        &mut self,
+        name: &'static str,
+        result: Result<(Vec<AcceptedSuite>, Option<ServerHello>), ProbeError>,
+    ) -> Option<ServerHello> {
+        match result {
+            Ok((accepted, first)) if !accepted.is_empty() => {
+                self.protocols.insert(name, true);
+                self.cipher_suites.insert(name, accepted);
+                first
+            }
+            other => {
+                if let Err(e) = other {
+                    self.last_error = e.to_string();
+                }
+                self.protocols.insert(name, false);
+                None
+            }
         }
     }
-    let weakest = all
-        .iter()
-        .filter_map(|(_, a)| a.dh_bits.map(|b| (b, a.suite.name)))
-        .min();
-    if let Some((bits, name)) = weakest
-        && bits < 2048
-    {
-        let sev = if bits < 1024 { Severity::High } else { Severity::Medium };
-        add(
-            "weak_dh",
-            sev,
-            "Diffie-Hellman group under 2048 bits (Logjam)",
-            format!("{name}: {bits}-bit prime"),
+
+    /// The key-exchange groups of TLS 1.3 and TLS 1.2, each with its accepted suites.
+    async fn groups(&self, ctx: &Ctx) -> BTreeMap<&'static str, GroupList> {
+        let no_suites = Vec::new();
+        let (groups13, groups12) = tokio::join!(
+            enumerate_groups13(ctx, self.cipher_suites.get("TLSv1.3").unwrap_or(&no_suites)),
+            enumerate_groups12(ctx, self.cipher_suites.get("TLSv1.2").unwrap_or(&no_suites))
         );
-    }
-    let insecure_reneg: Vec<&str> = hellos
-        .iter()
-        .filter(|(v, h)| **v < TLS13 && !h.secure_renegotiation)
-        .map(|(v, _)| PROTOCOLS.iter().find(|(_, pv)| pv == v).map_or("?", |(n, _)| n))
-        .collect();
-    if !insecure_reneg.is_empty() {
-        add(
-            "no_secure_renegotiation",
-            Severity::Medium,
-            "no secure renegotiation extension (RFC 5746)",
-            format!(
-                "ServerHello without renegotiation_info on {}",
-                insecure_reneg.join(", ")
-            ),
-        );
+        [("TLSv1.3", groups13), ("TLSv1.2", groups12)]
+            .into_iter()
+            .filter(|(_, list)| !list.groups.is_empty())
+            .collect()
     }
 }
 
-fn group_findings(groups: &BTreeMap<&'static str, GroupList>, out: &mut Vec<Finding>) {
-    let weak: Vec<String> = groups
-        .iter()
-        .flat_map(|(p, l)| l.groups.iter().map(move |g| (p, g)))
-        // Finite-field groups are judged by weak_dh (with its two severities).
-        .filter(|(_, g)| g.kind != groups::Kind::Ff && groups::weak(g.kind, g.bits))
-        .map(|(p, g)| format!("{} ({} bits, {p})", g.name, g.bits))
-        .collect();
-    if !weak.is_empty() {
-        out.push(Finding::new(
-            "weak_curve",
-            Severity::Medium,
-            "elliptic curve under 224 bits",
-            weak.join(", "),
-        ));
+/// The certificate and `GET /` through one full rustls handshake (TLS 1.3, else 1.2), when
+/// the server speaks either.
+async fn modern_handshake(ctx: &Ctx, offered: &Offered) -> Option<cert::Modern> {
+    let tls13 = if offered.tls13 {
+        true
+    } else if offered.hellos.contains_key(&TLS12) {
+        false
+    } else {
+        return None;
+    };
+    let suites = rustls::crypto::aws_lc_rs::default_provider().cipher_suites;
+    let http_get = ctx.starttls.is_none();
+    cert::handshake(ctx.addr, ctx.starttls, &ctx.sni, tls13, suites, http_get, ctx.timeout)
+        .await
+        .ok()
+}
+
+/// The chain the server sent: the full handshake's, else (a legacy-only server) the newest
+/// legacy Certificate message's.
+fn served_chain(
+    modern: Option<&cert::Modern>,
+    hellos: &BTreeMap<u16, ServerHello>,
+) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    if let Some(m) = modern.filter(|m| !m.chain.is_empty()) {
+        return m.chain.clone();
     }
+    hellos
+        .values()
+        .rev()
+        .find(|h| !h.certificates.is_empty())
+        .map(|h| {
+            h.certificates
+                .iter()
+                .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Renegotiation (and `GET /` when `want_http` and the port is HTTPS) over the legacy
+/// protocols the server accepts.
+async fn legacy_check(ctx: &Ctx, protocols: &BTreeMap<&'static str, bool>, want_http: bool) -> legacy::Outcome {
+    legacy::check(legacy::Request {
+        addr: ctx.addr,
+        sni: ctx.sni_in_hello.clone().unwrap_or_else(|| ctx.addr.ip().to_string()),
+        starttls: ctx.starttls,
+        timeout: ctx.timeout,
+        protocols: PROTOCOLS
+            .iter()
+            .filter(|(p, _)| *p != "TLSv1.3" && protocols.get(p).copied().unwrap_or(false))
+            .map(|(p, _)| *p)
+            .collect(),
+        http: want_http && ctx.starttls.is_none(),
+    })
+    .await
 }
 
 async fn fallback_findings(
@@ -859,86 +744,5 @@ async fn fallback_findings(
             title: "no TLS 1.3 downgrade sentinel (RFC 8446 §4.1.3)",
             evidence: "a TLS 1.3 server answered a TLS 1.2 hello without DOWNGRD in its random".into(),
         });
-    }
-}
-
-fn cert_findings(c: &cert::ChainCheck, sni: &str, out: &mut Vec<Finding>) {
-    let leaf = &c.chain[0];
-    let mut add = |id, severity, title, evidence: String| out.push(Finding::new(id, severity, title, evidence));
-    if c.expired {
-        add(
-            "cert_expired",
-            Severity::High,
-            "certificate expired",
-            format!("{} expired at {}", leaf.subject, leaf.not_after),
-        );
-    } else if c.expires_in < 30 * 86_400 {
-        add(
-            "cert_expiring_soon",
-            Severity::Low,
-            "certificate expires within 30 days",
-            format!("{} expires at {}", leaf.subject, leaf.not_after),
-        );
-    }
-    if c.not_yet_valid {
-        add(
-            "cert_not_yet_valid",
-            Severity::High,
-            "certificate not yet valid",
-            format!("{} is valid in {} s", leaf.subject, c.valid_in),
-        );
-    }
-    if !c.hostname_match {
-        add(
-            "hostname_mismatch",
-            Severity::High,
-            "certificate does not name the host",
-            format!("{sni} is not in [{}]", leaf.sans.join(", ")),
-        );
-    }
-    if c.wrong_usage {
-        add(
-            "cert_wrong_usage",
-            Severity::High,
-            "certificate not usable for server authentication",
-            format!("{}: its extended key usage lacks serverAuth", leaf.subject),
-        );
-    }
-    if c.self_signed {
-        add(
-            "self_signed",
-            Severity::High,
-            "self-signed certificate",
-            format!("{} is its own issuer and not a trusted root", leaf.subject),
-        );
-    }
-    if c.untrusted_root {
-        let root = c.chain.last().expect("non-empty");
-        add(
-            "untrusted_root",
-            Severity::High,
-            "chain ends in an untrusted root",
-            format!("root \"{}\" was sent but is not a trusted root", root.subject),
-        );
-    }
-    if c.incomplete {
-        let last = c.chain.last().expect("non-empty");
-        add(
-            "incomplete_chain",
-            Severity::Medium,
-            "incomplete chain (intermediate not sent)",
-            format!("issuer \"{}\" was not sent and is not a trusted root", last.issuer),
-        );
-    }
-    // Not trusted for a reason none of the verdicts above names (a bad signature, a
-    // constraint): the verifier's own words.
-    let explained = c.expired || c.not_yet_valid || c.wrong_usage || c.self_signed || c.untrusted_root || c.incomplete;
-    if !c.trusted && !explained {
-        add(
-            "untrusted_chain",
-            Severity::High,
-            "certificate chain not trusted",
-            c.trust_error.clone().unwrap_or_default(),
-        );
     }
 }

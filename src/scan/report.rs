@@ -147,6 +147,15 @@ impl Report {
             self.sni,
             self.starttls.map_or(String::new(), |_| ", STARTTLS postgres".into())
         );
+        self.table_protocols(&mut o);
+        self.table_certificate(&mut o);
+        self.table_findings(&mut o);
+        let _ = writeln!(o, "\nscanned in {} ms", self.duration_ms);
+        o
+    }
+
+    /// Protocols, cipher suites and key-exchange groups.
+    fn table_protocols(&self, o: &mut String) {
         let _ = writeln!(o, "\nProtocols");
         for (name, _) in PROTOCOLS {
             let on = self.protocols.get(name).copied().unwrap_or(false);
@@ -174,6 +183,10 @@ impl Report {
                 let _ = writeln!(o, "  {:<22} {}, {} bits", g.name, g.kind, g.bits);
             }
         }
+    }
+
+    /// The chain, `GET /` and renegotiation.
+    fn table_certificate(&self, o: &mut String) {
         if let Some(c) = &self.certificate {
             let _ = writeln!(o, "\nCertificate chain (as sent)");
             for (i, s) in c.chain.iter().enumerate() {
@@ -210,6 +223,10 @@ impl Report {
                 None => "not determined",
             }
         );
+    }
+
+    /// Findings, and what was not checked or not determined.
+    fn table_findings(&self, o: &mut String) {
         let _ = writeln!(o, "\nFindings");
         if self.findings.is_empty() {
             let _ = writeln!(o, "  none");
@@ -224,20 +241,17 @@ impl Report {
                 f.evidence
             );
         }
-        if !self.not_checked.is_empty() {
-            let _ = writeln!(o, "\nNot checked");
-            for i in &self.not_checked {
-                let _ = writeln!(o, "  {}: {}", i.property, i.reason);
+        for (title, list) in [
+            ("Not checked", &self.not_checked),
+            ("Not determined", &self.inconclusive),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(o, "\n{title}");
+                for i in list {
+                    let _ = writeln!(o, "  {}: {}", i.property, i.reason);
+                }
             }
         }
-        if !self.inconclusive.is_empty() {
-            let _ = writeln!(o, "\nNot determined");
-            for i in &self.inconclusive {
-                let _ = writeln!(o, "  {}: {}", i.property, i.reason);
-            }
-        }
-        let _ = writeln!(o, "\nscanned in {} ms", self.duration_ms);
-        o
     }
 }
 
