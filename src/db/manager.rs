@@ -7,18 +7,20 @@
 //! connections close when its last user drops it, and returned connections close with it.
 //! If verification fails (the database does not accept the new certificate yet, the bundle
 //! lacks the database's CA, a wrong CN), the current pool keeps serving and the rebuild is
-//! retried with back-off; every outcome is logged, counted and shown in `/reload-status`.
+//! retried with back-off; every outcome is logged here and handed to the reporters (counted,
+//! shown in `/reload-status`, an Event).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use super::dsn::DbTarget;
 use super::handle::{Db, DbPublisher};
 use super::material::DbTls;
 use super::pool::{self, DbError, DbPool, PoolSettings};
 use crate::metrics::Metrics;
-use tokio_util::sync::CancellationToken;
 
 /// First retry delay after a failed rebuild; doubles up to [`MAX_RETRY`].
 pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(200);

@@ -1,6 +1,6 @@
 //! What reloads and DB pool rebuilds tell the outside world beyond logs and metrics: one
 //! [`Notice`] per outcome, sent to whoever listens (the Kubernetes Event publisher, when it
-//! runs). Sending never blocks a reload: when nobody listens nothing is sent; when the
+//! runs, which owns their wording as Events). Sending never blocks a reload: when nobody listens nothing is sent; when the
 //! listener is behind, the notice is dropped and counted.
 
 use std::sync::Arc;
@@ -113,25 +113,6 @@ pub enum Notice {
     },
 }
 
-/// The note of a `CertificateRotated`: the new leaf, or every CA of a new bundle.
-fn rotated_note(material: Material, certs: &[(String, String)], generation: u64) -> String {
-    match certs {
-        [(serial, not_after)] => format!(
-            "now serving the {} with serial {serial}, valid until {not_after} (generation {generation})",
-            material.describe()
-        ),
-        many => format!(
-            "now trusting the {} bundle of {} certificates: {} (generation {generation})",
-            material.describe(),
-            many.len(),
-            many.iter()
-                .map(|(s, n)| format!("serial {s} until {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 impl Notice {
     /// A certificate rotation (`certs`: the leaf, or every CA of a bundle), or a reload for
     /// materials without certificates.
@@ -153,144 +134,6 @@ impl Notice {
                 digest,
                 generation,
             }
-        }
-    }
-
-    /// Whether this is a warning (else normal).
-    pub fn is_warning(&self) -> bool {
-        matches!(
-            self,
-            Self::ReloadRejected { .. }
-                | Self::CertificateExpiringSoon { .. }
-                | Self::DatabasePoolRotationFailed { .. }
-        )
-    }
-
-    /// The Event reason (PascalCase, as `kubectl describe` shows it).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::CertificateRotated { .. } => "CertificateRotated",
-            Self::MaterialReloaded { .. } => "MaterialReloaded",
-            Self::ReloadRejected { .. } => "ReloadRejected",
-            Self::CertificateExpiringSoon { .. } => "CertificateExpiringSoon",
-            Self::DatabasePoolRotated { .. } => "DatabasePoolRotated",
-            Self::DatabasePoolRotationFailed { .. } => "DatabasePoolRotationFailed",
-        }
-    }
-
-    /// The human-readable message.
-    pub fn note(&self) -> String {
-        match self {
-            Self::CertificateRotated {
-                material,
-                certs,
-                generation,
-                ..
-            } => rotated_note(*material, certs, *generation),
-            Self::MaterialReloaded {
-                material,
-                digest,
-                generation,
-            } => format!(
-                "now serving new {} (digest {digest}, generation {generation})",
-                material.describe()
-            ),
-            Self::ReloadRejected { material, reason } => {
-                format!(
-                    "{} not reloaded, the last good one is still served: {reason}",
-                    material.describe()
-                )
-            }
-            Self::CertificateExpiringSoon {
-                material,
-                serial,
-                not_after,
-            } => format!(
-                "the {} with serial {serial} expires at {not_after}: is cert-manager renewing it?",
-                material.describe()
-            ),
-            Self::DatabasePoolRotated { generation } => {
-                format!("database pool generation {generation} verified (connected, SELECT 1) and serving")
-            }
-            Self::DatabasePoolRotationFailed {
-                serving_generation,
-                reason,
-            } => format!("new database pool not usable, generation {serving_generation} keeps serving: {reason}"),
-        }
-    }
-
-    /// What makes two notices the same happening, for aggregation: a repeat of the same
-    /// happening within kube's six-minute cache becomes a series (count + last seen) on one
-    /// Event; anything else is a new Event. kube's and client-go's recorders key on the action
-    /// and reason and keep the first note, so every part of the note goes into the action.
-    pub fn action(&self) -> String {
-        let short = |s: &str| crate::util::sha256_hex(s.as_bytes())[..12].to_string();
-        match self {
-            Self::CertificateRotated {
-                material,
-                digest,
-                generation,
-                ..
-            }
-            | Self::MaterialReloaded {
-                material,
-                digest,
-                generation,
-            } => format!("Serve {} {digest} g{generation}", material.as_str()),
-            Self::ReloadRejected { material, reason } => format!("Reject {} {}", material.as_str(), short(reason)),
-            Self::CertificateExpiringSoon {
-                material,
-                serial,
-                not_after,
-            } => format!("Warn {} {}", material.as_str(), short(&format!("{serial} {not_after}"))),
-            Self::DatabasePoolRotated { generation } => format!("Publish pool g{generation}"),
-            Self::DatabasePoolRotationFailed {
-                serving_generation,
-                reason,
-            } => format!("Keep pool g{serving_generation} {}", short(reason)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeats_share_an_action_and_differences_do_not() {
-        let rej = |r: &str| Notice::ReloadRejected {
-            material: Material::Server,
-            reason: r.into(),
-        };
-        assert_eq!(rej("tls.key: bad PEM").action(), rej("tls.key: bad PEM").action());
-        assert_ne!(rej("tls.key: bad PEM").action(), rej("tls.crt: expired").action());
-        assert!(rej("x").is_warning());
-        assert!(rej("tls.key: bad PEM").note().contains("tls.key: bad PEM"));
-        let rot = |s: &str| Notice::CertificateRotated {
-            material: Material::Server,
-            certs: vec![(s.into(), "2027-01-01T00:00:00Z".into())],
-            digest: s.into(),
-            generation: 2,
-        };
-        assert_ne!(rot("01").action(), rot("02").action());
-        assert!(!rot("01").is_warning());
-        assert!(rot("0a").note().contains("serial 0a"));
-        let bundle = Notice::CertificateRotated {
-            material: Material::DbCa,
-            certs: vec![
-                ("01".into(), "2030-01-01T00:00:00Z".into()),
-                ("02".into(), "2031-01-01T00:00:00Z".into()),
-            ],
-            digest: "d".into(),
-            generation: 3,
-        };
-        let note = bundle.note();
-        assert!(
-            note.contains("bundle of 2") && note.contains("serial 02 until 2031"),
-            "{note}"
-        );
-        for n in [rej(&"x".repeat(2000)), rot(&"f".repeat(40))] {
-            assert!(n.action().len() <= 128, "action too long: {}", n.action());
         }
     }
 }

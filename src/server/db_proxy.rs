@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::admin::{self, AdminState};
 use super::readiness::Readiness;
 use super::{Control, Stopper, bind, plain_limits};
@@ -15,7 +17,6 @@ use crate::db::handle::Db;
 use crate::edge::Edge;
 use crate::metrics::Metrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
-use tokio_util::sync::CancellationToken;
 
 /// The admin listener's request-header time limit.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
