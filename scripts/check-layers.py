@@ -9,7 +9,7 @@ import sys
 
 # Lowest first. A module may import only modules of the layers before its own.
 LAYERS = [
-    ["util"],                       # the clock, RFC 3339, SHA-256
+    ["util", "reloadable"],         # the clock, RFC 3339, SHA-256; the kinds of reloaded material
     ["files", "logs", "metrics"],   # the file reader, log throttling, the metrics registry
     ["tls", "token", "edge"],       # TLS material and configs, tokens, the accept loop
     ["pki", "scan", "db"],          # dev PKI, the scanner, the database side (pool, manager)

@@ -32,7 +32,8 @@
 //!    `/reload-status`.
 //!
 //! Beside the server: [`scan`] is `tlsward scan`, [`pki`] makes the dev PKI and test fixtures,
-//! [`util`] holds the clock and digest helpers, [`logs`] throttles repeated log lines.
+//! [`util`] holds the clock and digest helpers, [`reloadable`] names the kinds of material
+//! once (for metrics, logs, `/reload-status`, Events), [`logs`] throttles repeated log lines.
 //! `scripts/check-layers.py` (in `make lint`) keeps the imports pointing downwards, from
 //! [`server`] to [`util`].
 
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod pki;
 pub mod proxy;
 pub mod reload;
+pub mod reloadable;
 pub mod scan;
 pub mod server;
 pub mod snapshot;

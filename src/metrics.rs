@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::reloadable::Material;
+
 /// `{material}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MaterialLabel {
@@ -419,10 +421,10 @@ impl Metrics {
     }
 
     /// Records a certificate's expiry.
-    pub fn set_not_after(&self, material: &str, not_after: i64) {
+    pub fn set_not_after(&self, material: Material, not_after: i64) {
         self.cert_not_after
             .get_or_create(&MaterialLabel {
-                material: material.into(),
+                material: material.as_str().into(),
             })
             .set(not_after);
     }
@@ -444,10 +446,10 @@ impl Metrics {
     }
 
     /// Counts one reload outcome, and sets whether the material stands rejected.
-    pub fn reload_outcome(&self, material: &str, outcome: &str) {
+    pub fn reload_outcome(&self, material: Material, outcome: &str) {
         self.reloads
             .get_or_create(&ReloadLabels {
-                material: material.into(),
+                material: material.as_str().into(),
                 outcome: outcome.into(),
             })
             .inc();
@@ -455,10 +457,10 @@ impl Metrics {
     }
 
     /// Creates a material's reload series at zero (not rejected, no outcome counted yet).
-    pub fn init_material(&self, material: &str) {
+    pub fn init_material(&self, material: Material) {
         for outcome in ["applied", "rejected", "unchanged"] {
             let _ = self.reloads.get_or_create(&ReloadLabels {
-                material: material.into(),
+                material: material.as_str().into(),
                 outcome: outcome.into(),
             });
         }
@@ -466,35 +468,35 @@ impl Metrics {
     }
 
     /// Sets `tlsward_reload_rejected{material}`.
-    fn reload_rejected_is(&self, material: &str, rejected: bool) {
+    fn reload_rejected_is(&self, material: Material, rejected: bool) {
         self.reload_rejected
             .get_or_create(&MaterialLabel {
-                material: material.into(),
+                material: material.as_str().into(),
             })
             .set(i64::from(rejected));
     }
 
     /// Sets `tlsward_cert_expiring_soon{material}`.
-    pub fn set_expiring_soon(&self, material: &str, soon: bool) {
+    pub fn set_expiring_soon(&self, material: Material, soon: bool) {
         self.expiring_soon
             .get_or_create(&MaterialLabel {
-                material: material.into(),
+                material: material.as_str().into(),
             })
             .set(i64::from(soon));
     }
 
     /// Sets `tlsward_cert_info` for `material` to `serial` (the previous serial's series goes).
-    pub fn set_serial(&self, material: &str, serial: &str) {
+    pub fn set_serial(&self, material: Material, serial: &str) {
         let mut served = self.served_serials.lock().expect("serials lock");
-        if let Some(old) = served.insert(material.to_string(), serial.to_string()) {
+        if let Some(old) = served.insert(material.as_str().to_string(), serial.to_string()) {
             self.cert_info.remove(&SerialLabels {
-                material: material.into(),
+                material: material.as_str().into(),
                 serial: old,
             });
         }
         self.cert_info
             .get_or_create(&SerialLabels {
-                material: material.into(),
+                material: material.as_str().into(),
                 serial: serial.into(),
             })
             .set(1);

@@ -97,13 +97,13 @@ impl Reporter for Metrics {
             Event::Started { snapshot } => {
                 describe_in_metrics(self, snapshot);
                 for material in snapshot.digests.keys() {
-                    self.init_material(material.as_str());
+                    self.init_material(*material);
                 }
                 self.reload_last_success.set(now_unix());
             }
             Event::Applied { snapshot, changed, .. } => {
                 for &mat in changed.iter().filter(|m| snapshot.digests.contains_key(m)) {
-                    self.reload_outcome(mat.as_str(), Outcome::Applied.as_str());
+                    self.reload_outcome(mat, Outcome::Applied.as_str());
                 }
                 describe_in_metrics(self, snapshot);
             }
@@ -112,11 +112,11 @@ impl Reporter for Metrics {
                     self.reload_last_success.set(now_unix());
                 }
                 for mat in unchanged.iter() {
-                    self.reload_outcome(mat.as_str(), Outcome::Unchanged.as_str());
+                    self.reload_outcome(*mat, Outcome::Unchanged.as_str());
                 }
             }
-            Event::Rejected(p) => self.reload_outcome(p.material.as_str(), Outcome::Rejected.as_str()),
-            Event::Expiry { material, soon, .. } => self.set_expiring_soon(material.as_str(), *soon),
+            Event::Rejected(p) => self.reload_outcome(p.material, Outcome::Rejected.as_str()),
+            Event::Expiry { material, soon, .. } => self.set_expiring_soon(*material, *soon),
             Event::Pool(PoolOutcome::Rotated { generation }) => self.db_pool_rebuilt("applied", *generation),
             Event::Pool(PoolOutcome::Failed { serving_generation, .. }) => {
                 self.db_pool_rebuilt("failed", *serving_generation)
@@ -131,17 +131,17 @@ fn describe_in_metrics(m: &Metrics, snapshot: &Snapshot) {
     for mat in [Material::Server, Material::ClientCa, Material::DbCa, Material::DbClient] {
         // A bundle is as good as its first CA to expire.
         if let Some(first) = snapshot.certificates(mat).iter().min_by_key(|c| c.not_after) {
-            m.set_not_after(mat.as_str(), first.not_after);
+            m.set_not_after(mat, first.not_after);
         }
     }
     if let Some(leaf) = snapshot.leaf() {
-        m.set_serial("server", &leaf.serial);
+        m.set_serial(Material::Server, &leaf.serial);
     }
     if let Some(ca) = snapshot.client_cas.as_ref().and_then(|c| c.first()) {
-        m.set_serial("client_ca", &ca.serial);
+        m.set_serial(Material::ClientCa, &ca.serial);
     }
     if let Some(client) = snapshot.certificate(Material::DbClient) {
-        m.set_serial("db_client", &client.serial);
+        m.set_serial(Material::DbClient, &client.serial);
     }
 }
 
