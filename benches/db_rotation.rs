@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{free_port, header, kubelet_write, percentile, pg, write_results};
+use common::{header, percentile, pg, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
+use tlsward_testkit::{free_port, kubelet};
 
 const CONNS: usize = 32;
 const WARMUP: Duration = Duration::from_secs(3);
@@ -127,14 +128,14 @@ fn row(name: &str, phases: &[Phase]) -> String {
 }
 
 /// Writes a new client certificate for `app` into the DB Secret directory, kubelet-style.
-fn write_client(ca: &Ca, dir: &Path, n: usize) {
+fn write_client(ca: &Ca, dir: &Path) {
     let c = ca.issue(&LeafSpec::client("app")).unwrap();
     let files: [(&str, &[u8]); 3] = [
         ("ca.crt", ca.cert_pem.as_bytes()),
         ("tls.crt", c.cert_pem.as_bytes()),
         ("tls.key", c.key_pem.as_bytes()),
     ];
-    kubelet_write(dir, &files, n);
+    kubelet::write(dir, &files);
 }
 
 fn rss_kib() -> u64 {
@@ -164,7 +165,7 @@ async fn rotating(
         tokio::task::spawn_blocking(move || {
             let mut n = written + 1;
             while on.load(Ordering::Relaxed) {
-                write_client(&ca, &dir, n);
+                write_client(&ca, &dir);
                 n += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -201,7 +202,7 @@ async fn main() {
     let tokens = w.join("tokens");
     tlsward::pki::write_file(&tokens.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
     let db_secret = w.join("db-client");
-    write_client(&ca, &db_secret, 0);
+    write_client(&ca, &db_secret);
     let port = free_port();
     let cluster = w.join("pg");
     pg(&[

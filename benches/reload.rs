@@ -13,7 +13,8 @@ use tlsward::pki::{Ca, Issued, KeyType, LeafSpec, write_file};
 
 mod common;
 
-use common::{header, stage, summary, swap, write_results};
+use common::{header, summary, write_results};
+use tlsward_testkit::kubelet::{stage, swap};
 
 const ROTATIONS: usize = 100;
 /// Rounds of certificate rotations, `serve` and `proxy` alternating which goes first.
@@ -83,7 +84,7 @@ async fn rotate(
     from: usize,
 ) -> (Vec<Duration>, Option<PathBuf>) {
     let mut lat = Vec::new();
-    for n in from + 1..=from + PER_ROUND {
+    for _ in from + 1..=from + PER_ROUND {
         let next = server(ca);
         let want = tlsward::tls::material::CertInfo::from_der(
             &tlsward::tls::material::parse_certs(Path::new("c"), next.cert_pem.as_bytes()).unwrap()[0],
@@ -94,7 +95,7 @@ async fn rotate(
             ("tls.crt", next.cert_pem.as_bytes()),
             ("tls.key", next.key_pem.as_bytes()),
         ];
-        let staged = stage(tls_dir, &f, n);
+        let staged = stage(tls_dir, &f);
         let t0 = Instant::now();
         swap(tls_dir, &f, old.take());
         lat.push(probe.until(port, t0, |(s, _)| *s == want).await);
@@ -121,10 +122,10 @@ async fn main() {
     };
     let f = files(&first);
     let refs: Vec<(&str, &[u8])> = f.iter().map(|(n, d)| (*n, d.as_slice())).collect();
-    let mut old_tls = Some(stage(&tls_dir, &refs, 0));
+    let mut old_tls = Some(stage(&tls_dir, &refs));
     swap(&tls_dir, &refs, None);
     let policies: [&[u8]; 2] = [b"alpn: [h2]\n", b"alpn: [http/1.1]\n"];
-    let mut old_pol = Some(stage(&pol_dir, &[("policy.yaml", policies[0])], 0));
+    let mut old_pol = Some(stage(&pol_dir, &[("policy.yaml", policies[0])]));
     swap(&pol_dir, &[("policy.yaml", policies[0])], None);
     write_file(&w.join("tokens/k1"), &tlsward::token::generate_key_text(), true).unwrap();
 
@@ -156,7 +157,7 @@ async fn main() {
     for n in 1..=ROTATIONS {
         let body = policies[n % 2];
         let want: &[u8] = if n % 2 == 0 { b"h2" } else { b"http/1.1" };
-        let staged = stage(&pol_dir, &[("policy.yaml", body)], n);
+        let staged = stage(&pol_dir, &[("policy.yaml", body)]);
         let t0 = Instant::now();
         swap(&pol_dir, &[("policy.yaml", body)], old_pol.take());
         policy_lat.push(probe.until(port, t0, |(_, alpn)| alpn.as_slice() == want).await);

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, header, kubelet_write, pg, write_results};
+use common::{header, pg, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
+use tlsward_testkit::{free_port, kubelet};
 use tokio::io::AsyncWriteExt;
 
 const MAX_CONNECTIONS: usize = 1500;
@@ -230,20 +231,20 @@ fn sample(pid: u32, t: f64) -> Option<Sample> {
     Some(Sample { t, rss_kib, fds })
 }
 
-fn write_client_cert(ca: &Ca, dir: &Path, n: usize) {
+fn write_client_cert(ca: &Ca, dir: &Path) {
     let c = ca.issue(&LeafSpec::client("app")).unwrap();
     let files: [(&str, &[u8]); 3] = [
         ("ca.crt", ca.cert_pem.as_bytes()),
         ("tls.crt", c.cert_pem.as_bytes()),
         ("tls.key", c.key_pem.as_bytes()),
     ];
-    kubelet_write(dir, &files, n);
+    kubelet::write(dir, &files);
 }
 
-fn write_server_cert(ca: &Ca, dir: &Path, n: usize) {
+fn write_server_cert(ca: &Ca, dir: &Path) {
     let c = ca.issue(&LeafSpec::server("localhost", &["localhost"])).unwrap();
     let files: [(&str, &[u8]); 2] = [("tls.crt", c.cert_pem.as_bytes()), ("tls.key", c.key_pem.as_bytes())];
-    kubelet_write(dir, &files, n);
+    kubelet::write(dir, &files);
 }
 
 /// The rotations and the two outages, on the soak's own schedule.
@@ -259,19 +260,16 @@ async fn faults(
     let (db_port, node_dir) = db;
     let mut restarted = false;
     let mut frozen = false;
-    let mut n = 1;
     let (mut next_server, mut next_client) = (5.0, 30.0);
     while !ctx.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let t = ctx.clock.now();
         if t >= next_server {
-            write_server_cert(&ca, &server_dir, n);
-            n += 1;
+            write_server_cert(&ca, &server_dir);
             next_server += 5.0;
         }
         if t >= next_client {
-            write_client_cert(&ca, &client_dir, n);
-            n += 1;
+            write_client_cert(&ca, &client_dir);
             next_client += 30.0;
         }
         if !restarted && t >= total * 0.3 {
@@ -355,9 +353,9 @@ fn setup() -> Setup {
         .unwrap();
     write_secret_dir(&node, &node_cert, &ca.cert_pem).unwrap();
     let server_dir = w.join("server");
-    write_server_cert(&ca, &server_dir, 0);
+    write_server_cert(&ca, &server_dir);
     let client_dir = w.join("db-client");
-    write_client_cert(&ca, &client_dir, 0);
+    write_client_cert(&ca, &client_dir);
     let tokens = w.join("tokens");
     tlsward::pki::write_file(&tokens.join("k1"), &tlsward::token::generate_key_text(), true).unwrap();
     let db_port = free_port();

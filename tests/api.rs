@@ -1,6 +1,6 @@
 //! The users API end to end: real TLS, real tokens, real PostgreSQL with client-cert auth.
 
-mod support;
+use tlsward_testkit as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! The binary's commands as a user runs them: `certs dev`, `token issue`, `check-config`
 //! (exit 0 with the normalized config, or 64 listing every problem at once).
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::Path;
 use std::process::{Command, Output};

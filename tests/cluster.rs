@@ -6,7 +6,7 @@
 //! `make test-cluster` (part of `make test`) starts the cluster, runs these tests and tears it
 //! down. Each test installs the chart into a namespace of its own.
 
-mod support;
+use tlsward_testkit as support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,16 +106,8 @@ fn curl(port: u16, ca: &std::path::Path, path: &str, extra: &[&str]) -> (String,
 /// Whether `openssl s_client` completes a handshake with `flag` (`-tls1_1`, `-tls1_2`, …).
 fn handshakes_with(port: u16, ca: &std::path::Path, flag: &str) -> bool {
     Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-servername",
-            "localhost",
-        ])
-        .arg("-CAfile")
-        .arg(ca)
-        .args(["-verify_return_error", "-brief", flag])
+        .args(tlsward_testkit::tls::s_client_args(port, ca))
+        .arg(flag)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl")

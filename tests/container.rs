@@ -9,7 +9,7 @@
 //! skipped with the reason printed, unless `TLSWARD_REQUIRE_CONTAINERS=1` (CI), where that is
 //! a failure.
 
-mod support;
+use tlsward_testkit as support;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,8 @@
 //! credentials fail with a clear reason and no pool, 40001 is provoked and retried, killed
 //! connections and outages are survived.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -6,7 +6,8 @@
 //! the refused flags. The same proxy inside `tlsward proxy --db-proxy-listen` is driven by the
 //! real app in tests/sidecar.rs.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -212,10 +213,22 @@ async fn a_rotated_client_certificate_serves_the_next_session_and_a_bad_one_keep
 async fn a_cancel_request_reaches_the_database() {
     let p = start(None, &[]).await;
     let (client, _conn) = p.connect().await;
+    let (watcher, _watcher_conn) = p.connect().await;
     let token = client.cancel_token();
     let started = std::time::Instant::now();
+    // Cancelled once the database runs it (a cancel that arrives first cancels nothing).
     let cancel = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let w = &watcher;
+        tlsward_testkit::wait::until_async("pg_sleep to run", Duration::from_secs(10), || async move {
+            let running = "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30)'";
+            let rows = w.simple_query(running).await.map_err(|e| e.to_string())?;
+            let row = |m: &tokio_postgres::SimpleQueryMessage| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_));
+            rows.iter()
+                .any(row)
+                .then_some(())
+                .ok_or_else(|| "not running yet".to_string())
+        })
+        .await;
         token.cancel_query(NoTls).await
     });
     let err = client.simple_query("SELECT pg_sleep(30)").await.unwrap_err();

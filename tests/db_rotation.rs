@@ -1,7 +1,8 @@
 //! The DB pool follows rotation of the database CA bundle and of the client certificate, live,
 //! with no failed request, and survives the database restarting.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,7 +64,7 @@ async fn db_pool_swaps_with_no_failed_request() {
     for i in 0..10u64 {
         db_secret(&dir, &pg.ca.cert_pem, &pg.ca.issue(&LeafSpec::client("app")).unwrap());
         wait_generation(&s, i + 2).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        served_more(&load, 5).await;
     }
     let (ok, failed, bad) = load.stop().await;
     assert_eq!(failed, 0, "failed requests: {bad:?}");
@@ -106,7 +107,7 @@ async fn ca_rotation_end_to_end_with_no_failed_request() {
     // 3. A client certificate from the new CA, and the old CA leaves the bundle.
     db_secret(&dir, &ca2.cert_pem, &ca2.issue(&LeafSpec::client("app")).unwrap());
     wait_generation(&s, 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    served_more(&load, 20).await;
     let (ok, failed, bad) = load.stop().await;
     assert_eq!(failed, 0, "failed requests: {bad:?}");
     assert!(ok > 20, "{ok}");
@@ -152,6 +153,17 @@ async fn keeps_pool_on_bad_client_cert(bad: Issued, ca_pem: &str, where_: &str, 
     wait_generation(&s, 2).await;
     assert_eq!(pool_status(&s).await["last_outcome"], "applied");
     s.running.shutdown().await;
+}
+
+/// Waits until `load` has served `n` more requests than now (requests ran on what is current).
+async fn served_more(load: &Load, n: u64) {
+    use std::sync::atomic::Ordering;
+    let from = load.ok.load(Ordering::Relaxed);
+    assert_eventually!(
+        load.ok.load(Ordering::Relaxed) >= from + n,
+        Duration::from_secs(10),
+        "the load did not get {n} more requests served"
+    );
 }
 
 #[tokio::test]
@@ -222,7 +234,7 @@ async fn database_restart_under_load_fails_fast_and_recovers() {
     args.db.db_url = Some(pg.dsn_at("app", &pg.client_dir, port));
     let s = start(args).await;
     let load = Load::start(&s, "/users/1", 3);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    served_more(&load, 10).await;
     support::stop_cluster(&cluster);
     // During the outage every request ends quickly with 503 database_unavailable.
     for _ in 0..5 {

@@ -4,7 +4,8 @@
 //! an upload drained after an early answer, the admin listener's timeouts,
 //! and the h2 413 that must reach the client.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! checks of the Kubernetes flags. What a real API server does with them (RBAC, 410 Gone,
 //! restarts, the kubelet's projection) is tested on the real cluster, in tests/cluster.rs.
 
-mod support;
+use tlsward_testkit as support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,8 @@
 //! itself, the binary, in front of an app (the TLS edge is the one `serve` uses and is tested
 //! there in depth).
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

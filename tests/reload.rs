@@ -2,7 +2,8 @@
 //! the other ways files get replaced are served within moments, bad material never replaces
 //! the last good one, and nothing is dropped under load.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

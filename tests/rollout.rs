@@ -3,7 +3,7 @@
 //! request; and every metric the chart's alerts and dashboard use is one that `/metrics`
 //! exposes.
 
-mod support;
+use tlsward_testkit as support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,13 @@ async fn sigterm_under_load_serves_through_the_drain_delay_with_readyz_503_and_e
     }
     let ready: Outcomes = Arc::default();
     let readyz = support::readyz_loop(format!("{}/readyz", child.admin), t0, stop.clone(), ready.clone());
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Serving under load and ready before the signal.
+    let served = |o: &Outcomes| o.lock().unwrap().iter().filter(|(_, r)| *r == Ok(200)).count();
+    tlsward_testkit::assert_eventually!(
+        served(&out) >= 8 && served(&ready) >= 1,
+        Duration::from_secs(10),
+        "the load or /readyz never got a 200 before the signal"
+    );
     let term_at = t0.elapsed().as_secs_f64();
     support::sigterm(process.id().unwrap());
     let status = tokio::time::timeout(Duration::from_secs(10), process.wait())

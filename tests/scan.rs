@@ -2,7 +2,8 @@
 //! protocols and suites), deliberately weak OpenSSL 3 servers (`openssl s_server` with
 //! `@SECLEVEL=0`), and the test PostgreSQL through `--starttls postgres`.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::Path;
 use std::process::Stdio;

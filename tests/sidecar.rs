@@ -9,7 +9,8 @@
 //! The app's virtualenv is made once in cargo's test scratch directory by
 //! examples/fastapi/venv.sh (pip, the pinned requirements).
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

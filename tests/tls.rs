@@ -3,7 +3,8 @@
 //! TLS 1.2. Each refused attempt is checked to have reached the server (the failure counter
 //! moves), so a client that refused locally could not make the test pass.
 
-mod support;
+use tlsward_testkit as support;
+use tlsward_testkit::assert_eventually;
 
 use std::time::Duration;
 

@@ -1,37 +1,11 @@
-//! Helpers shared by the benchmarks: kubelet's `..data` swap in two steps (so the clock can
-//! start at the rename), percentiles, and the machine description for result files.
+//! Helpers shared by the benchmarks beyond the test kit (`tlsward_testkit`, whose kubelet
+//! writer, PostgreSQL and ports they use): percentiles, the machine description and header of
+//! result files, and in-process servers started from a command line.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// kubelet's AtomicWriter up to the swap: files in a new timestamped dir, `..data_tmp` ready.
-pub fn stage(dir: &Path, files: &[(&str, &[u8])], n: usize) -> PathBuf {
-    let ts = format!("..bench_{n:05}");
-    let ts_dir = dir.join(&ts);
-    std::fs::create_dir_all(&ts_dir).unwrap();
-    for (name, data) in files {
-        std::fs::write(ts_dir.join(name), data).unwrap();
-    }
-    let _ = std::fs::remove_file(dir.join("..data_tmp"));
-    std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
-    ts_dir
-}
-
-/// The swap itself (one rename), then the user-visible links and the old dir's removal.
-pub fn swap(dir: &Path, files: &[(&str, &[u8])], old: Option<PathBuf>) {
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    for (name, _) in files {
-        let visible = dir.join(name);
-        if std::fs::symlink_metadata(&visible).is_err() {
-            std::os::unix::fs::symlink(Path::new("..data").join(name), &visible).unwrap();
-        }
-    }
-    if let Some(old) = old {
-        std::fs::remove_dir_all(old).unwrap();
-    }
-}
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -73,16 +47,9 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Projects `files` into `dir` as kubelet does (stage, then swap), numbering the ts dir `n`.
-pub fn kubelet_write(dir: &Path, files: &[(&str, &[u8])], n: usize) {
-    let old = std::fs::read_link(dir.join("..data")).ok().map(|p| dir.join(p));
-    stage(dir, files, n);
-    swap(dir, files, old);
-}
-
 /// Runs `scripts/pg.sh` with `args`; its stdout.
 pub fn pg(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+    let script = tlsward_testkit::script("pg.sh");
     let out = std::process::Command::new("bash")
         .arg(script)
         .args(args)
@@ -94,15 +61,6 @@ pub fn pg(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One line describing the machine.

@@ -37,6 +37,12 @@ pub fn until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Result<
     }
 }
 
+/// The pause between two polls of [`crate::assert_eventually!`].
+#[doc(hidden)]
+pub async fn pause() {
+    tokio::time::sleep(Duration::from_millis(25)).await;
+}
+
 /// [`until`] for an async probe.
 pub async fn until_async<T, F>(what: &str, within: Duration, mut probe: impl FnMut() -> F) -> T
 where
