@@ -213,7 +213,10 @@ fn start_cluster(dir: &Path, certs: &Path, reach: &Reach) -> u16 {
             return port;
         }
         let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-        assert!(log.contains("Address already in use"), "scripts/pg.sh start failed: {log}");
+        assert!(
+            log.contains("Address already in use"),
+            "scripts/pg.sh start failed: {log}"
+        );
     }
     panic!("scripts/pg.sh start: five free ports were taken before PostgreSQL bound them");
 }
