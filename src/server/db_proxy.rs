@@ -54,6 +54,8 @@ pub async fn start(
     let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
     let readiness = Readiness::unless_draining();
     let stop = CancellationToken::new();
+    // Dropped on an early return below, it stops whatever was already spawned.
+    let shutdown = stop.clone().drop_guard();
     let app = admin::router(Arc::new(AdminState {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
@@ -78,7 +80,7 @@ pub async fn start(
         stopper: Stopper {
             readiness,
             drain_delay: config.drain_delay,
-            shutdown: stop.drop_guard(),
+            shutdown,
             tasks,
         },
     })

@@ -148,6 +148,8 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
     let control = Control::new(config.reload.clone(), &config.kube, store, &metrics);
     let (status, reporters, files) = (control.status.clone(), control.reporters.clone(), control.files.clone());
     let stop = CancellationToken::new();
+    // Dropped on an early return below, it stops whatever was already spawned.
+    let shutdown = stop.clone().drop_guard();
     let services = Services {
         tls: tls_app,
         handshake: Arc::new(Handshake {
@@ -194,7 +196,7 @@ pub async fn start_with(config: Config, snapshot: Snapshot, kube: Option<kube::C
         stopper: Stopper {
             readiness,
             drain_delay: config.edge.drain_delay,
-            shutdown: stop.drop_guard(),
+            shutdown,
             tasks,
         },
         reload,
