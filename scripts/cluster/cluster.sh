@@ -83,7 +83,8 @@ pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$DIR/pids" 2>/dev
 alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
 
 # stop NAME: SIGTERM, then SIGKILL after 10 s; returns once the process is gone (a `start`
-# right after would otherwise find it still alive and start nothing).
+# right after would otherwise find it still alive and start nothing), or 1, said, if it
+# survives SIGKILL (a teardown goes on with the rest).
 stop() {
   local pid; pid=$(pid_of "$1")
   [ -n "$pid" ] && alive "$pid" || return 0
@@ -94,8 +95,9 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 10))
   while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-  alive "$pid" && die "$1 (pid $pid) survived SIGKILL"
-  return 0
+  alive "$pid" || return 0
+  log "$1 (pid $pid) survived SIGKILL"
+  return 1
 }
 
 running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && alive "$pid"; }
@@ -454,12 +456,12 @@ teardown() {
   CONTAINERD_SOCK=$DIR/containerd/containerd.sock
   delete_pods
   local name
-  for name in cert-manager coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do stop "$name"; done
+  for name in cert-manager coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do stop "$name" || true; done
   # Sandboxes the kubelet could not stop: their network namespaces go with them.
   for name in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
     ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks kill -s SIGKILL "$name" >/dev/null 2>&1 || true
   done
-  for name in kube-apiserver etcd containerd; do stop "$name"; done
+  for name in kube-apiserver etcd containerd; do stop "$name" || true; done
   if grep -qx kube-proxy-rules "$DIR/made" 2>/dev/null && [ -x "$BIN/kubernetes/kube-proxy" ]; then
     "$BIN/kubernetes/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
@@ -549,7 +551,7 @@ fi
 case "$1 $#" in
   "up 2") bring_up; hold ;;
   "down 2") DIR=$(cd "$DIR" && pwd); teardown ;;
-  "stop 3") stop "$3" ;;
+  "stop 3") stop "$3" || die "could not stop $3" ;;
   "start 3") [ -f "$DIR/cmd/$3" ] || die "no component $3 in $DIR/cmd"; running "$3" || launch "$3" ;;
   *) usage ;;
 esac
