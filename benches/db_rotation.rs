@@ -150,26 +150,19 @@ fn rss_kib() -> u64 {
 }
 
 /// One phase of load while a new client certificate is written every second; returns the
-/// phase and the number of certificates written (numbered on from `written`).
-async fn rotating(
-    base: &str,
-    token: &str,
-    ca: &Arc<Ca>,
-    dir: &Path,
-    addr: std::net::SocketAddr,
-    written: usize,
-) -> (Phase, usize) {
+/// phase and the number of certificates written.
+async fn rotating(base: &str, token: &str, ca: &Arc<Ca>, dir: &Path, addr: std::net::SocketAddr) -> (Phase, usize) {
     let on = Arc::new(AtomicBool::new(true));
     let rotator = {
         let (on, ca, dir) = (on.clone(), ca.clone(), dir.to_path_buf());
         tokio::task::spawn_blocking(move || {
-            let mut n = written + 1;
+            let mut written = 0;
             while on.load(Ordering::Relaxed) {
                 write_client(&ca, &dir);
-                n += 1;
+                written += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }
-            n - 1 - written
+            written
         })
     };
     let phase = load(base, token, &ca.cert_pem, addr, PHASE).await;
@@ -258,7 +251,7 @@ async fn main() {
         // Odd rounds rotate first, so that neither phase always follows the other.
         for rotate in [round % 2 == 1, round % 2 == 0] {
             if rotate {
-                let (phase, n) = rotating(&base, &token, &ca, &db_secret, addr, rotations).await;
+                let (phase, n) = rotating(&base, &token, &ca, &db_secret, addr).await;
                 rotated.push(phase);
                 rotations += n;
             } else {

@@ -72,8 +72,7 @@ fn server(ca: &Ca) -> Issued {
         .unwrap()
 }
 
-/// ROTATIONS certificate rotations of `tls_dir` (kubelet's sequence, numbered from `from`),
-/// each timed from the `..data` swap to the first handshake on `port` that is served the new
+/// [`PER_ROUND`] certificate rotations of `tls_dir` (kubelet's sequence), each timed from the `..data` swap to the first handshake on `port` that is served the new
 /// certificate; returns the latencies and the last staged directory (removed by the next swap).
 async fn rotate(
     ca: &Ca,
@@ -81,10 +80,9 @@ async fn rotate(
     port: u16,
     probe: &Probe,
     mut old: Option<PathBuf>,
-    from: usize,
 ) -> (Vec<Duration>, Option<PathBuf>) {
     let mut lat = Vec::new();
-    for _ in from + 1..=from + PER_ROUND {
+    for _ in 0..PER_ROUND {
         let next = server(ca);
         let want = tlsward::tls::material::CertInfo::from_der(
             &tlsward::tls::material::parse_certs(Path::new("c"), next.cert_pem.as_bytes()).unwrap()[0],
@@ -180,7 +178,6 @@ async fn main() {
     ];
     let mut lat: [Vec<Duration>; 2] = Default::default();
     let mut slowest: [Vec<Duration>; 2] = Default::default();
-    let mut done = 0;
     for round in 0..ROUNDS {
         for proxy in [round % 2 == 1, round % 2 == 0] {
             let server = if proxy {
@@ -188,10 +185,9 @@ async fn main() {
             } else {
                 common::serve(&flags).await
             };
-            let (mut l, staged) = rotate(&ca, &tls_dir, server.tls_addr.port(), &probe, old_tls.take(), done).await;
+            let (mut l, staged) = rotate(&ca, &tls_dir, server.tls_addr.port(), &probe, old_tls.take()).await;
             server.shutdown().await;
             old_tls = staged;
-            done += PER_ROUND;
             l.sort();
             slowest[usize::from(proxy)].push(*l.last().unwrap());
             lat[usize::from(proxy)].extend(l);

@@ -1,7 +1,7 @@
 //! Rollouts lose nothing: SIGTERM under load keeps serving (with `/readyz` at 503) for the
 //! drain delay and exits 0 in time; connections older than the max age move on after their
-//! request; and every metric the chart's alerts and dashboard use is one that `/metrics`
-//! exposes.
+//! request; a server dropped without a shutdown stops listening; and every metric the
+//! chart's alerts and dashboard use is one that `/metrics` exposes.
 
 use tlsward_testkit as support;
 
@@ -187,4 +187,17 @@ async fn every_metric_of_the_alerts_and_the_dashboard_is_exposed() {
         }
     }
     s.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_dropped_without_shutdown_stops_listening() {
+    let s = start(serve_args(&[])).await;
+    let (tls, admin) = (s.running.tls_addr, s.running.admin_addr);
+    assert!(tokio::net::TcpStream::connect(tls).await.is_ok());
+    drop(s);
+    tlsward_testkit::assert_eventually!(
+        tokio::net::TcpStream::connect(tls).await.is_err() && tokio::net::TcpStream::connect(admin).await.is_err(),
+        Duration::from_secs(10),
+        "the dropped server still accepts on {tls} or {admin}"
+    );
 }

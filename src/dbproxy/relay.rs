@@ -68,7 +68,7 @@ pub(crate) enum End {
 pub(crate) struct Ends {
     /// The session's maximum age reached (none: no limit).
     pub deadline: Option<Instant>,
-    /// Turns true at shutdown.
+    /// Cancelled at shutdown.
     pub stop: CancellationToken,
 }
 

@@ -164,7 +164,6 @@ impl Edge {
         let (open, mut all_closed) = mpsc::channel::<()>(1);
         let throttle = Throttle::default();
         let mut backoff = AcceptBackoff::default();
-        let stopping = stop.clone();
         let mut trim = tokio::time::interval(trim::EVERY);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -181,7 +180,7 @@ impl Edge {
                     }
                     Err(e) => self.accept_failed(&e, &throttle, &mut backoff).await,
                 },
-                _ = stopping.cancelled() => break,
+                _ = stop.cancelled() => break,
             }
         }
         drop(listener);

@@ -40,7 +40,7 @@ pub(crate) enum Event<'a> {
     Pool(&'a PoolOutcome),
 }
 
-/// Something that records reload events.
+/// Something that records reload and DB pool events.
 pub(crate) trait Reporter: Send + Sync {
     /// Records one event.
     fn report(&self, event: &Event<'_>);
@@ -285,16 +285,23 @@ mod tests {
 
     #[test]
     fn a_failed_pool_rebuild_reaches_status_and_metrics_with_the_generation_still_served() {
-        let (status, metrics) = (Status::default(), Metrics::new());
+        let (status, metrics) = (Status::default(), Arc::new(Metrics::new()));
         let failed = PoolOutcome::Failed {
             serving_generation: 3,
             reason: "connection refused".into(),
         };
-        let reporters = Reporters::new(vec![Arc::new(status.clone()), Arc::new(metrics)]);
+        let reporters = Reporters::new(vec![Arc::new(status.clone()), metrics.clone()]);
         reporters.report(&Event::Pool(&failed));
         let pool = status.get().db_pool;
         assert_eq!((pool.generation, pool.last_outcome), (3, Some("failed")));
         assert_eq!(pool.last_error.as_deref(), Some("connection refused"));
+        let text = metrics.render();
+        for want in [
+            "tlsward_db_pool_rebuild_total{outcome=\"failed\"} 1",
+            "tlsward_db_pool_generation 3",
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want:?} not in\n{text}");
+        }
     }
 
     /// Records the kind of every event it hears.

@@ -2,7 +2,7 @@
 //! suites, ServerHellos, groups, the chain, `GET /`) into [`Finding`]s. Each family of rules is
 //! a table; a rule names its id, severity and title and says, from the observations, whether it
 //! applies and with what evidence. The probes that need the network (downgrade protection,
-//! renegotiation) find their own.
+//! client-initiated renegotiation) find their own.
 
 use std::collections::BTreeMap;
 

@@ -26,16 +26,23 @@ pub fn output_text(o: &std::process::Output) -> String {
 
 /// Collects a child's stderr, line by line, into a shared string.
 pub fn collect_log(stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
+    collect(stderr).0
+}
+
+/// [`collect_log`], and the task that ends when the stream does.
+fn collect(
+    stderr: tokio::process::ChildStderr,
+) -> (std::sync::Arc<std::sync::Mutex<String>>, tokio::task::JoinHandle<()>) {
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(l)) = lines.next_line().await {
             sink.lock().unwrap().push_str(&(l + "\n"));
         }
     });
-    log
+    (log, reader)
 }
 
 /// The binary serving in a child process on ephemeral ports it chose; its log is collected
@@ -75,7 +82,7 @@ pub async fn spawn_serve(db_url: &str, extra: &[&str]) -> Child {
 
 /// `tlsward SUBCOMMAND` in a child process on ephemeral loopback ports it binds itself (port 0)
 /// and reports in its "serving" log line, without Kubernetes Events, with `args`; its log is
-/// collected line by line.
+/// collected line by line (text, at info: `args` must not change `--log` or `--log-format`).
 async fn spawn_child(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
     let mut command = tokio::process::Command::new(bin());
     command.arg(subcommand);
@@ -93,13 +100,18 @@ async fn spawn_child(subcommand: &str, args: &[std::ffi::OsString]) -> Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let log = collect_log(process.stderr.take().unwrap());
+    let (log, reader) = collect(process.stderr.take().unwrap());
     crate::assert_eventually!(
-        logged_addr(&log.lock().unwrap(), "admin_addr").is_some(),
+        logged_addr(&log.lock().unwrap(), "admin_addr").is_some() || !matches!(process.try_wait(), Ok(None)),
         Duration::from_secs(20),
         "tlsward {subcommand} never said where it serves: {}",
         log.lock().unwrap()
     );
+    if let Ok(Some(status)) = process.try_wait() {
+        // Its whole log: the rest may still be in the pipe.
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        panic!("tlsward {subcommand} exited ({status}): {}", log.lock().unwrap());
+    }
     let text = log.lock().unwrap().clone();
     let admin = logged_addr(&text, "admin_addr").expect("waited for above");
     Child {

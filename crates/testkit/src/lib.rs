@@ -4,12 +4,13 @@
 //! - [`wait`] and [`assert_eventually!`]: waiting for a condition with a deadline, never for a
 //!   fixed time; deadlines scale with `TLSWARD_TEST_PATIENCE` on a loaded machine.
 //! - [`pg`]: a throwaway PostgreSQL set up like a secure CockroachDB, and the test PKI.
-//! - [`server`]: tlsward in the test process, a client that trusts the test CA, a request load.
+//! - [`server`]: tlsward in the test process, a client that trusts the test CA, a steady
+//!   request load ([`Load`]).
 //! - [`child`]: the tlsward binary in a child process.
 //! - [`tls`]: TLS clients (openssl `s_client`, rustls) and the serials they are served.
 //! - [`kubelet`]: a directory updated the way kubelet updates a Secret volume.
 //! - [`metrics`]: `/metrics` samples and `/reload-status`.
-//! - [`load`]: request and readiness loops during a drain.
+//! - [`load`]: request and readiness loops with their outcomes timed, and the drain check.
 //! - [`cluster`]: the real one-node Kubernetes cluster of `scripts/cluster/cluster.sh`, started
 //!   once per test binary and torn down when it exits, with a fresh namespace per test,
 //!   `kubectl`, `helm` and `kubectl port-forward` as a user runs them.

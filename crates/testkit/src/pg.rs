@@ -196,6 +196,7 @@ pub fn extra_cluster_reaching(certs: &Path, reach: &Reach) -> (PathBuf, u16) {
 fn start_cluster(dir: &Path, certs: &Path, reach: &Reach) -> u16 {
     for _ in 0..5 {
         let port = free_port();
+        let log_before = std::fs::metadata(dir.join("postgres.log")).map_or(0, |m| m.len() as usize);
         let status = Command::new("bash")
             .arg(script("pg.sh"))
             .args([
@@ -212,7 +213,8 @@ fn start_cluster(dir: &Path, certs: &Path, reach: &Reach) -> u16 {
         if status.success() {
             return port;
         }
-        let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+        let whole = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+        let log = whole.get(log_before..).unwrap_or(&whole);
         assert!(
             log.contains("Address already in use"),
             "scripts/pg.sh start failed: {log}"
