@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{header, percentile, pg, write_results};
+use common::{header, percentile, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
+use tlsward_testkit::pg::pg_sh as pg;
 use tlsward_testkit::{free_port, kubelet};
 
 const CONNS: usize = 32;

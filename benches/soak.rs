@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{header, pg, write_results};
+use common::{header, write_results};
 use tlsward::pki::{Ca, KeyType, LeafSpec, write_secret_dir};
+use tlsward_testkit::pg::pg_sh as pg;
 use tlsward_testkit::{free_port, kubelet};
 use tokio::io::AsyncWriteExt;
 

@@ -47,22 +47,6 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Runs `scripts/pg.sh` with `args`; its stdout.
-pub fn pg(args: &[&str]) -> String {
-    let script = tlsward_testkit::script("pg.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// One line describing the machine.
 pub fn machine() -> String {
     format!(

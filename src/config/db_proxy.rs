@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::db::{db_proxy_settings, db_target};
-use super::describe::{describe_db_proxy, describe_kube, describe_reload};
+use super::describe::{describe_db_proxy, describe_kube, describe_reload, human};
 use super::kube::kube_settings;
 use super::sources::reload_triggers;
 use super::{ConfigErrors, ReloadSettings};
@@ -72,8 +72,8 @@ impl DbProxyConfig {
         out.push_str(&describe_kube(&self.kube));
         out.push_str(&format!(
             "drain_delay: {}\nshutdown_grace: {}\n",
-            humantime::format_duration(self.drain_delay),
-            humantime::format_duration(self.db.shutdown_grace)
+            human(self.drain_delay),
+            human(self.db.shutdown_grace)
         ));
         out
     }

@@ -9,7 +9,6 @@ use crate::snapshot::Snapshot;
 
 /// The `reload:` section.
 pub(super) fn describe_reload(reload: &ReloadSettings) -> String {
-    let h = |d: Duration| humantime::format_duration(d).to_string();
     format!(
         "reload:\n  file_watch: {}\n  watch: [{}]\n  interval: {}\n  expiry_warning: {}\n  expect_sans: [{}]\n",
         reload.file_watch,
@@ -20,8 +19,8 @@ pub(super) fn describe_reload(reload: &ReloadSettings) -> String {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        h(reload.reload_interval),
-        h(reload.expiry_warning),
+        human(reload.reload_interval),
+        human(reload.expiry_warning),
         reload.sources.expect_sans.join(", ")
     )
 }
@@ -56,18 +55,22 @@ pub(super) fn describe_db_proxy(db: Option<&crate::dbproxy::DbProxySettings>) ->
         crate::dbproxy::DbListen::Unix(path) => format!("unix:{}", path.display()),
         crate::dbproxy::DbListen::Tcp(a) => a.to_string(),
     };
-    let h = |d: Duration| humantime::format_duration(d).to_string();
     format!(
         "db_proxy:\n  listen: {listen}\n  target: \"{}\"\n  sslmode: {}\n  connect_timeout: {}\n  max_session_age: {}\n",
         d.target.redacted(),
         d.target.sslmode.as_str(),
-        h(d.connect_timeout),
+        human(d.connect_timeout),
         if d.max_session_age.is_zero() {
             "none".into()
         } else {
-            h(d.max_session_age)
+            human(d.max_session_age)
         }
     )
+}
+
+/// A duration as `--check` prints it (humantime: `1h 30m`).
+pub(super) fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 impl Config {
@@ -96,7 +99,6 @@ impl Config {
     /// The `database:` section (`serve`), or the `proxy:` section with the database proxy's
     /// (`proxy`).
     fn describe_db(&self) -> String {
-        let h = |d: Duration| humantime::format_duration(d).to_string();
         let (db, db_unready_after) = match &self.front {
             Front::Api { db, db_unready_after } => (db, *db_unready_after),
             Front::Proxy { http: p, db } => {
@@ -106,13 +108,13 @@ impl Config {
                 };
                 return format!(
                     "proxy:\n  upstream: {upstream}\n  connect_timeout: {}\n  response_timeout: {}\n  idle_timeout: {}\n  trust_forwarded_from: [{}]\n  require_token: {}\n  health_path: {}\n  unready_after: {}\n",
-                    h(p.connect_timeout),
-                    h(p.response_timeout),
-                    h(p.idle_timeout),
+                    human(p.connect_timeout),
+                    human(p.response_timeout),
+                    human(p.idle_timeout),
                     p.trusted.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                     p.require_token.is_some(),
                     p.health_path.as_deref().unwrap_or("none (any answer)"),
-                    h(p.unready_after)
+                    human(p.unready_after)
                 ) + &describe_db_proxy(db.as_ref());
             }
         };
@@ -120,34 +122,33 @@ impl Config {
             "database:\n  target: \"{}\"\n  sslmode: {}\n  unready_after: {}\n  health_interval: {}\n  conn_max_lifetime: {}\n  pool_size: {}\n  connect_timeout: {}\n  statement_timeout: {}\n  checkout_timeout: {}\n  migrate: {}\n",
             db.target.redacted(),
             db.target.sslmode.as_str(),
-            h(db_unready_after),
-            h(db.health_interval),
-            h(db.pool.max_lifetime),
+            human(db_unready_after),
+            human(db.health_interval),
+            human(db.pool.max_lifetime),
             db.pool.max_size,
-            h(db.pool.connect_timeout),
-            h(db.pool.statement_timeout),
-            h(db.pool.checkout_timeout),
+            human(db.pool.connect_timeout),
+            human(db.pool.statement_timeout),
+            human(db.pool.checkout_timeout),
             db.migrate
         )
     }
 
     /// The `http:` section.
     fn describe_http(&self) -> String {
-        let h = |d: Duration| humantime::format_duration(d).to_string();
         format!(
             "http:\n  token_max_ttl: {}\n  handshake_timeout: {}\n  header_timeout: {}\n  body_timeout: {}\n  idle_timeout: {}\n  h2_keepalive: {}\n  max_connections: {}\n  max_connection_age: {}\n  max_body_bytes: {}\n  max_header_bytes: {}\n  drain_delay: {}\n  shutdown_grace: {}\n",
-            h(self.requests.token_max_ttl),
-            h(self.edge.handshake_timeout),
-            h(self.edge.header_timeout),
-            h(self.requests.body_timeout),
-            h(self.edge.tls_limits.idle_timeout),
-            h(self.edge.tls_limits.h2_keepalive),
+            human(self.requests.token_max_ttl),
+            human(self.edge.handshake_timeout),
+            human(self.edge.header_timeout),
+            human(self.requests.body_timeout),
+            human(self.edge.tls_limits.idle_timeout),
+            human(self.edge.tls_limits.h2_keepalive),
             self.edge.tls_limits.max_connections,
-            h(self.edge.tls_limits.max_age),
+            human(self.edge.tls_limits.max_age),
             self.requests.max_body_bytes,
             self.edge.tls_limits.max_header_bytes,
-            h(self.edge.drain_delay),
-            h(self.edge.shutdown_grace)
+            human(self.edge.drain_delay),
+            human(self.edge.shutdown_grace)
         )
     }
 }

@@ -143,17 +143,7 @@ impl Postgres {
 
 /// Runs SQL as the superuser in database `db` of the cluster in `dir`; psql's unaligned output.
 pub fn psql_in(dir: &Path, db: &str, sql: &str) -> String {
-    let out = Command::new("bash")
-        .arg(script("pg.sh"))
-        .args(["psql", dir.to_str().unwrap(), "-d", db, "-tA", "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    pg_sh(&["psql", dir.to_str().unwrap(), "-d", db, "-tA", "-c", sql])
 }
 
 /// Another cluster of the same CA with its own server certificate (for name-mismatch tests).
@@ -168,13 +158,20 @@ pub fn extra_cluster(server_sans: &[&str]) -> (PathBuf, u16) {
     extra_cluster_with(&certs)
 }
 
-fn pg_sh(args: &[&str]) {
-    let status = Command::new("bash")
+/// Runs `scripts/pg.sh` with `args` (for the tests and the benchmarks); its stdout, trimmed.
+/// Panics with its stderr when it fails.
+pub fn pg_sh(args: &[&str]) -> String {
+    let out = Command::new("bash")
         .arg(script("pg.sh"))
         .args(args)
-        .status()
+        .output()
         .expect("run scripts/pg.sh");
-    assert!(status.success(), "scripts/pg.sh {args:?} failed");
+    assert!(
+        out.status.success(),
+        "scripts/pg.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Another cluster whose server Secret (`tls.crt`, `tls.key`, `ca.crt` = the client CAs) is
@@ -225,12 +222,12 @@ fn start_cluster(dir: &Path, certs: &Path, reach: &Reach) -> u16 {
 
 /// Installs new server TLS files in a cluster and reloads it (SIGHUP).
 pub fn reload_cluster_certs(cluster: &Path, certs: &Path) {
-    pg_sh(&["reload-certs", cluster.to_str().unwrap(), certs.to_str().unwrap()]);
+    let _ = pg_sh(&["reload-certs", cluster.to_str().unwrap(), certs.to_str().unwrap()]);
 }
 
 /// Stops a cluster (fast shutdown: every connection is closed).
 pub fn stop_cluster(cluster: &Path) {
-    pg_sh(&["stop", cluster.to_str().unwrap()]);
+    let _ = pg_sh(&["stop", cluster.to_str().unwrap()]);
 }
 
 /// Writes a database Secret into `dir` as the kubelet does: the CA bundle `ca_pem` and
@@ -320,7 +317,7 @@ impl TwoCaCluster {
 
 /// Starts a stopped cluster again on the same port.
 pub fn restart_cluster(cluster: &Path, port: u16, certs: &Path) {
-    pg_sh(&[
+    let _ = pg_sh(&[
         "start",
         cluster.to_str().unwrap(),
         &port.to_string(),
